@@ -1,0 +1,37 @@
+/** Every tunable of the project, with its unit in the name. */
+export const defaults = {
+  /** Operation IDs: the caller-chosen form (generated IDs are UUIDs, which also match). */
+  operationIdPattern: /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+  /** List and children: page size when none is given, and the cap for larger ones. */
+  listPageSizeDefault: 50,
+  listPageSizeMax: 1000,
+  /** Rows a list request examines at most for one page (filters that match rarely). */
+  listScanRowsMax: 20_000,
+  /** Tree traversal: depth when none is given and the cap. */
+  traverseDepthDefault: 10,
+  traverseDepthMax: 50,
+  traverseNodesMax: 10_000,
+  /** Retention of finished operations (AIP-151 suggests 30 days). */
+  retentionSeconds: 30 * 24 * 3600,
+  /** Wait: timeout when none is given, and the cap (below the API function's own timeout). */
+  waitTimeoutDefaultMs: 30_000,
+  waitTimeoutMaxMs: 300_000,
+  /** Wait safety-net polling: first delay, factor, cap. */
+  waitPollInitialMs: 1_000,
+  waitPollMultiplier: 1.5,
+  waitPollMaxMs: 10_000,
+  /** Batch wait: names in one request at most. */
+  batchWaitNamesMax: 100,
+  /** HTTP request bodies larger than this are rejected with 413. */
+  httpBodyMaxBytes: 256 * 1024,
+  /** Event messages larger than this are dead-lettered (Pub/Sub allows 10 MB). */
+  eventMaxBytes: 256 * 1024,
+  /** Expiration of a per-instance notification subscription left behind by a crash. */
+  listenerSubscriptionExpirationSeconds: 24 * 3600,
+  /** Worker SDK publish retries. */
+  publishRetryInitialMs: 100,
+  publishRetryMaxMs: 5_000,
+  publishAttemptsMax: 8,
+  /** Worker SDK cancellation polling fallback. */
+  cancelPollIntervalMs: 10_000,
+} as const;

@@ -1,0 +1,215 @@
+/**
+ * Pub/Sub, in the project's words: topics, push and pull subscriptions, publishing JSON and
+ * listening. The only module that imports @google-cloud/pubsub.
+ */
+import { PubSub, type Subscription, type Topic } from '@google-cloud/pubsub';
+import type { Config } from './config.js';
+
+export interface PublishOptions {
+  attributes?: Record<string, string>;
+  /** Messages with one ordering key are delivered in order (the topic's publisher enables it). */
+  orderingKey?: string;
+}
+
+export interface ReceivedMessage {
+  id: string;
+  data: Buffer;
+  attributes: Record<string, string>;
+  publishTime: Date;
+  ack(): void;
+  nack(): void;
+}
+
+export interface PushSubscriptionOptions {
+  pushEndpoint: string;
+  deadLetterTopic?: string;
+  maxDeliveryAttempts?: number;
+  minimumBackoffSeconds?: number;
+  maximumBackoffSeconds?: number;
+  ackDeadlineSeconds?: number;
+  enableMessageOrdering?: boolean;
+}
+
+export interface PullSubscriptionOptions {
+  /** The subscription is deleted by Pub/Sub after this long without activity. */
+  expirationSeconds?: number;
+  ackDeadlineSeconds?: number;
+  messageRetentionSeconds?: number;
+  /** Pub/Sub filter on attributes, e.g. `attributes.operation = "operations/x"`. */
+  filter?: string;
+}
+
+export interface Listener {
+  close(): Promise<void>;
+}
+
+export class Messaging {
+  readonly pubsub: PubSub;
+  private readonly topics = new Map<string, Topic>();
+
+  constructor(config: Pick<Config, 'projectId' | 'pubsubEmulatorHost'>) {
+    this.pubsub = new PubSub({
+      projectId: config.projectId,
+      ...(config.pubsubEmulatorHost
+        ? { apiEndpoint: config.pubsubEmulatorHost, emulatorMode: true }
+        : {}),
+    });
+  }
+
+  /** A cached publisher for a topic, batching briefly and allowing ordering keys. */
+  topic(name: string): Topic {
+    let topic = this.topics.get(name);
+    if (!topic) {
+      topic = this.pubsub.topic(name, {
+        batching: { maxMessages: 100, maxMilliseconds: 5 },
+        messageOrdering: true,
+      });
+      this.topics.set(name, topic);
+    }
+    return topic;
+  }
+
+  /** Publishes a JSON value (or raw bytes); resolves with the message ID once accepted. */
+  async publish(topicName: string, data: unknown, options: PublishOptions = {}): Promise<string> {
+    const buffer = Buffer.isBuffer(data) ? data : Buffer.from(JSON.stringify(data));
+    const topic = this.topic(topicName);
+    try {
+      return await topic.publishMessage({
+        data: buffer,
+        ...(options.attributes ? { attributes: options.attributes } : {}),
+        ...(options.orderingKey ? { orderingKey: options.orderingKey } : {}),
+      });
+    } catch (err) {
+      // After a failed ordered publish the key is paused until resumed.
+      if (options.orderingKey) topic.resumePublishing(options.orderingKey);
+      throw err;
+    }
+  }
+
+  async ensureTopic(name: string): Promise<void> {
+    try {
+      await this.pubsub.createTopic(name);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  async deleteTopic(name: string): Promise<void> {
+    try {
+      await this.pubsub.topic(name).delete();
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  async ensurePushSubscription(
+    name: string,
+    topicName: string,
+    options: PushSubscriptionOptions,
+  ): Promise<void> {
+    const metadata = {
+      pushConfig: { pushEndpoint: options.pushEndpoint },
+      ackDeadlineSeconds: options.ackDeadlineSeconds ?? 60,
+      retryPolicy: {
+        minimumBackoff: { seconds: options.minimumBackoffSeconds ?? 1 },
+        maximumBackoff: { seconds: options.maximumBackoffSeconds ?? 60 },
+      },
+      ...(options.enableMessageOrdering ? { enableMessageOrdering: true } : {}),
+      ...(options.deadLetterTopic
+        ? {
+            deadLetterPolicy: {
+              deadLetterTopic: this.pubsub.topic(options.deadLetterTopic).name,
+              maxDeliveryAttempts: options.maxDeliveryAttempts ?? 5,
+            },
+          }
+        : {}),
+    };
+    try {
+      await this.pubsub.topic(topicName).createSubscription(name, metadata);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+      await this.pubsub.subscription(name).setMetadata(metadata);
+    }
+  }
+
+  async ensurePullSubscription(
+    name: string,
+    topicName: string,
+    options: PullSubscriptionOptions = {},
+  ): Promise<void> {
+    const metadata = {
+      ackDeadlineSeconds: options.ackDeadlineSeconds ?? 10,
+      ...(options.expirationSeconds
+        ? { expirationPolicy: { ttl: { seconds: options.expirationSeconds } } }
+        : {}),
+      ...(options.messageRetentionSeconds
+        ? { messageRetentionDuration: { seconds: options.messageRetentionSeconds } }
+        : {}),
+      ...(options.filter ? { filter: options.filter } : {}),
+    };
+    try {
+      await this.pubsub.topic(topicName).createSubscription(name, metadata);
+    } catch (err) {
+      if (!isAlreadyExists(err)) throw err;
+    }
+  }
+
+  async deleteSubscription(name: string): Promise<void> {
+    try {
+      await this.pubsub.subscription(name).delete();
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /**
+   * Streaming pull from a subscription. `onMessage` must ack or nack; `onError` hears stream
+   * failures (a deleted subscription, for instance) after the client's own retries.
+   */
+  listen(
+    subscriptionName: string,
+    onMessage: (message: ReceivedMessage) => void,
+    onError: (err: Error) => void = () => {},
+    options: { maxMessages?: number } = {},
+  ): Listener {
+    const subscription: Subscription = this.pubsub.subscription(subscriptionName, {
+      flowControl: { maxMessages: options.maxMessages ?? 1000, allowExcessMessages: false },
+    });
+    subscription.on('message', (m) => {
+      onMessage({
+        id: m.id,
+        data: m.data,
+        attributes: m.attributes ?? {},
+        publishTime: new Date(m.publishTime.getTime()),
+        ack: () => m.ack(),
+        nack: () => m.nack(),
+      });
+    });
+    subscription.on('error', onError);
+    return {
+      close: async () => {
+        subscription.removeAllListeners('message');
+        await subscription.close();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.topics.values()].map((t) => t.flush().catch(() => undefined)));
+    await this.pubsub.close();
+  }
+}
+
+function grpcCode(err: unknown): number | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err
+    ? ((err as { code: unknown }).code as number)
+    : undefined;
+}
+
+export function isAlreadyExists(err: unknown): boolean {
+  return grpcCode(err) === 6;
+}
+
+export function isNotFound(err: unknown): boolean {
+  return grpcCode(err) === 5;
+}
