@@ -1,0 +1,673 @@
+/**
+ * The operation store on Bigtable. The only module that imports @google-cloud/bigtable.
+ *
+ * Row layout (P = the configured row-key prefix, so that several services can share a table):
+ *
+ *   P o/{id}              one row per operation, family `s`, one cell per column:
+ *                           C create time (ms)        U update time (ms)
+ *                           P parent name             Q request ID of the create
+ *                           M metadata (Any JSON)     K metadata order key: "{emit ms, 15 digits}/{eventId}"
+ *                           X cancel request time     D done time (present iff done)
+ *                           R result: {"response":…} or {"error":…}
+ *   P c/{parentId}/{id}   children index, family `i`, column `c` = the child's create time
+ *   P r/{requestId}       request-ID index, family `i`, column `o` = the operation ID
+ *
+ * Why this shape:
+ * - Every conditional write is one CheckAndMutateRow on one row: create-if-absent (caller IDs are
+ *   never overwritten), terminal write-once (of racing completions exactly one matches), and
+ *   newest-metadata-wins (the write applies only when no stored K is >= the event's key, and the
+ *   operation is not done). K sorts by emit time, then event ID, so duplicates of one event and
+ *   late events change nothing.
+ * - Children are listed by a prefix scan of `c/{parentId}/`, never a table scan; IDs cannot
+ *   contain "/", so one parent's prefix never covers another's.
+ * - Retention: both families have the GC rule max-age = retention. Cells of running operations
+ *   carry a far-future timestamp, so GC never touches them; the terminal write rewrites the whole
+ *   row with the completion time as timestamp, so GC removes finished operations once retention
+ *   has passed. GC is lazy, so reads also hide operations whose D + retention is past.
+ */
+import { Bigtable, type Table } from '@google-cloud/bigtable';
+import type { Config } from './config.js';
+import { defaults } from './defaults.js';
+import { alreadyExists, Code, invalidArgument, LroError, notFound } from './errors.js';
+import { compileFilter } from './filter.js';
+import { log } from './log.js';
+import {
+  type Any,
+  AnySchema,
+  newOperationId,
+  type Operation,
+  OperationIdSchema,
+  type OperationNode,
+  operationIdOf,
+  operationName,
+} from './model.js';
+import { PageTokens } from './page-token.js';
+import type {
+  CompleteOptions,
+  CreateOperationOptions,
+  ListOptions,
+  OperationRecord,
+  OperationStore,
+  Outcome,
+  Page,
+  PageOptions,
+  UpdateMetadataOptions,
+  WriteResult,
+} from './store.js';
+
+const STATE = 's';
+const INDEX = 'i';
+/** Timestamp (µs) of the cells of running operations: 2200-01-01, out of GC's reach. */
+export const RUNNING_TIMESTAMP_MICROS = Date.UTC(2200, 0, 1) * 1000;
+/** Per-call deadline, so that a stalled Bigtable fails the call (and the delivery) instead of hanging. */
+const CALL_TIMEOUT_MS = 15_000;
+/** Index rows whose operation is missing are removed after this long (a create that crashed). */
+const DANGLING_INDEX_MS = 60_000;
+const COMPLETE_ATTEMPTS = 8;
+
+type Cells = Partial<Record<'C' | 'U' | 'P' | 'Q' | 'M' | 'K' | 'X' | 'D' | 'R', string>>;
+
+interface RawRow {
+  id: string;
+  data: Record<string, Record<string, { value: string }[]>>;
+}
+
+/** Bigtable's client and table for a config (emulator-aware). */
+function openTable(config: Pick<Config, 'projectId' | 'bigtable'>): {
+  bigtable: Bigtable;
+  table: Table;
+} {
+  const bigtable = new Bigtable({
+    projectId: config.projectId,
+    metricsEnabled: false,
+    ...(config.bigtable.emulatorHost ? { apiEndpoint: config.bigtable.emulatorHost } : {}),
+    ...(config.bigtable.appProfile ? { appProfileId: config.bigtable.appProfile } : {}),
+  });
+  const table = bigtable.instance(config.bigtable.instance).table(config.bigtable.table);
+  return { bigtable, table };
+}
+
+/** Creates the table and its column families with GC rules if missing (local stack, tests). */
+export async function ensureTable(config: Pick<Config, 'projectId' | 'bigtable' | 'retentionMs'>) {
+  const { bigtable, table } = openTable(config);
+  try {
+    const [exists] = await table.exists();
+    if (exists) return;
+    const rule = {
+      age: { seconds: Math.ceil(config.retentionMs / 1000) },
+      versions: 1,
+      union: true,
+    };
+    try {
+      await table.create({
+        families: [
+          { name: STATE, rule },
+          { name: INDEX, rule },
+        ],
+      });
+    } catch (err) {
+      if (grpcCode(err) !== Code.ALREADY_EXISTS) throw err;
+    }
+  } finally {
+    await bigtable.close();
+  }
+}
+
+/** Deletes the table (tests clean up what they made). */
+export async function deleteTable(config: Pick<Config, 'projectId' | 'bigtable'>) {
+  const { bigtable, table } = openTable(config);
+  try {
+    await table.delete();
+  } catch (err) {
+    if (grpcCode(err) !== Code.NOT_FOUND) throw err;
+  } finally {
+    await bigtable.close();
+  }
+}
+
+export function createStore(config: Config): BigtableOperationStore {
+  return new BigtableOperationStore(config);
+}
+
+function grpcCode(err: unknown): number | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err
+    ? ((err as { code: unknown }).code as number)
+    : undefined;
+}
+
+/** Bigtable failures as LroErrors: transient ones UNAVAILABLE (callers retry), others INTERNAL. */
+function storageError(err: unknown): LroError {
+  if (err instanceof LroError) return err;
+  const code = grpcCode(err);
+  const message = err instanceof Error ? err.message : String(err);
+  if (
+    code === Code.INVALID_ARGUMENT ||
+    code === Code.NOT_FOUND ||
+    code === Code.PERMISSION_DENIED
+  ) {
+    return new LroError(Code.INTERNAL, `Bigtable: ${message}`, { cause: err });
+  }
+  return new LroError(Code.UNAVAILABLE, `Bigtable unavailable: ${message}`, { cause: err });
+}
+
+function prefixEnd(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+function metadataKey(emitTime: Date, eventId: string): string {
+  return `${String(emitTime.getTime()).padStart(15, '0')}/${eventId}`;
+}
+
+const gax = { timeout: CALL_TIMEOUT_MS };
+const column = (name: string) => [{ family: STATE }, { column: name }];
+
+export class BigtableOperationStore implements OperationStore {
+  private readonly bigtable: Bigtable;
+  private readonly table: Table;
+  private readonly prefix: string;
+  private readonly retentionMs: number;
+  private readonly tokens: PageTokens;
+
+  constructor(
+    config: Config,
+    private readonly now: () => number = Date.now,
+  ) {
+    ({ bigtable: this.bigtable, table: this.table } = openTable(config));
+    this.prefix = config.bigtable.rowKeyPrefix;
+    this.retentionMs = config.retentionMs;
+    this.tokens = new PageTokens(config.pageTokenKey);
+  }
+
+  private opKey(id: string) {
+    return `${this.prefix}o/${id}`;
+  }
+  private childKey(parentId: string, id: string) {
+    return `${this.prefix}c/${parentId}/${id}`;
+  }
+  private requestKey(requestId: string) {
+    return `${this.prefix}r/${requestId}`;
+  }
+
+  async create(options: CreateOperationOptions = {}): Promise<OperationRecord> {
+    if (options.id !== undefined && !OperationIdSchema.safeParse(options.id).success) {
+      throw invalidArgument(`invalid operation ID ${JSON.stringify(options.id)}`);
+    }
+    if (options.metadata !== undefined) AnySchema.parse(options.metadata);
+    let parentId: string | undefined;
+    if (options.parent !== undefined) {
+      parentId = operationIdOf(options.parent);
+      if (!(await this.find(parentId))) {
+        throw notFound(`parent operation ${options.parent} not found`);
+      }
+    }
+    let id = options.id ?? newOperationId();
+    const now = this.now();
+    if (options.requestId !== undefined) {
+      id = await this.claimRequestId(options.requestId, id, now);
+    }
+    const cells: Cells = { C: String(now), U: String(now) };
+    if (options.parent !== undefined) cells.P = options.parent;
+    if (options.requestId !== undefined) cells.Q = options.requestId;
+    if (options.metadata !== undefined) cells.M = JSON.stringify(options.metadata);
+
+    // The index entry comes first: a crash after it leaves an entry that listing skips and
+    // removes, while the other order could leave a child missing from its parent's listing.
+    if (parentId !== undefined) {
+      await this.call(() =>
+        this.table.mutate(
+          {
+            key: this.childKey(parentId, id),
+            method: 'insert',
+            data: { [INDEX]: { c: { value: String(now), timestamp: RUNNING_TIMESTAMP_MICROS } } },
+          },
+          { gaxOptions: gax },
+        ),
+      );
+    }
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const [exists] = await this.call(() =>
+        this.table.row(this.opKey(id)).filter(column('C'), {
+          onMatch: [],
+          onNoMatch: [this.insert(cells, RUNNING_TIMESTAMP_MICROS)],
+          gaxOptions: gax,
+        }),
+      );
+      if (!exists) return this.toRecord(id, cells) as OperationRecord;
+      const existing = await this.readCells(id);
+      if (!existing) continue; // deleted in between: try again
+      if (this.isExpired(existing)) {
+        await this.call(() => this.table.mutate({ key: this.opKey(id), method: 'delete' }));
+        continue;
+      }
+      if (options.requestId !== undefined && existing.Q === options.requestId) {
+        return this.toRecord(id, existing) as OperationRecord;
+      }
+      if (parentId !== undefined && existing.P !== options.parent) {
+        await this.call(() =>
+          this.table.mutate({ key: this.childKey(parentId, id), method: 'delete' }),
+        );
+      }
+      throw alreadyExists(`operation ${operationName(id)} already exists`);
+    }
+    throw new LroError(Code.ABORTED, `operation ${operationName(id)} kept changing; retry`);
+  }
+
+  /** The operation ID bound to a request ID: ours if we are first, the earlier one otherwise. */
+  private async claimRequestId(requestId: string, id: string, now: number): Promise<string> {
+    const row = this.table.row(this.requestKey(requestId));
+    const [taken] = await this.call(() =>
+      row.filter([{ family: INDEX }, { column: 'o' }], {
+        onMatch: [],
+        onNoMatch: [
+          {
+            method: 'insert',
+            data: { [INDEX]: { o: { value: id, timestamp: now * 1000 } } },
+          },
+        ],
+        gaxOptions: gax,
+      }),
+    );
+    if (!taken) return id;
+    const [rows] = await this.call(() =>
+      this.table.getRows({ keys: [this.requestKey(requestId)], gaxOptions: gax }),
+    );
+    const earlier = (rows[0] as unknown as RawRow | undefined)?.data[INDEX]?.o?.[0]?.value;
+    return earlier ?? id;
+  }
+
+  async get(name: string): Promise<OperationRecord> {
+    const record = await this.find(operationIdOf(name));
+    if (!record) throw notFound(`operation ${name} not found`);
+    return record;
+  }
+
+  async getParent(name: string): Promise<string | undefined> {
+    return (await this.get(name)).parent;
+  }
+
+  async list(options: ListOptions): Promise<Page> {
+    const predicate = compileFilter(options.filter);
+    const scope = `list\n${options.filter}`;
+    const position = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
+    const prefix = `${this.prefix}o/`;
+    const operations: OperationRecord[] = [];
+    let cursor = position;
+    let examined = 0;
+    const batchSize = Math.min(Math.max(options.pageSize * 2, 100), 1000);
+    for (;;) {
+      const rows = await this.scan(prefix, cursor, batchSize);
+      for (const [index, row] of rows.entries()) {
+        const id = row.id.slice(prefix.length);
+        cursor = id;
+        examined++;
+        const record = this.toRecord(id, this.cellsOf(row));
+        if (!record || !predicate(record)) continue;
+        operations.push(record);
+        if (operations.length === options.pageSize) {
+          const more = index < rows.length - 1 || rows.length === batchSize;
+          return { operations, nextPageToken: more ? this.tokens.encode(id, scope) : '' };
+        }
+      }
+      if (rows.length < batchSize) return { operations, nextPageToken: '' };
+      if (examined >= defaults.listScanRowsMax && cursor !== undefined) {
+        return { operations, nextPageToken: this.tokens.encode(cursor, scope) };
+      }
+    }
+  }
+
+  async listChildren(parent: string, options: PageOptions): Promise<Page> {
+    const parentId = operationIdOf(parent);
+    if (!(await this.find(parentId))) throw notFound(`operation ${parent} not found`);
+    const scope = `children\n${parent}`;
+    const position = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
+    const prefix = `${this.prefix}c/${parentId}/`;
+    const operations: OperationRecord[] = [];
+    let cursor = position;
+    const batchSize = Math.min(options.pageSize + 1, 1000);
+    for (;;) {
+      const entries = await this.scan(prefix, cursor, batchSize, INDEX);
+      const ids = entries.map((row) => row.id.slice(prefix.length));
+      const found = await this.findMany(ids);
+      for (const [index, id] of ids.entries()) {
+        cursor = id;
+        const record = found.get(id);
+        if (!record || record.parent !== parent) {
+          this.dropDanglingIndex(entries[index] as RawRow, record === undefined);
+          continue;
+        }
+        operations.push(record);
+        if (operations.length === options.pageSize) {
+          const more = index < ids.length - 1 || ids.length === batchSize;
+          return { operations, nextPageToken: more ? this.tokens.encode(id, scope) : '' };
+        }
+      }
+      if (entries.length < batchSize) return { operations, nextPageToken: '' };
+    }
+  }
+
+  async traverse(name: string, options: { maxDepth: number }): Promise<OperationNode> {
+    await this.get(name);
+    const root: OperationNode = { operation: name, childrenOperations: [] };
+    let level = [root];
+    let nodes = 1;
+    for (let depth = 0; depth < options.maxDepth && level.length > 0; depth++) {
+      const next: OperationNode[] = [];
+      for (const node of level) {
+        let pageToken = '';
+        do {
+          const page = await this.listChildren(node.operation, { pageSize: 1000, pageToken });
+          for (const child of page.operations) {
+            const childNode = { operation: child.operation.name, childrenOperations: [] };
+            node.childrenOperations.push(childNode);
+            next.push(childNode);
+            if (++nodes > defaults.traverseNodesMax) {
+              throw new LroError(
+                Code.OUT_OF_RANGE,
+                `the tree below ${name} has more than ${defaults.traverseNodesMax} operations; use a smaller maxDepth`,
+              );
+            }
+          }
+          pageToken = page.nextPageToken;
+        } while (pageToken);
+      }
+      level = next;
+    }
+    return root;
+  }
+
+  async delete(name: string): Promise<void> {
+    const id = operationIdOf(name);
+    const cells = await this.readCells(id);
+    if (!cells || this.isExpired(cells)) throw notFound(`operation ${name} not found`);
+    const keys = [this.opKey(id)];
+    if (cells.P) keys.push(this.childKey(operationIdOf(cells.P), id));
+    if (cells.Q) keys.push(this.requestKey(cells.Q));
+    const ownIndex = `${this.prefix}c/${id}/`;
+    let cursor: string | undefined;
+    for (;;) {
+      const rows = await this.scan(ownIndex, cursor, 1000, INDEX);
+      for (const row of rows) keys.push(row.id);
+      if (rows.length < 1000) break;
+      cursor = (rows[rows.length - 1] as RawRow).id.slice(ownIndex.length);
+    }
+    await this.call(() =>
+      this.table.mutate(
+        keys.map((key) => ({ key, method: 'delete' })),
+        { gaxOptions: gax },
+      ),
+    );
+  }
+
+  async requestCancel(name: string): Promise<WriteResult> {
+    const id = operationIdOf(name);
+    const now = this.now();
+    const [applied] = await this.call(() =>
+      this.table
+        .row(this.opKey(id))
+        .filter(this.unchangedFilter([{ interleave: [column('D'), column('X')] }]), {
+          onMatch: [this.insert({ X: String(now), U: String(now) }, RUNNING_TIMESTAMP_MICROS)],
+          onNoMatch: [],
+          gaxOptions: gax,
+        }),
+    );
+    return { record: await this.get(name), applied: applied === true };
+  }
+
+  async complete(
+    name: string,
+    outcome: Outcome,
+    options: CompleteOptions = {},
+  ): Promise<WriteResult> {
+    const id = operationIdOf(name);
+    for (let attempt = 0; attempt < COMPLETE_ATTEMPTS; attempt++) {
+      const current = await this.readCells(id);
+      if (!current || this.isExpired(current)) throw notFound(`operation ${name} not found`);
+      if (current.D !== undefined) {
+        return { record: this.toRecord(id, current) as OperationRecord, applied: false };
+      }
+      const now = this.now();
+      const next: Cells = { ...current, U: String(now), D: String(now) };
+      next.R = JSON.stringify(
+        'error' in outcome ? { error: outcome.error } : { response: outcome.response },
+      );
+      if (options.metadata !== undefined) next.M = JSON.stringify(options.metadata);
+      // Conflicts: it became done, or (when we keep the stored metadata) newer metadata arrived,
+      // or a cancellation was recorded since our read. Any of them: read again and retry.
+      const conflicts: unknown[] = [column('D')];
+      if (options.metadata === undefined) {
+        conflicts.push(
+          current.K === undefined
+            ? column('K')
+            : [...column('K'), { value: { start: { value: current.K, inclusive: false } } }],
+        );
+      }
+      if (current.X === undefined) conflicts.push(column('X'));
+      const [applied] = await this.call(() =>
+        this.table.row(this.opKey(id)).filter(this.unchangedFilter([{ interleave: conflicts }]), {
+          onMatch: [{ method: 'delete', data: [STATE] }, this.insert(next, now * 1000)],
+          onNoMatch: [],
+          gaxOptions: gax,
+        }),
+      );
+      if (applied) {
+        if (current.P !== undefined) await this.expireIndexEntry(current.P, id, current.C, now);
+        return { record: this.toRecord(id, next) as OperationRecord, applied: true };
+      }
+    }
+    throw new LroError(Code.ABORTED, `operation ${name} kept changing; retry`);
+  }
+
+  async updateMetadata(
+    name: string,
+    metadata: Any,
+    options: UpdateMetadataOptions,
+  ): Promise<WriteResult> {
+    const id = operationIdOf(name);
+    const key = metadataKey(options.emitTime, options.eventId);
+    const now = this.now();
+    const newer = [...column('K'), { value: { start: { value: key, inclusive: true } } }];
+    const [applied] = await this.call(() =>
+      this.table
+        .row(this.opKey(id))
+        .filter(this.unchangedFilter([{ interleave: [column('D'), newer] }]), {
+          onMatch: [
+            this.insert(
+              { M: JSON.stringify(metadata), K: key, U: String(now) },
+              RUNNING_TIMESTAMP_MICROS,
+            ),
+          ],
+          onNoMatch: [],
+          gaxOptions: gax,
+        }),
+    );
+    return { record: await this.get(name), applied: applied === true };
+  }
+
+  async close(): Promise<void> {
+    await this.bigtable.close();
+  }
+
+  /**
+   * A predicate that yields cells (so CheckAndMutateRow takes onMatch) only when the operation
+   * exists and `blocking` yields nothing: condition(blocking ? block all : column C).
+   */
+  private unchangedFilter(blocking: unknown[]) {
+    return [
+      {
+        condition: {
+          test: blocking,
+          pass: [{ all: false }],
+          fail: column('C'),
+        },
+      },
+    ];
+  }
+
+  private insert(cells: Cells, timestamp: number) {
+    const data: Record<string, { value: string; timestamp: number }> = {};
+    for (const [name, value] of Object.entries(cells)) {
+      if (value !== undefined) data[name] = { value, timestamp };
+    }
+    return { method: 'insert', data: { [STATE]: data } };
+  }
+
+  /** The child's index entry takes the completion time as timestamp, so it expires with it. */
+  private async expireIndexEntry(
+    parent: string,
+    id: string,
+    created: string | undefined,
+    now: number,
+  ) {
+    try {
+      await this.call(() =>
+        this.table.mutate(
+          {
+            key: this.childKey(operationIdOf(parent), id),
+            method: 'insert',
+            data: { [INDEX]: { c: { value: created ?? String(now), timestamp: now * 1000 } } },
+          },
+          { gaxOptions: gax },
+        ),
+      );
+      // Remove the running-time cell (its timestamp is far in the future).
+      await this.call(() =>
+        this.table.mutate(
+          {
+            key: this.childKey(operationIdOf(parent), id),
+            method: 'delete',
+            data: [
+              {
+                column: `${INDEX}:c`,
+                time: {
+                  start: new Date(now + 1),
+                  end: new Date(RUNNING_TIMESTAMP_MICROS / 1000 + 1),
+                },
+              },
+            ],
+          },
+          { gaxOptions: gax },
+        ),
+      );
+    } catch (err) {
+      log.warn(
+        'could not date the children index entry; it will stay until the parent is deleted',
+        {
+          operation: operationName(id),
+          error: err,
+        },
+      );
+    }
+  }
+
+  private dropDanglingIndex(row: RawRow, missing: boolean) {
+    const created = Number(row.data[INDEX]?.c?.[0]?.value ?? 0);
+    if (missing && this.now() - created < DANGLING_INDEX_MS) return;
+    this.call(() => this.table.mutate({ key: row.id, method: 'delete' })).catch(() => undefined);
+  }
+
+  private async scan(
+    prefix: string,
+    after: string | undefined,
+    limit: number,
+    family = STATE,
+  ): Promise<RawRow[]> {
+    const [rows] = await this.call(() =>
+      this.table.getRows({
+        ranges: [
+          {
+            start:
+              after === undefined
+                ? { value: prefix, inclusive: true }
+                : { value: prefix + after, inclusive: false },
+            end: { value: prefixEnd(prefix), inclusive: false },
+          },
+        ],
+        limit,
+        filter: [{ family }, { column: { cellLimit: 1 } }],
+        gaxOptions: gax,
+      }),
+    );
+    return rows as unknown as RawRow[];
+  }
+
+  private cellsOf(row: RawRow): Cells {
+    const cells: Cells = {};
+    const family = row.data[STATE] ?? {};
+    for (const [name, versions] of Object.entries(family)) {
+      const value = versions[0]?.value;
+      if (value !== undefined) cells[name as keyof Cells] = String(value);
+    }
+    return cells;
+  }
+
+  private async readCells(id: string): Promise<Cells | undefined> {
+    const [rows] = await this.call(() =>
+      this.table.getRows({
+        keys: [this.opKey(id)],
+        filter: [{ family: STATE }, { column: { cellLimit: 1 } }],
+        gaxOptions: gax,
+      }),
+    );
+    const row = rows[0] as unknown as RawRow | undefined;
+    if (!row) return undefined;
+    const cells = this.cellsOf(row);
+    return cells.C === undefined ? undefined : cells;
+  }
+
+  private async find(id: string): Promise<OperationRecord | undefined> {
+    const cells = await this.readCells(id);
+    return cells && this.toRecord(id, cells);
+  }
+
+  private async findMany(ids: string[]): Promise<Map<string, OperationRecord>> {
+    const found = new Map<string, OperationRecord>();
+    if (ids.length === 0) return found;
+    const [rows] = await this.call(() =>
+      this.table.getRows({
+        keys: ids.map((id) => this.opKey(id)),
+        filter: [{ family: STATE }, { column: { cellLimit: 1 } }],
+        gaxOptions: gax,
+      }),
+    );
+    const prefix = `${this.prefix}o/`;
+    for (const row of rows as unknown as RawRow[]) {
+      const id = row.id.slice(prefix.length);
+      const record = this.toRecord(id, this.cellsOf(row));
+      if (record) found.set(id, record);
+    }
+    return found;
+  }
+
+  private isExpired(cells: Cells): boolean {
+    return cells.D !== undefined && Number(cells.D) + this.retentionMs <= this.now();
+  }
+
+  /** The record in a row's cells; undefined when the row is not a live operation. */
+  private toRecord(id: string, cells: Cells): OperationRecord | undefined {
+    if (cells.C === undefined || this.isExpired(cells)) return undefined;
+    const operation: Operation = { name: operationName(id), done: cells.D !== undefined };
+    if (cells.M !== undefined) operation.metadata = JSON.parse(cells.M) as Any;
+    if (cells.R !== undefined) {
+      const result = JSON.parse(cells.R) as Pick<Operation, 'error' | 'response'>;
+      if (result.error !== undefined) operation.error = result.error;
+      else if (result.response !== undefined) operation.response = result.response;
+    }
+    const record: OperationRecord = {
+      operation,
+      createTime: new Date(Number(cells.C)),
+      updateTime: new Date(Number(cells.U ?? cells.C)),
+    };
+    if (cells.D !== undefined) record.doneTime = new Date(Number(cells.D));
+    if (cells.P !== undefined) record.parent = cells.P;
+    if (cells.X !== undefined) record.cancelRequestTime = new Date(Number(cells.X));
+    return record;
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw storageError(err);
+    }
+  }
+}
