@@ -125,6 +125,38 @@ export async function deleteTable(config: Pick<Config, 'projectId' | 'bigtable'>
   }
 }
 
+/** The max-age GC rule of each column family, in seconds (for checks of the deployed table). */
+export async function familyGcRules(
+  config: Pick<Config, 'projectId' | 'bigtable'>,
+): Promise<Record<string, { maxAgeSeconds: number | undefined }>> {
+  const { bigtable, table } = openTable(config);
+  try {
+    const [families] = await table.getFamilies();
+    const out: Record<string, { maxAgeSeconds: number | undefined }> = {};
+    for (const family of families) {
+      out[family.id] = { maxAgeSeconds: maxAgeOf(family.metadata?.gcRule) };
+    }
+    return out;
+  } finally {
+    await bigtable.close();
+  }
+}
+
+function maxAgeOf(rule: unknown): number | undefined {
+  if (!rule || typeof rule !== 'object') return undefined;
+  const r = rule as {
+    maxAge?: { seconds?: number | string | { toString(): string } };
+    union?: { rules?: unknown[] };
+    intersection?: { rules?: unknown[] };
+  };
+  if (r.maxAge?.seconds !== undefined) return Number(r.maxAge.seconds.toString());
+  for (const inner of [...(r.union?.rules ?? []), ...(r.intersection?.rules ?? [])]) {
+    const age = maxAgeOf(inner);
+    if (age !== undefined) return age;
+  }
+  return undefined;
+}
+
 export function createStore(config: Config): BigtableOperationStore {
   return new BigtableOperationStore(config);
 }
