@@ -1,0 +1,159 @@
+/**
+ * Worker events (public contract 2): one JSON message per event on the events topic.
+ *
+ *   {"version": 1?, "operation": "operations/{id}", "type": "metadata" | "succeeded" | "failed",
+ *    "eventId": "...", "emitTime": "RFC 3339", "metadata"?: Any, "response"?: Any, "error"?: Status}
+ *
+ * Why this shape:
+ * - One discriminated union on `type`, every branch a strict object: a field that the contract
+ *   does not know is a schema violation (dead-lettered), never silently ignored, so a typo such
+ *   as `"respone"` cannot turn a result into an empty success.
+ * - `version` is optional and, when present, must be 1. A future incompatible contract adds a
+ *   new literal and a new branch; events without `version` stay version 1 for ever.
+ * - `metadata` is allowed on every type (a terminal event carries the final metadata, so the end
+ *   state does not depend on delivery order); `response` only on `succeeded`; `error` is
+ *   required on `failed` and its code is not 0 (OK is not a failure).
+ * - `eventId` makes redeliveries and publisher retries idempotent; `emitTime` orders metadata
+ *   ("newest wins"). Message attributes `operation` and `type` repeat the body so that
+ *   subscriptions can filter; when present they must agree with it.
+ * - Messages larger than `defaults.eventMaxBytes` are rejected: Bigtable cells and notifications
+ *   stay small, and a runaway worker cannot fill a row.
+ *
+ * `schema/event.schema.json` is generated from `WorkerEventSchema` (scripts/generate-event-schema.ts)
+ * for workers in other languages; a test keeps the two in sync.
+ */
+import { z } from 'zod';
+import { defaults } from './defaults.js';
+import { AnySchema, describeIssues, OperationNameSchema, StatusSchema } from './model.js';
+
+/** The event contract's current version (the value of the optional `version` field). */
+export const EVENT_VERSION = 1;
+
+export const EventTypeSchema = z.enum(['metadata', 'succeeded', 'failed']);
+export type EventType = z.infer<typeof EventTypeSchema>;
+
+const common = {
+  version: z.literal(EVENT_VERSION).optional().describe('Contract version; absent means 1.'),
+  operation: OperationNameSchema.regex(
+    /^operations\/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
+    'must be "operations/{id}" with a valid ID',
+  ).describe('The operation name, "operations/{id}".'),
+  eventId: z
+    .string()
+    .min(1)
+    .max(256)
+    .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
+    .describe('Unique per event (a UUID is recommended); duplicates of one eventId apply once.'),
+  emitTime: z.iso
+    .datetime({ offset: true })
+    .describe('When the worker emitted the event (RFC 3339); the newest metadata wins.'),
+  metadata: AnySchema.optional().describe('Operation metadata (google.protobuf.Any in JSON).'),
+};
+
+export const MetadataEventSchema = z
+  .strictObject({ ...common, type: z.literal('metadata') })
+  .describe('Progress: new metadata for a running operation.');
+
+export const SucceededEventSchema = z
+  .strictObject({
+    ...common,
+    type: z.literal('succeeded'),
+    response: AnySchema.optional().describe('The result (google.protobuf.Any in JSON).'),
+  })
+  .describe('The operation finished successfully.');
+
+export const FailedStatusSchema = StatusSchema.extend({
+  code: z.number().int().min(1, 'a failure cannot have code 0 (OK)').max(16),
+});
+
+export const FailedEventSchema = z
+  .strictObject({
+    ...common,
+    type: z.literal('failed'),
+    error: FailedStatusSchema.describe('The failure (google.rpc.Status); code is not 0.'),
+  })
+  .describe('The operation failed.');
+
+/** A worker event, version 1. */
+export const WorkerEventSchema = z
+  .discriminatedUnion('type', [MetadataEventSchema, SucceededEventSchema, FailedEventSchema])
+  .meta({
+    id: 'WorkerEvent',
+    title: 'Worker event',
+    description:
+      'One JSON message on the events topic, reporting progress, success or failure of a ' +
+      'long-running operation. Attributes "operation" and "type" repeat the body fields.',
+  });
+
+export type WorkerEvent = z.infer<typeof WorkerEventSchema>;
+export type WorkerEventInput = z.input<typeof WorkerEventSchema>;
+export type MetadataEvent = z.infer<typeof MetadataEventSchema>;
+export type SucceededEvent = z.infer<typeof SucceededEventSchema>;
+export type FailedEvent = z.infer<typeof FailedEventSchema>;
+
+/** The JSON Schema of the event, as committed in schema/event.schema.json. */
+export function eventJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(WorkerEventSchema, { io: 'input', target: 'draft-2020-12' }) as Record<
+    string,
+    unknown
+  >;
+}
+
+/** The exact text of schema/event.schema.json: two-space indented, with a final newline. */
+export function eventSchemaText(): string {
+  return `${JSON.stringify(eventJsonSchema(), null, 2)}\n`;
+}
+
+/** Message attributes of an event: they repeat the body for filtering. */
+export function eventAttributes(event: WorkerEvent): Record<string, string> {
+  return { operation: event.operation, type: event.type };
+}
+
+export type DecodeResult =
+  | { ok: true; event: WorkerEvent }
+  | { ok: false; reason: string; operation?: string };
+
+/**
+ * Decodes a message of the events topic. A failure here is permanent (retrying cannot fix the
+ * message): the reason says why, for the dead-letter topic and the log.
+ */
+export function decodeEvent(
+  data: Buffer | Uint8Array,
+  attributes: Readonly<Record<string, string>> = {},
+): DecodeResult {
+  const claimed = attributes.operation;
+  const fail = (reason: string): DecodeResult =>
+    claimed === undefined ? { ok: false, reason } : { ok: false, reason, operation: claimed };
+  if (data.byteLength > defaults.eventMaxBytes) {
+    return fail(`event of ${data.byteLength} bytes exceeds ${defaults.eventMaxBytes}`);
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
+  } catch (err) {
+    return fail(`not JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const parsed = WorkerEventSchema.safeParse(body);
+  if (!parsed.success) return fail(`schema violation: ${describeIssues(parsed.error)}`);
+  const event = parsed.data;
+  if (claimed !== undefined && claimed !== event.operation) {
+    return fail(`attribute operation=${claimed} disagrees with the body's ${event.operation}`);
+  }
+  if (attributes.type !== undefined && attributes.type !== event.type) {
+    return fail(`attribute type=${attributes.type} disagrees with the body's ${event.type}`);
+  }
+  return { ok: true, event };
+}
+
+/** Validates an event before it is published; the issues when it is not valid. */
+export function checkEvent(
+  value: unknown,
+): { ok: true; event: WorkerEvent } | { ok: false; reason: string } {
+  const parsed = WorkerEventSchema.safeParse(value);
+  if (!parsed.success) return { ok: false, reason: describeIssues(parsed.error) };
+  const size = Buffer.byteLength(JSON.stringify(parsed.data));
+  if (size > defaults.eventMaxBytes) {
+    return { ok: false, reason: `event of ${size} bytes exceeds ${defaults.eventMaxBytes}` };
+  }
+  return { ok: true, event: parsed.data };
+}
