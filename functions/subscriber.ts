@@ -1,1 +1,39 @@
-export {};
+/**
+ * The subscriber function: a CloudEvent function for `google.cloud.pubsub.topic.v1.messagePublished`
+ * (an Eventarc trigger on the events topic, or a plain push subscription, whose body the functions
+ * framework converts). All logic is in shared/subscriber.ts; this file wires it once per instance.
+ */
+import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
+import { createStore } from '../shared/bigtable-store.js';
+import { loadConfig } from '../shared/config.js';
+import { log } from '../shared/log.js';
+import { Messaging } from '../shared/messaging.js';
+import { eventMessageOf, handleEventMessage, type SubscriberDeps } from '../shared/subscriber.js';
+
+let deps: SubscriberDeps | undefined;
+
+/** Config, store and publisher, created on the first event and kept for the instance's life. */
+function dependencies(): SubscriberDeps {
+  if (!deps) {
+    const config = loadConfig();
+    deps = {
+      store: createStore(config),
+      messaging: new Messaging(config),
+      topics: { notifications: config.topics.notifications, deadLetter: config.topics.deadLetter },
+    };
+  }
+  return deps;
+}
+
+cloudEvent('subscriber', async (event: CloudEvent<unknown>) => {
+  const message = eventMessageOf(event);
+  if (!message) {
+    // Not a Pub/Sub delivery at all: nothing to retry or dead-letter.
+    log.error('subscriber received something that is not a Pub/Sub message', {
+      eventId: event.id,
+      eventType: event.type,
+    });
+    return;
+  }
+  await handleEventMessage(message, dependencies());
+});
