@@ -1,1 +1,12 @@
-export {};
+/** The `operations` HTTP function: the operations API (shared/api.ts). */
+import * as functions from '@google-cloud/functions-framework';
+import { instanceApiHandler } from '../shared/api.js';
+import { createStore } from '../shared/bigtable-store.js';
+import { loadConfig } from '../shared/config.js';
+import { installFrameworkErrorBodies } from '../shared/http.js';
+
+installFrameworkErrorBodies();
+functions.http(
+  'operations',
+  instanceApiHandler(() => loadConfig(), createStore),
+);

@@ -34,4 +34,20 @@ export const defaults = {
   publishAttemptsMax: 8,
   /** Worker SDK cancellation polling fallback. */
   cancelPollIntervalMs: 10_000,
+  /** Wait: the notification listener's recreation backoff after its stream failed. */
+  listenerRecreateInitialMs: 1_000,
+  listenerRecreateMaxMs: 30_000,
+  /** Wait: how long a wait waits for the listener to start before relying on polling alone. */
+  listenerStartTimeoutMs: 5_000,
+  /** Wait: notifications the listener holds unacknowledged at most (flow control). */
+  listenerMaxOutstandingMessages: 1_000,
+  /** Watch (server-sent events): comment line sent this often while nothing changes. */
+  watchHeartbeatMs: 15_000,
+  /** Client SDK: the timeout of one server wait inside waitForOperation. */
+  clientWaitRequestTimeoutMs: 30_000,
+  /** Client SDK: retry backoff after a transient failure inside waitForOperation. */
+  clientRetryInitialMs: 250,
+  clientRetryMaxMs: 5_000,
+  /** API shutdown: how long SIGTERM waits for the listener's subscription to be removed. */
+  shutdownCleanupMaxMs: 5_000,
 } as const;

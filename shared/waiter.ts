@@ -1,0 +1,456 @@
+/**
+ * Waiting for operations: the algorithm behind `:wait`, `:batchWait` and `:watch`.
+ *
+ * Why it is shaped this way:
+ * - **One listener per instance.** A `NotificationHub` holds one streaming-pull subscription on
+ *   the notifications topic, named uniquely for this instance, created on first use with an
+ *   expiration policy (so a crashed instance's subscription vanishes by itself) and deleted on
+ *   shutdown. It fans each notification out to the in-process followers of that operation, kept
+ *   in a map keyed by operation name. A wait costs a map entry and one timer, not a
+ *   subscription, so one instance holds thousands.
+ * - **Register first, then read.** A follower is registered (and the subscription known to
+ *   exist) before the operation's row is read. A completion is either in the row already, or it
+ *   is written after the read and so its notification, published after the write, reaches the
+ *   subscription that existed before the read. Nothing falls in between.
+ * - **The notification is the state.** A notification carries the operation's new JSON, so a
+ *   woken follower uses it directly: no Bigtable read on the fast path. A read that was in
+ *   flight when a notification arrived is discarded, so an older row never overwrites a newer
+ *   notification.
+ * - **Polling is the safety net.** Notifications can be lost (the subscription deleted, Pub/Sub
+ *   trouble, a subscriber that crashed between its write and its publish). Every follower also
+ *   reads the row with capped exponential backoff and jitter (`defaults.waitPoll*`), so a lost
+ *   notification delays a wait by at most one poll interval, never forever. Concurrent reads of
+ *   one operation are shared. When the hub is unhealthy (its stream failed, it is recreating
+ *   the subscription) or notifications are disabled, polling alone carries the waits.
+ * - **Timeouts return the latest state.** At the deadline the follower resolves with the
+ *   latest state it knows (done or not); when the hub is unhealthy it reads the row once more
+ *   first, since polling may be a few seconds stale. A caller that goes away (its AbortSignal)
+ *   ends the follower at once: timer cleared, entry removed.
+ */
+import { randomBytes } from 'node:crypto';
+import { defaults } from './defaults.js';
+import { Code, LroError, toLroError } from './errors.js';
+import { log as defaultLog, type Logger } from './log.js';
+import type { Listener, Messaging } from './messaging.js';
+import { isNotFound } from './messaging.js';
+import type { Operation } from './model.js';
+import { type Notification, parseNotification } from './notifications.js';
+import type { OperationStore } from './store.js';
+
+export type NotificationHandler = (notification: Notification) => void;
+
+export interface NotificationHubOptions {
+  /** Subscription name; unique per instance by default. */
+  subscriptionName?: string;
+  expirationSeconds?: number;
+  /** How long a wait waits for the subscription to be created before relying on polling. */
+  startTimeoutMs?: number;
+  logger?: Logger;
+}
+
+type HubState = 'idle' | 'starting' | 'healthy' | 'recovering' | 'closed';
+
+/** One streaming-pull subscription on the notifications topic, fanned out by operation name. */
+export class NotificationHub {
+  readonly subscriptionName: string;
+  private readonly handlers = new Map<string, Set<NotificationHandler>>();
+  private state: HubState = 'idle';
+  private listener: Listener | undefined;
+  private starting: Promise<void> | undefined;
+  private recoverTimer: NodeJS.Timeout | undefined;
+  private recoverDelayMs: number = defaults.listenerRecreateInitialMs;
+  private readonly log: Logger;
+  private readonly expirationSeconds: number;
+  private readonly startTimeoutMs: number;
+  /** Notifications received (for tests and logs). */
+  received = 0;
+
+  constructor(
+    private readonly messaging: Messaging,
+    private readonly topic: string,
+    options: NotificationHubOptions = {},
+  ) {
+    this.subscriptionName =
+      options.subscriptionName ?? `${topic.slice(0, 200)}-waiter-${randomBytes(6).toString('hex')}`;
+    this.expirationSeconds =
+      options.expirationSeconds ?? defaults.listenerSubscriptionExpirationSeconds;
+    this.startTimeoutMs = options.startTimeoutMs ?? defaults.listenerStartTimeoutMs;
+    this.log = options.logger ?? defaultLog;
+  }
+
+  /** Whether notifications are flowing (false while starting, recovering or closed). */
+  get healthy(): boolean {
+    return this.state === 'healthy';
+  }
+
+  /** Followers currently registered, across all operations. */
+  get followers(): number {
+    let n = 0;
+    for (const set of this.handlers.values()) n += set.size;
+    return n;
+  }
+
+  /** Registers a handler for one operation's notifications; returns its removal. */
+  register(name: string, handler: NotificationHandler): () => void {
+    let set = this.handlers.get(name);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(name, set);
+    }
+    set.add(handler);
+    return () => {
+      const current = this.handlers.get(name);
+      if (!current) return;
+      current.delete(handler);
+      if (current.size === 0) this.handlers.delete(name);
+    };
+  }
+
+  /**
+   * Resolves once the subscription exists and is being pulled (true), or when that could not
+   * be done within the start timeout (false: polling carries the waits meanwhile).
+   */
+  async ready(): Promise<boolean> {
+    if (this.state === 'healthy') return true;
+    if (this.state === 'closed') return false;
+    if (this.state === 'idle') this.starting = this.start();
+    if (!this.starting) return false;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, this.startTimeoutMs);
+    });
+    try {
+      await Promise.race([this.starting, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.healthy;
+  }
+
+  private async start(): Promise<void> {
+    this.state = 'starting';
+    try {
+      await this.connect();
+      if (this.state !== 'starting') return;
+      this.state = 'healthy';
+      this.recoverDelayMs = defaults.listenerRecreateInitialMs;
+      this.log.info('notification listener started', { subscription: this.subscriptionName });
+    } catch (err) {
+      if ((this.state as HubState) === 'closed') return;
+      this.log.warn('notification listener could not start; waits rely on polling', {
+        subscription: this.subscriptionName,
+        error: err,
+      });
+      this.scheduleRecovery();
+    } finally {
+      this.starting = undefined;
+    }
+  }
+
+  private async connect(): Promise<void> {
+    await this.messaging.ensurePullSubscription(this.subscriptionName, this.topic, {
+      expirationSeconds: this.expirationSeconds,
+      ackDeadlineSeconds: 10,
+    });
+    if ((this.state as HubState) === 'closed') return;
+    this.listener = this.messaging.listen(
+      this.subscriptionName,
+      (message) => {
+        message.ack();
+        this.received++;
+        const notification = parseNotification(message);
+        if (!notification) {
+          this.log.warn('ignored a message that is not a notification', { messageId: message.id });
+          return;
+        }
+        this.dispatch(notification);
+      },
+      (err) => this.onStreamError(err),
+      { maxMessages: defaults.listenerMaxOutstandingMessages },
+    );
+  }
+
+  /** Hands a notification to the followers of its operation. */
+  dispatch(notification: Notification): void {
+    const set = this.handlers.get(notification.operation.name);
+    if (!set) return;
+    for (const handler of [...set]) {
+      try {
+        handler(notification);
+      } catch (err) {
+        this.log.error('notification handler failed', {
+          operation: notification.operation.name,
+          error: err,
+        });
+      }
+    }
+  }
+
+  private onStreamError(err: Error): void {
+    if (this.state === 'closed' || this.state === 'recovering') return;
+    this.log.warn('notification listener failed; waits rely on polling until it is back', {
+      subscription: this.subscriptionName,
+      gone: isNotFound(err),
+      error: err,
+    });
+    this.state = 'recovering';
+    const old = this.listener;
+    this.listener = undefined;
+    old?.close().catch(() => undefined);
+    this.scheduleRecovery();
+  }
+
+  private scheduleRecovery(): void {
+    if (this.state === 'closed') return;
+    this.state = 'recovering';
+    const delay = this.recoverDelayMs;
+    this.recoverDelayMs = Math.min(delay * 2, defaults.listenerRecreateMaxMs);
+    clearTimeout(this.recoverTimer);
+    this.recoverTimer = setTimeout(() => {
+      this.recoverTimer = undefined;
+      this.starting = this.start();
+    }, delay);
+    this.recoverTimer.unref();
+  }
+
+  /** Stops listening and deletes the subscription. */
+  async close(): Promise<void> {
+    if (this.state === 'closed') return;
+    const wasStarted = this.state !== 'idle';
+    this.state = 'closed';
+    clearTimeout(this.recoverTimer);
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.close().catch(() => undefined);
+    if (wasStarted) {
+      await this.messaging.deleteSubscription(this.subscriptionName);
+      this.log.info('notification listener removed', { subscription: this.subscriptionName });
+    }
+  }
+}
+
+export interface PollSchedule {
+  initialMs: number;
+  multiplier: number;
+  maxMs: number;
+}
+
+export interface FollowOptions {
+  /** Absolute deadline (epoch ms). */
+  deadline: number;
+  signal?: AbortSignal;
+  /** Called with each new state, first the one read at the start. */
+  onChange?: (operation: Operation) => void;
+}
+
+export interface WaitOutcome {
+  operation: Operation;
+  /** Why the follow ended. */
+  reason: 'done' | 'timeout' | 'aborted';
+}
+
+export interface WaiterOptions {
+  store: OperationStore;
+  /** Absent when notifications are disabled: polling only. */
+  hub?: NotificationHub;
+  poll?: Partial<PollSchedule>;
+  logger?: Logger;
+}
+
+/** Follows operations until done, a deadline or the caller leaving. */
+export class Waiter {
+  private readonly store: OperationStore;
+  private readonly hub: NotificationHub | undefined;
+  private readonly poll: PollSchedule;
+  private readonly inflight = new Map<string, Promise<Operation>>();
+  /** Followers in progress (for tests and logs). */
+  active = 0;
+  /** Bigtable reads made by followers. */
+  reads = 0;
+
+  constructor(options: WaiterOptions) {
+    this.store = options.store;
+    this.hub = options.hub;
+    this.poll = {
+      initialMs: options.poll?.initialMs ?? defaults.waitPollInitialMs,
+      multiplier: options.poll?.multiplier ?? defaults.waitPollMultiplier,
+      maxMs: options.poll?.maxMs ?? defaults.waitPollMaxMs,
+    };
+  }
+
+  /** One read per operation at a time, shared by its followers. */
+  private read(name: string): Promise<Operation> {
+    let pending = this.inflight.get(name);
+    if (!pending) {
+      this.reads++;
+      pending = this.store.get(name).then(
+        (record) => record.operation,
+        (err: unknown) => {
+          throw toLroError(err);
+        },
+      );
+      const settle = () => this.inflight.delete(name);
+      pending.then(settle, settle);
+      this.inflight.set(name, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * Follows one operation: resolves with its state when done, at the deadline, or when the
+   * signal aborts. NOT_FOUND when it does not exist or is deleted meanwhile.
+   */
+  async follow(name: string, options: FollowOptions): Promise<WaitOutcome> {
+    const hub = this.hub;
+    this.active++;
+    let latest: Operation | undefined;
+    let notified = 0;
+    let finished = false;
+    let timer: NodeJS.Timeout | undefined;
+    let delay = this.poll.initialMs;
+    let lastError: LroError | undefined;
+    let resolveOutcome!: (outcome: WaitOutcome) => void;
+    let rejectOutcome!: (err: unknown) => void;
+    const outcome = new Promise<WaitOutcome>((resolve, reject) => {
+      resolveOutcome = resolve;
+      rejectOutcome = reject;
+    });
+
+    let unregister = () => {};
+    const cleanup = () => {
+      finished = true;
+      clearTimeout(timer);
+      unregister();
+      options.signal?.removeEventListener('abort', onAbort);
+      this.active--;
+    };
+    const succeed = (reason: WaitOutcome['reason']) => {
+      if (finished) return;
+      if (!latest) {
+        fail(lastError ?? new LroError(Code.UNAVAILABLE, `could not read ${name}`));
+        return;
+      }
+      cleanup();
+      resolveOutcome({ operation: latest, reason });
+    };
+    const fail = (err: unknown) => {
+      if (finished) return;
+      cleanup();
+      rejectOutcome(err);
+    };
+    const offer = (operation: Operation) => {
+      if (finished || latest?.done) return;
+      if (latest && sameState(latest, operation)) return;
+      latest = operation;
+      options.onChange?.(operation);
+      if (operation.done) succeed('done');
+    };
+    const onAbort = () => {
+      if (latest) succeed('aborted');
+      else fail(new LroError(Code.CANCELLED, 'the caller went away'));
+    };
+    const readAndOffer = async (): Promise<void> => {
+      const seen = notified;
+      try {
+        const operation = await this.read(name);
+        // A notification that arrived during the read is at least as new as the row we read.
+        if (notified === seen || operation.done) offer(operation);
+      } catch (err) {
+        const error = toLroError(err);
+        if (error.code === Code.NOT_FOUND) fail(error);
+        else lastError = error;
+      }
+    };
+    const schedule = () => {
+      if (finished) return;
+      const now = Date.now();
+      const jittered = delay * (0.8 + Math.random() * 0.4);
+      const wake = Math.min(now + jittered, options.deadline);
+      timer = setTimeout(tick, Math.max(0, wake - now));
+    };
+    const tick = async () => {
+      if (finished) return;
+      if (Date.now() >= options.deadline) {
+        if (!hub?.healthy || !latest) await readAndOffer();
+        succeed('timeout');
+        return;
+      }
+      await readAndOffer();
+      delay = Math.min(delay * this.poll.multiplier, this.poll.maxMs);
+      schedule();
+    };
+
+    if (options.signal?.aborted) {
+      this.active--;
+      throw new LroError(Code.CANCELLED, 'the caller went away');
+    }
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    if (hub) {
+      unregister = hub.register(name, (notification) => {
+        if (notification.type === 'deleted') {
+          fail(new LroError(Code.NOT_FOUND, `operation ${name} was deleted`));
+          return;
+        }
+        notified++;
+        offer(notification.operation);
+      });
+      await hub.ready();
+    }
+    if (!finished) await readAndOffer();
+    if (!finished) {
+      if (!latest && lastError) fail(lastError);
+      else schedule();
+    }
+    return outcome;
+  }
+
+  /** WaitOperation: the state when done, or the latest at the deadline. */
+  async wait(
+    name: string,
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<WaitOutcome> {
+    return this.follow(name, {
+      deadline: Date.now() + options.timeoutMs,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+  }
+
+  /**
+   * Batch wait: every operation's state when all are done or at the deadline, in the order of
+   * `names`. A missing operation fails the batch with NOT_FOUND.
+   */
+  async waitAll(
+    names: string[],
+    options: { timeoutMs: number; signal?: AbortSignal },
+  ): Promise<Operation[]> {
+    const unique = [...new Set(names)];
+    const deadline = Date.now() + options.timeoutMs;
+    const controller = new AbortController();
+    const forward = () => controller.abort();
+    options.signal?.addEventListener('abort', forward, { once: true });
+    try {
+      const outcomes = await Promise.all(
+        unique.map((name) =>
+          this.follow(name, { deadline, signal: controller.signal }).catch((err: unknown) => {
+            controller.abort();
+            throw err;
+          }),
+        ),
+      );
+      const byName = new Map(outcomes.map((o) => [o.operation.name, o.operation]));
+      return names.map((name) => byName.get(name) as Operation);
+    } finally {
+      options.signal?.removeEventListener('abort', forward);
+    }
+  }
+}
+
+/** Whether two states of an operation are the same (done, result and metadata). */
+export function sameState(a: Operation, b: Operation): boolean {
+  return (
+    a.done === b.done &&
+    JSON.stringify(a.metadata) === JSON.stringify(b.metadata) &&
+    JSON.stringify(a.error) === JSON.stringify(b.error) &&
+    JSON.stringify(a.response) === JSON.stringify(b.response)
+  );
+}
