@@ -1,0 +1,427 @@
+/**
+ * The worker SDK: an `OperationReporter` publishes the events of one operation (contract 2) and
+ * tells the worker when the operation's cancellation is requested.
+ *
+ *   const reporter = await OperationReporter.open({ config, operation: name });
+ *   await reporter.progress({ '@type': '...', percent: 50 });
+ *   if (reporter.signal.aborted) return reporter.fail(reporter.signal.reason);
+ *   await reporter.succeed({ '@type': '...', url });
+ *   await reporter.close();
+ *
+ * Publishing: each event gets a random `eventId` and an `emitTime` that strictly increases within
+ * the reporter (so two reports in one millisecond still order correctly), attributes `operation`
+ * and `type`, and the operation name as ordering key. It is validated against the event schema
+ * before it leaves the process, and a call resolves with the message ID only once Pub/Sub accepted
+ * it; transient publish failures are retried with capped exponential backoff and jitter. The
+ * terminal event carries the last reported metadata, so the final state does not depend on the
+ * order in which Pub/Sub delivers.
+ *
+ * Cancellation: `signal` aborts (reason: an LroError CANCELLED) when the API announces a
+ * cancellation request for the operation on the notifications topic. All reporters of a process
+ * share one listener: a pull subscription filtered on `attributes.type = "cancelRequested"` with an
+ * expiration policy (a crashed process leaves nothing behind for long), created on the first
+ * reporter and deleted with the last. A subscription only sees messages published after it
+ * exists, and a notification can be lost, so a polling fallback can be given (`pollCancellation`):
+ * `cancellationFromStore(store)` for workers with Bigtable access (reads `cancelRequestTime`), or
+ * `cancellationFromApi(baseUrl)` for workers elsewhere (sees the operation ended CANCELLED). It
+ * runs once at start and then every `cancelPollIntervalMs`. Without it, workers that only have
+ * Pub/Sub rely on the notification alone: open the reporter before starting the work.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Config } from './config.js';
+import { defaults } from './defaults.js';
+import { Code, failedPrecondition, invalidArgument, LroError } from './errors.js';
+import { checkEvent, eventAttributes, FailedStatusSchema, type WorkerEvent } from './events.js';
+import { log as defaultLog, type Logger } from './log.js';
+import { type Listener, Messaging } from './messaging.js';
+import { type Any, AnySchema, describeIssues, type Status, toOperationName } from './model.js';
+import { parseNotification } from './notifications.js';
+import type { OperationStore } from './store.js';
+
+/** Whether the operation's cancellation was requested (polling fallback). */
+export type CancellationCheck = (operation: string) => Promise<boolean>;
+
+export interface ReporterOptions {
+  /** The operation: its name (`operations/{id}`) or ID. */
+  operation: string;
+  /** Topics and Pub/Sub endpoint. Either this or `messaging` plus `topics`. */
+  config?: Pick<Config, 'projectId' | 'pubsubEmulatorHost' | 'topics'>;
+  /** A Messaging to share between reporters (not closed by `close()`). */
+  messaging?: Messaging;
+  /** Override the config's topics. `notifications: false` disables the cancellation listener. */
+  topics?: { events?: string; notifications?: string | false };
+  /** Polling fallback for cancellation; none by default. */
+  pollCancellation?: CancellationCheck;
+  /** Interval of the polling fallback (default defaults.cancelPollIntervalMs). */
+  cancelPollIntervalMs?: number;
+  /** Publish attempts before giving up (default defaults.publishAttemptsMax). */
+  publishAttempts?: number;
+  log?: Logger;
+}
+
+/** A failure as the `failed` event carries it: a Status, an LroError, or any Error. */
+export type Failure = Status | Error;
+
+export class OperationReporter {
+  readonly operation: string;
+  private readonly messaging: Messaging;
+  private readonly ownsMessaging: boolean;
+  private readonly eventsTopic: string;
+  private readonly publishAttempts: number;
+  private readonly log: Logger;
+  private readonly controller = new AbortController();
+  private readonly watch: Promise<void>;
+  private unwatch: (() => Promise<void>) | undefined;
+  private pollTimer: NodeJS.Timeout | undefined;
+  private lastEmitMs = 0;
+  private lastMetadata: Any | undefined;
+  private finished = false;
+  private closed = false;
+
+  constructor(options: ReporterOptions) {
+    this.operation = toOperationName(options.operation);
+    this.log = options.log ?? defaultLog;
+    this.publishAttempts = options.publishAttempts ?? defaults.publishAttemptsMax;
+    if (options.messaging) {
+      this.messaging = options.messaging;
+      this.ownsMessaging = false;
+    } else if (options.config) {
+      this.messaging = new Messaging(options.config);
+      this.ownsMessaging = true;
+    } else {
+      throw invalidArgument('OperationReporter needs a config or a messaging');
+    }
+    const events = options.topics?.events ?? options.config?.topics.events;
+    if (!events) throw invalidArgument('OperationReporter needs the events topic');
+    this.eventsTopic = events;
+
+    const notifications =
+      options.topics?.notifications === undefined
+        ? options.config?.topics.notifications
+        : options.topics.notifications || undefined;
+    this.watch = notifications ? this.startWatching(notifications) : Promise.resolve();
+    // Marked handled here; `ready()` still hands the failure to whoever awaits it.
+    this.watch.catch((err: unknown) => {
+      this.log.warn('cancellation listener not started', {
+        operation: this.operation,
+        error: err instanceof Error ? err : String(err),
+      });
+    });
+    if (options.pollCancellation) {
+      this.startPolling(
+        options.pollCancellation,
+        options.cancelPollIntervalMs ?? defaults.cancelPollIntervalMs,
+      );
+    }
+  }
+
+  /** A reporter whose cancellation listener is ready (see `ready()`). */
+  static async open(options: ReporterOptions): Promise<OperationReporter> {
+    const reporter = new OperationReporter(options);
+    await reporter.ready();
+    return reporter;
+  }
+
+  /** Aborts when cancellation of the operation is requested; the reason is a CANCELLED LroError. */
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** Resolves once the cancellation listener receives notifications published from now on. */
+  ready(): Promise<void> {
+    return this.watch;
+  }
+
+  /** Publishes progress: new metadata for the running operation. */
+  async progress(metadata: Any): Promise<string> {
+    this.assertRunning();
+    const checked = AnySchema.safeParse(metadata);
+    if (!checked.success)
+      throw invalidArgument(`invalid metadata: ${describeIssues(checked.error)}`);
+    this.lastMetadata = checked.data;
+    return this.send({ ...this.envelope(), type: 'metadata', metadata: checked.data });
+  }
+
+  /**
+   * Publishes success. Carries `options.metadata`, or else the last reported metadata, as the
+   * final metadata.
+   */
+  async succeed(response?: Any, options: { metadata?: Any } = {}): Promise<string> {
+    this.assertRunning();
+    this.finished = true;
+    const metadata = options.metadata ?? this.lastMetadata;
+    return this.send({
+      ...this.envelope(),
+      type: 'succeeded',
+      ...(metadata === undefined ? {} : { metadata }),
+      ...(response === undefined ? {} : { response }),
+    });
+  }
+
+  /**
+   * Publishes failure. An LroError keeps its code and details; any other Error becomes INTERNAL
+   * with its message; a Status is sent as it is (its code must not be 0).
+   */
+  async fail(failure: Failure, options: { metadata?: Any } = {}): Promise<string> {
+    this.assertRunning();
+    const error = statusOf(failure);
+    this.finished = true;
+    const metadata = options.metadata ?? this.lastMetadata;
+    return this.send({
+      ...this.envelope(),
+      type: 'failed',
+      error,
+      ...(metadata === undefined ? {} : { metadata }),
+    });
+  }
+
+  /** Ends the operation as cancelled (CANCELLED), e.g. after `signal` aborted. */
+  async cancelled(message = 'operation cancelled'): Promise<string> {
+    return this.fail({ code: Code.CANCELLED, message });
+  }
+
+  /** Stops listening and polling; closes the Messaging if the reporter created it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    await this.watch.catch(() => undefined);
+    await this.unwatch?.();
+    if (this.ownsMessaging) await this.messaging.close();
+  }
+
+  private assertRunning() {
+    if (this.closed) throw failedPrecondition(`reporter of ${this.operation} is closed`);
+    if (this.finished) {
+      throw failedPrecondition(`${this.operation} was already reported succeeded or failed`);
+    }
+  }
+
+  private envelope() {
+    const now = Math.max(Date.now(), this.lastEmitMs + 1);
+    this.lastEmitMs = now;
+    return {
+      version: 1 as const,
+      operation: this.operation,
+      eventId: randomUUID(),
+      emitTime: new Date(now).toISOString(),
+    };
+  }
+
+  private async send(event: WorkerEvent): Promise<string> {
+    const checked = checkEvent(event);
+    if (!checked.ok) throw invalidArgument(`invalid event: ${checked.reason}`);
+    const options = { attributes: eventAttributes(checked.event), orderingKey: this.operation };
+    let delay: number = defaults.publishRetryInitialMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.messaging.publish(this.eventsTopic, checked.event, options);
+      } catch (err) {
+        const code = publishErrorCode(err);
+        if (!isRetryablePublishCode(code) || attempt >= this.publishAttempts) {
+          throw new LroError(code, `publishing ${event.type} of ${this.operation} failed`, {
+            cause: err,
+          });
+        }
+        this.log.warn('publish failed; retrying', {
+          operation: this.operation,
+          attempt,
+          error: err instanceof Error ? err : String(err),
+        });
+        await new Promise((r) => setTimeout(r, delay * (0.5 + Math.random() / 2)));
+        delay = Math.min(delay * 2, defaults.publishRetryMaxMs);
+      }
+    }
+  }
+
+  private abort() {
+    if (this.controller.signal.aborted) return;
+    this.log.info('cancellation requested', { operation: this.operation });
+    this.controller.abort(
+      new LroError(Code.CANCELLED, `cancellation of ${this.operation} requested`),
+    );
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+  }
+
+  private async startWatching(topic: string): Promise<void> {
+    const watcher = CancellationWatcher.for(this.messaging, topic, this.log);
+    this.unwatch = await watcher.add(this.operation, () => this.abort());
+  }
+
+  private startPolling(check: CancellationCheck, intervalMs: number) {
+    const poll = async () => {
+      this.pollTimer = undefined;
+      if (this.closed || this.signal.aborted) return;
+      try {
+        if (await check(this.operation)) this.abort();
+      } catch (err) {
+        this.log.warn('cancellation poll failed', {
+          operation: this.operation,
+          error: err instanceof Error ? err : String(err),
+        });
+      }
+      if (!this.closed && !this.signal.aborted) {
+        this.pollTimer = setTimeout(poll, intervalMs);
+        this.pollTimer.unref();
+      }
+    };
+    void poll();
+  }
+}
+
+/** The Status a failure is reported as. */
+export function statusOf(failure: Failure): Status {
+  if (failure instanceof LroError) {
+    const code = failure.code === Code.OK ? Code.UNKNOWN : failure.code;
+    return failure.details.length > 0
+      ? { code, message: failure.message, details: failure.details }
+      : { code, message: failure.message };
+  }
+  if (failure instanceof Error) return { code: Code.INTERNAL, message: failure.message };
+  const parsed = FailedStatusSchema.safeParse(failure);
+  if (!parsed.success) throw invalidArgument(`invalid status: ${describeIssues(parsed.error)}`);
+  return parsed.data;
+}
+
+/** Polling fallback for workers with store access: cancellation was recorded, or it ended so. */
+export function cancellationFromStore(store: Pick<OperationStore, 'get'>): CancellationCheck {
+  return async (operation) => {
+    const record = await store.get(operation);
+    return (
+      record.cancelRequestTime !== undefined ||
+      (record.operation.done && record.operation.error?.code === Code.CANCELLED)
+    );
+  };
+}
+
+/**
+ * Polling fallback through the HTTP API (`GET {baseUrl}/v1/operations/{id}`): the Operation JSON
+ * shows a cancellation once the operation ended CANCELLED. `headers` may carry credentials.
+ */
+export function cancellationFromApi(
+  baseUrl: string,
+  headers: Record<string, string> = {},
+): CancellationCheck {
+  return async (operation) => {
+    const response = await fetch(`${baseUrl.replace(/\/$/, '')}/v1/${operation}`, { headers });
+    if (!response.ok) throw new Error(`GET ${operation}: HTTP ${response.status}`);
+    const body = (await response.json()) as { done?: boolean; error?: { code?: number } };
+    return body.done === true && body.error?.code === Code.CANCELLED;
+  };
+}
+
+function publishErrorCode(err: unknown): Code {
+  const code =
+    typeof err === 'object' && err !== null && 'code' in err ? (err as { code: unknown }).code : -1;
+  return typeof code === 'number' && Number.isInteger(code) && code > 0 && code <= 16
+    ? (code as Code)
+    : Code.UNAVAILABLE;
+}
+
+/** The codes for which Google's Pub/Sub publisher retries. */
+function isRetryablePublishCode(code: Code): boolean {
+  return (
+    code === Code.ABORTED ||
+    code === Code.CANCELLED ||
+    code === Code.DEADLINE_EXCEEDED ||
+    code === Code.INTERNAL ||
+    code === Code.RESOURCE_EXHAUSTED ||
+    code === Code.UNAVAILABLE ||
+    code === Code.UNKNOWN
+  );
+}
+
+/**
+ * One listener per process (per Messaging and notifications topic) for cancellation requests,
+ * shared by all reporters: a filtered pull subscription with an expiration policy, created for
+ * the first reporter and deleted after the last one left.
+ */
+class CancellationWatcher {
+  private static readonly watchers = new WeakMap<Messaging, Map<string, CancellationWatcher>>();
+  private readonly callbacks = new Map<string, Set<() => void>>();
+  private readonly subscription = `lro-cancel-${randomUUID()}`;
+  private started: Promise<Listener> | undefined;
+  private users = 0;
+
+  private constructor(
+    private readonly messaging: Messaging,
+    private readonly topic: string,
+    private readonly log: Logger,
+  ) {}
+
+  static for(messaging: Messaging, topic: string, log: Logger): CancellationWatcher {
+    let byTopic = CancellationWatcher.watchers.get(messaging);
+    if (!byTopic) {
+      byTopic = new Map();
+      CancellationWatcher.watchers.set(messaging, byTopic);
+    }
+    let watcher = byTopic.get(topic);
+    if (!watcher) {
+      watcher = new CancellationWatcher(messaging, topic, log);
+      byTopic.set(topic, watcher);
+    }
+    return watcher;
+  }
+
+  /** Registers a callback for an operation; resolves with its removal once listening. */
+  async add(operation: string, onCancel: () => void): Promise<() => Promise<void>> {
+    this.users++;
+    let set = this.callbacks.get(operation);
+    if (!set) {
+      set = new Set();
+      this.callbacks.set(operation, set);
+    }
+    set.add(onCancel);
+    const remove = async () => {
+      const current = this.callbacks.get(operation);
+      current?.delete(onCancel);
+      if (current?.size === 0) this.callbacks.delete(operation);
+      if (--this.users === 0) await this.stop();
+    };
+    try {
+      this.started ??= this.start();
+      await this.started;
+    } catch (err) {
+      await remove();
+      throw err;
+    }
+    return remove;
+  }
+
+  private async start(): Promise<Listener> {
+    await this.messaging.ensurePullSubscription(this.subscription, this.topic, {
+      filter: 'attributes.type = "cancelRequested"',
+      expirationSeconds: defaults.listenerSubscriptionExpirationSeconds,
+      ackDeadlineSeconds: 10,
+    });
+    return this.messaging.listen(
+      this.subscription,
+      (message) => {
+        message.ack();
+        const notification = parseNotification(message);
+        if (notification?.type !== 'cancelRequested') return;
+        for (const callback of this.callbacks.get(notification.operation.name) ?? []) callback();
+      },
+      (err) => this.log.warn('cancellation listener failed', { error: err }),
+    );
+  }
+
+  private async stop() {
+    const started = this.started;
+    this.started = undefined;
+    CancellationWatcher.watchers.get(this.messaging)?.delete(this.topic);
+    if (!started) return;
+    try {
+      const listener = await started;
+      await listener.close();
+    } catch {
+      // It never started: nothing to close.
+    }
+    await this.messaging.deleteSubscription(this.subscription).catch((err: unknown) => {
+      this.log.warn('could not delete the cancellation subscription', {
+        subscription: this.subscription,
+        error: err instanceof Error ? err : String(err),
+      });
+    });
+  }
+}
