@@ -1,0 +1,149 @@
+/**
+ * The operations function under the functions framework, with its own table and notifications
+ * topic on the run's emulators, a store to play the worker's part, and small HTTP helpers.
+ */
+import { createStore, deleteTable, ensureTable } from '../../shared/bigtable-store.js';
+import { type Config, loadConfig } from '../../shared/config.js';
+import { Messaging } from '../../shared/messaging.js';
+import type { Operation } from '../../shared/model.js';
+import {
+  type Notification,
+  type NotificationType,
+  parseNotification,
+  publishNotification,
+} from '../../shared/notifications.js';
+import type { OperationStore } from '../../shared/store.js';
+import { testEnv, uniqueSuffix } from './env.js';
+import { type RunningFunction, startFunction } from './functions.js';
+
+export interface OperationsStack {
+  env: Record<string, string>;
+  config: Config;
+  fn: RunningFunction;
+  url: string;
+  store: OperationStore;
+  messaging: Messaging;
+  /** Publishes a notification, as the subscriber does after a write. */
+  notify(type: NotificationType, operation: Operation): Promise<void>;
+  /** Completes an operation in the store and announces it, as the subscriber does. */
+  finish(name: string, outcome: Parameters<OperationStore['complete']>[1]): Promise<Operation>;
+  /** A pull subscription on the notifications topic, collecting what arrives. */
+  collectNotifications(): Promise<NotificationCollector>;
+  /** The waiter's subscriptions on the notifications topic. */
+  waiterSubscriptions(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+export interface NotificationCollector {
+  received: Notification[];
+  /** Resolves with the first notification (already received or later) matching `test`. */
+  next(test: (n: Notification) => boolean): Promise<Notification>;
+  close(): Promise<void>;
+}
+
+export async function startOperationsStack(
+  overrides: Record<string, string> = {},
+): Promise<OperationsStack> {
+  const env = testEnv(overrides);
+  const config = loadConfig(env);
+  const messaging = new Messaging(config);
+  await Promise.all([ensureTable(config), messaging.ensureTopic(config.topics.notifications)]);
+  const fn = await startFunction('operations', env);
+  const store = createStore(config);
+  const subscriptions: string[] = [];
+  const notify = async (type: NotificationType, operation: Operation) => {
+    await publishNotification(messaging, config.topics.notifications, { type, operation });
+  };
+  return {
+    env,
+    config,
+    fn,
+    url: fn.url,
+    store,
+    messaging,
+    notify,
+    async finish(name, outcome) {
+      const { record } = await store.complete(name, outcome);
+      await notify('error' in outcome ? 'failed' : 'succeeded', record.operation);
+      return record.operation;
+    },
+    async collectNotifications() {
+      const name = `collector-${uniqueSuffix()}`;
+      subscriptions.push(name);
+      await messaging.ensurePullSubscription(name, config.topics.notifications);
+      const received: Notification[] = [];
+      const waiting: { test: (n: Notification) => boolean; resolve: (n: Notification) => void }[] =
+        [];
+      const listener = messaging.listen(name, (message) => {
+        message.ack();
+        const notification = parseNotification(message);
+        if (!notification) return;
+        received.push(notification);
+        for (const w of [...waiting]) {
+          if (w.test(notification)) {
+            waiting.splice(waiting.indexOf(w), 1);
+            w.resolve(notification);
+          }
+        }
+      });
+      return {
+        received,
+        next: (test) => {
+          const found = received.find(test);
+          if (found) return Promise.resolve(found);
+          return new Promise((resolve) => waiting.push({ test, resolve }));
+        },
+        close: () => listener.close(),
+      };
+    },
+    async waiterSubscriptions() {
+      const [subs] = await messaging.pubsub.topic(config.topics.notifications).getSubscriptions();
+      return subs.map((s) => s.name.split('/').pop() ?? '').filter((n) => n.includes('-waiter-'));
+    },
+    async stop() {
+      await fn.stop();
+      await store.close();
+      for (const name of subscriptions) await messaging.deleteSubscription(name);
+      await messaging.deleteTopic(config.topics.notifications);
+      await messaging.close();
+      await deleteTable(config);
+    },
+  };
+}
+
+export interface Reply<T = unknown> {
+  status: number;
+  body: T;
+  headers: Headers;
+  ms: number;
+}
+
+/** One HTTP request with a JSON body (a string is sent as is); the JSON reply. */
+export async function call<T = any>(
+  base: string,
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = {},
+): Promise<Reply<T>> {
+  const started = performance.now();
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(base + path, init);
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: keep the text so that the assertion shows it
+  }
+  return {
+    status: res.status,
+    body: parsed as T,
+    headers: res.headers,
+    ms: performance.now() - started,
+  };
+}
