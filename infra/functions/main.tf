@@ -1,0 +1,444 @@
+# The two Cloud Functions (2nd gen) built from one archive of the build output:
+#   operations  HTTP API (entry point `operations`), callers authenticate with an ID token
+#   subscriber  target of the events topic's push subscription (entry point `subscriber`, a
+#               CloudEvent function; the functions framework converts the push body)
+#
+# The archive holds package.json, package-lock.json and the compiled functions and library from
+# dist/ (Cloud Build runs `npm ci` with devDependencies omitted and runs no build script). Its name
+# carries the content hash, so a new build redeploys both functions and an unchanged one does not.
+#
+# Configuration is passed only through environment variables, named as in shared/config.ts.
+# PORT is set by the platform; the emulator variables are never set here.
+
+variable "project_id" {
+  description = "Project of the functions."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions and the source bucket."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix of the function and bucket names."
+  type        = string
+}
+
+variable "labels" {
+  description = "Labels of the functions and the bucket."
+  type        = map(string)
+  default     = {}
+}
+
+variable "source_root" {
+  description = "Directory holding package.json, package-lock.json and dist/."
+  type        = string
+}
+
+variable "build_service_account_id" {
+  description = "Full resource name of the service account Cloud Build runs as."
+  type        = string
+}
+
+variable "api_service_account" {
+  description = "Email of the API runtime service account."
+  type        = string
+}
+
+variable "subscriber_service_account" {
+  description = "Email of the subscriber runtime service account."
+  type        = string
+}
+
+variable "bigtable_instance" {
+  description = "Bigtable instance ID."
+  type        = string
+}
+
+variable "bigtable_table" {
+  description = "Bigtable table name."
+  type        = string
+}
+
+variable "bigtable_app_profile" {
+  description = "Bigtable app profile with single-cluster routing and transactional writes."
+  type        = string
+}
+
+variable "row_key_prefix" {
+  description = "Row-key prefix in the table."
+  type        = string
+  default     = ""
+}
+
+variable "events_topic" {
+  description = "Name of the events topic."
+  type        = string
+}
+
+variable "notifications_topic" {
+  description = "Name of the notifications topic."
+  type        = string
+}
+
+variable "dead_letter_topic" {
+  description = "Name of the dead-letter topic."
+  type        = string
+}
+
+variable "retention_seconds" {
+  description = "How long finished operations are kept, in seconds."
+  type        = number
+}
+
+variable "wait_timeout_default_seconds" {
+  description = "Wait timeout when the request gives none, in seconds."
+  type        = number
+}
+
+variable "wait_timeout_max_seconds" {
+  description = "Cap of a requested wait timeout, in seconds."
+  type        = number
+
+  validation {
+    condition     = var.wait_timeout_max_seconds + 10 <= var.api_timeout_seconds
+    error_message = "wait_timeout_max_seconds must be at least 10 seconds below api_timeout_seconds."
+  }
+}
+
+variable "page_token_secret_id" {
+  description = "Secret Manager secret whose latest version becomes LRO_PAGE_TOKEN_KEY; null to derive the key."
+  type        = string
+  default     = null
+}
+
+variable "api_ingress" {
+  description = "Ingress setting of the API function."
+  type        = string
+  default     = "ALLOW_ALL"
+
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.api_ingress)
+    error_message = "api_ingress must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "api_min_instances" {
+  description = "Instances of the API kept warm."
+  type        = number
+  default     = 0
+}
+
+variable "api_max_instances" {
+  description = "Most instances of the API."
+  type        = number
+  default     = 20
+}
+
+variable "api_concurrency" {
+  description = "Concurrent requests per API instance."
+  type        = number
+  default     = 1000
+}
+
+variable "api_cpu" {
+  description = "vCPUs of an API instance."
+  type        = string
+  default     = "1"
+}
+
+variable "api_memory" {
+  description = "Memory of an API instance."
+  type        = string
+  default     = "1Gi"
+}
+
+variable "api_timeout_seconds" {
+  description = "Request timeout of the API, in seconds."
+  type        = number
+  default     = 330
+}
+
+variable "api_invoker_members" {
+  description = "Principals allowed to call the API."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for m in var.api_invoker_members : !contains(["allUsers", "allAuthenticatedUsers"], m)])
+    error_message = "The API is never public: allUsers and allAuthenticatedUsers are refused."
+  }
+}
+
+variable "subscriber_ingress" {
+  description = "Ingress setting of the subscriber function."
+  type        = string
+  default     = "ALLOW_INTERNAL_ONLY"
+
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.subscriber_ingress)
+    error_message = "subscriber_ingress must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "subscriber_min_instances" {
+  description = "Instances of the subscriber kept warm."
+  type        = number
+  default     = 0
+}
+
+variable "subscriber_max_instances" {
+  description = "Most instances of the subscriber."
+  type        = number
+  default     = 50
+}
+
+variable "subscriber_concurrency" {
+  description = "Concurrent deliveries per subscriber instance."
+  type        = number
+  default     = 80
+}
+
+variable "subscriber_timeout_seconds" {
+  description = "Timeout of one delivery, in seconds."
+  type        = number
+  default     = 60
+}
+
+variable "subscriber_invoker_members" {
+  description = "Principals allowed to invoke the subscriber, keyed by a static name (the push service account)."
+  type        = map(string)
+}
+
+locals {
+  # Files of the deployed archive, relative to source_root: the manifest, the lock file and the
+  # compiled entry points with the library they import (no tests, benches, scripts or maps).
+  source_patterns = [
+    "package.json",
+    "package-lock.json",
+    "dist/functions/**/*.js",
+    "dist/shared/**/*.js",
+  ]
+  source_files = sort(distinct(flatten([for p in local.source_patterns : tolist(fileset(var.source_root, p))])))
+
+  # Read by both functions.
+  common_environment = {
+    GOOGLE_CLOUD_PROJECT     = var.project_id
+    LRO_BIGTABLE_INSTANCE    = var.bigtable_instance
+    LRO_BIGTABLE_TABLE       = var.bigtable_table
+    LRO_BIGTABLE_APP_PROFILE = var.bigtable_app_profile
+    LRO_ROW_KEY_PREFIX       = var.row_key_prefix
+    LRO_EVENTS_TOPIC         = var.events_topic
+    LRO_NOTIFICATIONS_TOPIC  = var.notifications_topic
+    LRO_DEAD_LETTER_TOPIC    = var.dead_letter_topic
+    LRO_RETENTION            = "${var.retention_seconds}s"
+  }
+
+  # Only the API waits.
+  api_environment = {
+    LRO_WAIT_TIMEOUT_DEFAULT = "${var.wait_timeout_default_seconds}s"
+    LRO_WAIT_TIMEOUT_MAX     = "${var.wait_timeout_max_seconds}s"
+    LRO_WAIT_NOTIFICATIONS   = "true"
+  }
+
+  build_environment = {
+    # Install production dependencies only and run no package.json script: dist/ is prebuilt.
+    NODE_ENV                = "production"
+    GOOGLE_NODE_RUN_SCRIPTS = ""
+  }
+
+  page_token_secret = var.page_token_secret_id == null ? [] : [element(split("/", var.page_token_secret_id), length(split("/", var.page_token_secret_id)) - 1)]
+}
+
+data "archive_file" "source" {
+  type        = "zip"
+  output_path = "${path.root}/.terraform/tmp/${var.name_prefix}-functions-source.zip"
+
+  dynamic "source" {
+    for_each = toset(local.source_files)
+    content {
+      filename = source.value
+      content  = file("${var.source_root}/${source.value}")
+    }
+  }
+}
+
+resource "google_storage_bucket" "source" {
+  project                     = var.project_id
+  name                        = "${var.project_id}-${var.name_prefix}-src"
+  location                    = var.region
+  labels                      = var.labels
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = true
+
+  # Deployed functions keep their own copy of the source; old archives are clutter.
+  lifecycle_rule {
+    condition {
+      age = 90
+    }
+    action {
+      type = "Delete"
+    }
+  }
+}
+
+resource "google_storage_bucket_object" "source" {
+  bucket       = google_storage_bucket.source.name
+  name         = "functions-${data.archive_file.source.output_md5}.zip"
+  source       = data.archive_file.source.output_path
+  content_type = "application/zip"
+
+  lifecycle {
+    precondition {
+      condition     = contains(local.source_files, "dist/functions/index.js")
+      error_message = "dist/functions/index.js is missing under source_root: run `npm ci && npm run build` first."
+    }
+  }
+}
+
+resource "google_cloudfunctions2_function" "operations" {
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name_prefix}-operations"
+  description = "google.longrunning HTTP API: get, list, wait, cancel, delete and create operations."
+  labels      = var.labels
+
+  build_config {
+    runtime               = "nodejs20"
+    entry_point           = "operations"
+    service_account       = var.build_service_account_id
+    environment_variables = local.build_environment
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = var.api_service_account
+    ingress_settings                 = var.api_ingress
+    min_instance_count               = var.api_min_instances
+    max_instance_count               = var.api_max_instances
+    max_instance_request_concurrency = var.api_concurrency
+    available_cpu                    = var.api_cpu
+    available_memory                 = var.api_memory
+    timeout_seconds                  = var.api_timeout_seconds
+    all_traffic_on_latest_revision   = true
+    environment_variables            = merge(local.common_environment, local.api_environment)
+
+    dynamic "secret_environment_variables" {
+      for_each = local.page_token_secret
+      content {
+        key        = "LRO_PAGE_TOKEN_KEY"
+        project_id = var.project_id
+        secret     = secret_environment_variables.value
+        version    = "latest"
+      }
+    }
+  }
+
+  depends_on = [google_secret_manager_secret_iam_member.api_page_token]
+}
+
+resource "google_cloudfunctions2_function" "subscriber" {
+  project     = var.project_id
+  location    = var.region
+  name        = "${var.name_prefix}-subscriber"
+  description = "Applies worker events from the events topic to Bigtable and publishes notifications."
+  labels      = var.labels
+
+  build_config {
+    runtime               = "nodejs20"
+    entry_point           = "subscriber"
+    service_account       = var.build_service_account_id
+    environment_variables = local.build_environment
+
+    source {
+      storage_source {
+        bucket = google_storage_bucket.source.name
+        object = google_storage_bucket_object.source.name
+      }
+    }
+  }
+
+  service_config {
+    service_account_email            = var.subscriber_service_account
+    ingress_settings                 = var.subscriber_ingress
+    min_instance_count               = var.subscriber_min_instances
+    max_instance_count               = var.subscriber_max_instances
+    max_instance_request_concurrency = var.subscriber_concurrency
+    available_cpu                    = "1"
+    available_memory                 = "512Mi"
+    timeout_seconds                  = var.subscriber_timeout_seconds
+    all_traffic_on_latest_revision   = true
+    environment_variables            = local.common_environment
+  }
+}
+
+resource "google_secret_manager_secret_iam_member" "api_page_token" {
+  for_each = toset(local.page_token_secret)
+
+  project   = var.project_id
+  secret_id = each.value
+  role      = "roles/secretmanager.secretAccessor"
+  member    = "serviceAccount:${var.api_service_account}"
+}
+
+# Invocation rights of a 2nd gen function live on its Cloud Run service, which has the
+# function's name. No public member is
+# ever granted: the API's callers come from a variable that refuses allUsers and
+# allAuthenticatedUsers, and only the push service account may invoke the subscriber.
+resource "google_cloud_run_v2_service_iam_member" "api_invoker" {
+  for_each = toset(var.api_invoker_members)
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.operations.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+resource "google_cloud_run_v2_service_iam_member" "subscriber_invoker" {
+  for_each = var.subscriber_invoker_members
+
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.subscriber.name
+  role     = "roles/run.invoker"
+  member   = each.value
+}
+
+output "api_uri" {
+  description = "URL of the API function."
+  value       = google_cloudfunctions2_function.operations.service_config[0].uri
+}
+
+output "api_function_name" {
+  description = "Name of the API function."
+  value       = google_cloudfunctions2_function.operations.name
+}
+
+output "subscriber_uri" {
+  description = "URL of the subscriber function (the push endpoint)."
+  value       = google_cloudfunctions2_function.subscriber.service_config[0].uri
+}
+
+output "subscriber_function_name" {
+  description = "Name of the subscriber function."
+  value       = google_cloudfunctions2_function.subscriber.name
+}
+
+output "source_bucket" {
+  description = "Bucket holding the source archives."
+  value       = google_storage_bucket.source.name
+}
+
+output "source_object" {
+  description = "Object name of the deployed source archive."
+  value       = google_storage_bucket_object.source.name
+}

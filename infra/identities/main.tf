@@ -1,0 +1,147 @@
+# One service account per role, so that each identity holds only what its role needs:
+#   api        runtime of the HTTP API function
+#   subscriber runtime of the subscriber function
+#   push       signs the OIDC token of Pub/Sub push deliveries (invoker of the subscriber only)
+#   worker     for workers: publishes events and nothing else
+#   build      builds the functions' container images in Cloud Build
+# Grants on topics, the Bigtable instance and the functions are made where those resources are
+# created (resource-level IAM); only the two grants below need the project.
+
+variable "project_id" {
+  description = "Project of the service accounts."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix of the service account IDs (at most 16 characters, so that every ID fits in 30)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,14}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3 to 16 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+resource "google_service_account" "api" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-api"
+  display_name = "LRO API runtime"
+  description  = "Runtime identity of the long-running operations HTTP API function."
+}
+
+resource "google_service_account" "subscriber" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-subscriber"
+  display_name = "LRO subscriber runtime"
+  description  = "Runtime identity of the function that applies worker events to Bigtable."
+}
+
+resource "google_service_account" "push" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-push"
+  display_name = "LRO push invoker"
+  description  = "Identity of Pub/Sub push deliveries from the events topic to the subscriber function."
+}
+
+resource "google_service_account" "worker" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-worker"
+  display_name = "LRO worker"
+  description  = "Identity for workers: may publish to the events topic and nothing else."
+}
+
+resource "google_service_account" "build" {
+  project      = var.project_id
+  account_id   = "${var.name_prefix}-build"
+  display_name = "LRO function builder"
+  description  = "Cloud Build identity that builds the LRO functions."
+}
+
+# The API opens, per instance, a streaming-pull subscription on the notifications topic (with an
+# expiration policy) and deletes it on shutdown. A subscription that does not exist yet cannot
+# carry an IAM binding, and Pub/Sub offers no resource-name IAM conditions for subscriptions, so
+# creating one needs a project-level grant. Rather than roles/pubsub.editor (which also manages
+# topics, snapshots and schemas), this custom role holds only what the listener does with its own
+# subscription. Attaching to the topic is granted on the notifications topic itself.
+resource "google_project_iam_custom_role" "notification_listener" {
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_notification_listener"
+  title       = "LRO notification listener"
+  description = "Create, read, consume and delete the API's own notification subscriptions."
+  permissions = [
+    "pubsub.subscriptions.consume",
+    "pubsub.subscriptions.create",
+    "pubsub.subscriptions.delete",
+    "pubsub.subscriptions.get",
+    "pubsub.subscriptions.update",
+  ]
+}
+
+resource "google_project_iam_member" "api_notification_listener" {
+  project = var.project_id
+  role    = google_project_iam_custom_role.notification_listener.name
+  member  = google_service_account.api.member
+}
+
+# A custom Cloud Build identity for functions needs the builder role on the project (it writes
+# logs, reads the staged source and pushes the image to Artifact Registry).
+resource "google_project_iam_member" "build_builder" {
+  project = var.project_id
+  role    = "roles/cloudbuild.builds.builder"
+  member  = google_service_account.build.member
+}
+
+output "api_email" {
+  description = "Email of the API runtime service account."
+  value       = google_service_account.api.email
+}
+
+output "api_member" {
+  description = "IAM member of the API runtime service account."
+  value       = google_service_account.api.member
+}
+
+output "subscriber_email" {
+  description = "Email of the subscriber runtime service account."
+  value       = google_service_account.subscriber.email
+}
+
+output "subscriber_member" {
+  description = "IAM member of the subscriber runtime service account."
+  value       = google_service_account.subscriber.member
+}
+
+output "push_email" {
+  description = "Email of the push invoker service account."
+  value       = google_service_account.push.email
+}
+
+output "push_member" {
+  description = "IAM member of the push invoker service account."
+  value       = google_service_account.push.member
+}
+
+output "push_service_account_id" {
+  description = "Full resource name of the push invoker service account."
+  value       = google_service_account.push.name
+}
+
+output "worker_email" {
+  description = "Email of the worker service account."
+  value       = google_service_account.worker.email
+}
+
+output "worker_member" {
+  description = "IAM member of the worker service account."
+  value       = google_service_account.worker.member
+}
+
+output "build_email" {
+  description = "Email of the build service account."
+  value       = google_service_account.build.email
+}
+
+output "build_service_account_id" {
+  description = "Full resource name of the build service account (projects/PROJECT/serviceAccounts/EMAIL)."
+  value       = google_service_account.build.name
+}

@@ -1,0 +1,182 @@
+# Delivery of worker events to the subscriber function: a push subscription on the events topic.
+#
+# - Authenticated: Pub/Sub signs every request with an OIDC token of the push service account,
+#   the only principal allowed to invoke the subscriber.
+# - Retried: a failed delivery (transient error, e.g. Bigtable unavailable) comes back with
+#   exponential backoff; the subscriber acknowledges permanent failures itself after copying them
+#   to the dead-letter topic.
+# - Dead-lettered: after max_delivery_attempts Pub/Sub moves the event to the dead-letter topic,
+#   so nothing is retried forever and nothing is dropped silently.
+# - Ordered: events with the same ordering key (the operation name) arrive in publish order.
+# - Never expires, whatever the traffic.
+#
+# Dead-lettering and push authentication act as the Pub/Sub service agent of the project, which
+# needs the grants at the end of this file.
+
+variable "project_id" {
+  description = "Project of the subscription."
+  type        = string
+}
+
+variable "name" {
+  description = "Name of the push subscription."
+  type        = string
+}
+
+variable "events_topic_id" {
+  description = "Full resource name of the events topic."
+  type        = string
+}
+
+variable "dead_letter_topic_id" {
+  description = "Full resource name of the dead-letter topic."
+  type        = string
+}
+
+variable "push_endpoint" {
+  description = "HTTPS URL of the subscriber function; also the audience of the OIDC token."
+  type        = string
+}
+
+variable "push_service_account_email" {
+  description = "Email of the service account whose OIDC token authenticates the deliveries."
+  type        = string
+}
+
+variable "push_service_account_id" {
+  description = "Full resource name of the push service account."
+  type        = string
+}
+
+variable "pubsub_service_agent" {
+  description = "IAM member of the project's Pub/Sub service agent (serviceAccount:service-NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^serviceAccount:service-[0-9]+@gcp-sa-pubsub\\.iam\\.gserviceaccount\\.com$", var.pubsub_service_agent))
+    error_message = "pubsub_service_agent must be serviceAccount:service-PROJECT_NUMBER@gcp-sa-pubsub.iam.gserviceaccount.com."
+  }
+}
+
+variable "ack_deadline_seconds" {
+  description = "Time the subscriber has to answer one delivery, in seconds."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = var.ack_deadline_seconds >= 10 && var.ack_deadline_seconds <= 600
+    error_message = "ack_deadline_seconds must be between 10 and 600."
+  }
+}
+
+variable "max_delivery_attempts" {
+  description = "Deliveries before an event is dead-lettered."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100."
+  }
+}
+
+variable "retry_minimum_backoff_seconds" {
+  description = "Shortest redelivery delay, in seconds."
+  type        = number
+  default     = 5
+}
+
+variable "retry_maximum_backoff_seconds" {
+  description = "Longest redelivery delay, in seconds."
+  type        = number
+  default     = 300
+}
+
+variable "message_retention_seconds" {
+  description = "How long undelivered events are kept, in seconds."
+  type        = number
+  default     = 604800
+
+  validation {
+    condition     = var.message_retention_seconds >= 600 && var.message_retention_seconds <= 604800
+    error_message = "message_retention_seconds must be between 600 and 604800."
+  }
+}
+
+variable "labels" {
+  description = "Labels of the subscription."
+  type        = map(string)
+  default     = {}
+}
+
+resource "google_pubsub_subscription" "push" {
+  project                    = var.project_id
+  name                       = var.name
+  topic                      = var.events_topic_id
+  labels                     = var.labels
+  ack_deadline_seconds       = var.ack_deadline_seconds
+  message_retention_duration = "${var.message_retention_seconds}s"
+  enable_message_ordering    = true
+
+  push_config {
+    push_endpoint = var.push_endpoint
+
+    oidc_token {
+      service_account_email = var.push_service_account_email
+      audience              = var.push_endpoint
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "${var.retry_minimum_backoff_seconds}s"
+    maximum_backoff = "${var.retry_maximum_backoff_seconds}s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = var.dead_letter_topic_id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+
+  depends_on = [
+    google_pubsub_topic_iam_member.service_agent_dead_letter_publisher,
+    google_service_account_iam_member.service_agent_token_creator,
+  ]
+}
+
+# Dead-lettering: the service agent forwards from this subscription to the dead-letter topic.
+resource "google_pubsub_topic_iam_member" "service_agent_dead_letter_publisher" {
+  project = var.project_id
+  topic   = var.dead_letter_topic_id
+  role    = "roles/pubsub.publisher"
+  member  = var.pubsub_service_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "service_agent_subscriber" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.push.name
+  role         = "roles/pubsub.subscriber"
+  member       = var.pubsub_service_agent
+}
+
+# Push authentication: in projects created before April 2021 the service agent needs this role
+# to mint OIDC tokens for the push service account; granting it on that one account is harmless
+# elsewhere.
+resource "google_service_account_iam_member" "service_agent_token_creator" {
+  service_account_id = var.push_service_account_id
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = var.pubsub_service_agent
+}
+
+output "name" {
+  description = "Name of the push subscription."
+  value       = google_pubsub_subscription.push.name
+}
+
+output "id" {
+  description = "Full resource name of the push subscription."
+  value       = google_pubsub_subscription.push.id
+}
