@@ -529,7 +529,7 @@ module "functions" {
   subscriber_max_instances     = var.subscriber_max_instances
   subscriber_concurrency       = var.subscriber_concurrency
   subscriber_timeout_seconds   = var.subscriber_timeout_seconds
-  subscriber_invoker_members   = [module.identities.push_member]
+  subscriber_invoker_members   = { push = module.identities.push_member }
 }
 
 module "push_subscription" {

@@ -9,6 +9,14 @@
 # The functions use an app profile with single-cluster routing and transactional writes, which
 # CheckAndMutateRow (terminal-once updates, unique IDs) requires.
 
+terraform {
+  required_providers {
+    google = {
+      source = "hashicorp/google"
+    }
+  }
+}
+
 variable "project_id" {
   description = "Project of the Bigtable instance."
   type        = string
@@ -90,8 +98,7 @@ variable "data_user_members" {
 }
 
 locals {
-  cluster_id      = "${substr(var.instance_name, 0, 27)}-c1"
-  column_families = toset(["s", "i"])
+  cluster_id = "${substr(var.instance_name, 0, 27)}-c1"
 }
 
 resource "google_bigtable_instance" "this" {
@@ -133,13 +140,30 @@ resource "google_bigtable_table" "operations" {
   }
 }
 
-resource "google_bigtable_gc_policy" "retention" {
-  for_each = local.column_families
-
+# Operation state.
+resource "google_bigtable_gc_policy" "state" {
   project         = var.project_id
   instance_name   = google_bigtable_instance.this.name
   table           = google_bigtable_table.operations.name
-  column_family   = each.key
+  column_family   = "s"
+  mode            = "UNION"
+  deletion_policy = "ABANDON"
+
+  max_age {
+    duration = "${var.retention_seconds}s"
+  }
+
+  max_version {
+    number = 1
+  }
+}
+
+# Children and request-ID index rows.
+resource "google_bigtable_gc_policy" "index" {
+  project         = var.project_id
+  instance_name   = google_bigtable_instance.this.name
+  table           = google_bigtable_table.operations.name
+  column_family   = "i"
   mode            = "UNION"
   deletion_policy = "ABANDON"
 

@@ -10,6 +10,17 @@
 # Configuration is passed only through environment variables, named as in shared/config.ts.
 # PORT is set by the platform; the emulator variables are never set here.
 
+terraform {
+  required_providers {
+    google = {
+      source = "hashicorp/google"
+    }
+    archive = {
+      source = "hashicorp/archive"
+    }
+  }
+}
+
 variable "project_id" {
   description = "Project of the functions."
   type        = string

@@ -7,6 +7,14 @@
 # Grants on topics, the Bigtable instance and the functions are made where those resources are
 # created (resource-level IAM); only the two grants below need the project.
 
+terraform {
+  required_providers {
+    google = {
+      source = "hashicorp/google"
+    }
+  }
+}
+
 variable "project_id" {
   description = "Project of the service accounts."
   type        = string

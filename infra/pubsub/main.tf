@@ -9,6 +9,14 @@
 #
 # Publish and subscribe rights are granted on each topic, never on the project.
 
+terraform {
+  required_providers {
+    google = {
+      source = "hashicorp/google"
+    }
+  }
+}
+
 variable "project_id" {
   description = "Project of the topics."
   type        = string

@@ -13,6 +13,14 @@
 # Dead-lettering and push authentication act as the Pub/Sub service agent of the project, which
 # needs the grants at the end of this file.
 
+terraform {
+  required_providers {
+    google = {
+      source = "hashicorp/google"
+    }
+  }
+}
+
 variable "project_id" {
   description = "Project of the subscription."
   type        = string

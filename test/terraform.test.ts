@@ -1,0 +1,858 @@
+/**
+ * Offline checks of the Terraform configuration (terraform.tf and infra/): nothing here reaches
+ * Google Cloud or downloads a provider.
+ *
+ * - Every resource type and argument (nested blocks included) is checked against the schema of
+ *   the google provider as published in its generated bindings (@cdktf/provider-google, google
+ *   provider 6.x): the `Config` interfaces of each resource's `index.d.ts` list every argument,
+ *   its Terraform name, whether it is required and which nested block it opens.
+ * - The functions' entry points are registered by the build, their environment is what
+ *   shared/config.ts reads, topic and Bigtable names trace back to the resources that create them,
+ *   the archive carries every file the entry points import, and no invoker is public.
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parse } from '@cdktf/hcl2json';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { configVariableNames } from '../shared/config.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+
+/** Set in the cloud by every function. */
+const requiredInCloud = [
+  'GOOGLE_CLOUD_PROJECT',
+  'LRO_BIGTABLE_INSTANCE',
+  'LRO_BIGTABLE_TABLE',
+  'LRO_BIGTABLE_APP_PROFILE',
+  'LRO_EVENTS_TOPIC',
+  'LRO_NOTIFICATIONS_TOPIC',
+  'LRO_DEAD_LETTER_TOPIC',
+] as const;
+/** Set by the platform (PORT) or meant for the local stack only. */
+const forbiddenInCloud = ['PORT', 'BIGTABLE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST'] as const;
+const entryPoints = { operations: 'operations', subscriber: 'subscriber' } as const;
+
+// ------------------------------------------------------------------------------------------
+// Loading the configuration
+// ------------------------------------------------------------------------------------------
+
+type Body = Record<string, unknown>;
+
+interface Block {
+  kind: 'resource' | 'data';
+  type: string;
+  name: string;
+  body: Body;
+  file: string;
+}
+
+interface TfModule {
+  /** Path relative to the repository root ('' for the root module). */
+  dir: string;
+  /** The module call that instantiates it (absent for the root). */
+  parent?: { module: TfModule; call: Body };
+  blocks: Block[];
+  variables: Map<string, Body>;
+  outputs: Map<string, Body>;
+  locals: Body;
+  calls: Map<string, Body>;
+  children: Map<string, TfModule>;
+  /** Every parsed file, for whole-text checks. */
+  files: Map<string, Body>;
+}
+
+/** How hcl2json renders an expression: `${...}`. */
+function expr(text: string): string {
+  return `\${${text}}`;
+}
+
+function asBody(value: unknown): Body {
+  return value && typeof value === 'object' && !Array.isArray(value) ? (value as Body) : {};
+}
+
+function first(value: unknown): Body {
+  return Array.isArray(value) ? asBody(value[0]) : asBody(value);
+}
+
+async function loadModule(dir: string, parent?: TfModule['parent']): Promise<TfModule> {
+  const abs = path.join(repoRoot, dir);
+  const module: TfModule = {
+    dir,
+    ...(parent ? { parent } : {}),
+    blocks: [],
+    variables: new Map(),
+    outputs: new Map(),
+    locals: {},
+    calls: new Map(),
+    children: new Map(),
+    files: new Map(),
+  };
+  const names = readdirSync(abs)
+    .filter((f) => f.endsWith('.tf'))
+    .sort();
+  for (const file of names) {
+    const rel = path.join(dir, file);
+    const parsed = await parse(rel, readFileSync(path.join(abs, file), 'utf8'));
+    module.files.set(rel, parsed);
+    for (const kind of ['resource', 'data'] as const) {
+      for (const [type, byName] of Object.entries(asBody(parsed[kind]))) {
+        for (const [name, bodies] of Object.entries(asBody(byName))) {
+          module.blocks.push({ kind, type, name, body: first(bodies), file: rel });
+        }
+      }
+    }
+    for (const [name, bodies] of Object.entries(asBody(parsed.variable))) {
+      module.variables.set(name, first(bodies));
+    }
+    for (const [name, bodies] of Object.entries(asBody(parsed.output))) {
+      module.outputs.set(name, first(bodies));
+    }
+    for (const [name, bodies] of Object.entries(asBody(parsed.module))) {
+      module.calls.set(name, first(bodies));
+    }
+    for (const locals of (parsed.locals as Body[] | undefined) ?? []) {
+      Object.assign(module.locals, locals);
+    }
+  }
+  for (const [name, call] of module.calls) {
+    const source = call.source;
+    if (typeof source !== 'string' || !source.startsWith('./')) {
+      throw new Error(`${dir || 'root'}: module ${name} must use a local source`);
+    }
+    module.children.set(name, await loadModule(path.join(dir, source), { module, call }));
+  }
+  return module;
+}
+
+function allModules(root: TfModule): TfModule[] {
+  return [root, ...[...root.children.values()].flatMap(allModules)];
+}
+
+function findBlock(module: TfModule, kind: Block['kind'], type: string, name: string): Block {
+  const block = module.blocks.find((b) => b.kind === kind && b.type === type && b.name === name);
+  if (!block) throw new Error(`${module.dir || 'root'}: no ${kind} ${type}.${name}`);
+  return block;
+}
+
+function blocksOfType(modules: TfModule[], type: string): { module: TfModule; block: Block }[] {
+  return modules.flatMap((module) =>
+    module.blocks.filter((b) => b.type === type).map((block) => ({ module, block })),
+  );
+}
+
+// ------------------------------------------------------------------------------------------
+// Following references across modules
+// ------------------------------------------------------------------------------------------
+
+/** The reference inside `${...}` when the value is exactly one reference, else undefined. */
+function reference(value: unknown): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  return /^\$\{([A-Za-z_][\w.[\]"-]*)\}$/.exec(value)?.[1];
+}
+
+interface Origin {
+  module: TfModule;
+  value: unknown;
+}
+
+/**
+ * Follows `var.X` up to the module call that sets it (or the root variable's default) and
+ * `module.M.O` down to the output's value, until the value is something else.
+ */
+function trace(module: TfModule, value: unknown): Origin {
+  for (let hops = 0; hops < 20; hops++) {
+    const ref = reference(value);
+    if (!ref) return { module, value };
+    const variable = /^var\.(\w+)$/.exec(ref);
+    if (variable?.[1]) {
+      const name = variable[1];
+      if (module.parent && name in module.parent.call) {
+        value = module.parent.call[name];
+        module = module.parent.module;
+        continue;
+      }
+      const declared = module.variables.get(name);
+      if (!declared) throw new Error(`${module.dir || 'root'}: undeclared variable ${name}`);
+      if (!module.parent && 'default' in declared) return { module, value: declared.default };
+      return { module, value };
+    }
+    const output = /^module\.(\w+)\.(\w+)$/.exec(ref);
+    if (output?.[1] && output[2]) {
+      const child = module.children.get(output[1]);
+      const declared = child?.outputs.get(output[2]);
+      if (!child || !declared) throw new Error(`${module.dir || 'root'}: no output ${ref}`);
+      module = child;
+      value = declared.value;
+      continue;
+    }
+    const local = /^local\.(\w+)$/.exec(ref);
+    if (local?.[1] && local[1] in module.locals) {
+      value = module.locals[local[1]];
+      continue;
+    }
+    return { module, value };
+  }
+  throw new Error(`reference loop at ${String(value)}`);
+}
+
+/** The resource an attribute reference such as `google_pubsub_topic.events.name` points at. */
+function tracedResource(module: TfModule, value: unknown): { block: Block; attribute: string } {
+  const origin = trace(module, value);
+  const ref = reference(origin.value);
+  const match = ref ? /^(?:(data)\.)?(\w+)\.(\w+)\.(.+)$/.exec(ref) : null;
+  if (!match?.[2] || !match[3] || !match[4]) {
+    throw new Error(
+      `${String(value)} does not lead to a resource attribute (${String(origin.value)})`,
+    );
+  }
+  const block = findBlock(origin.module, match[1] ? 'data' : 'resource', match[2], match[3]);
+  return { block, attribute: match[4] };
+}
+
+/** A number from a literal or a root variable default, through any chain of references. */
+function tracedNumber(module: TfModule, value: unknown): number {
+  const origin = trace(module, value);
+  if (typeof origin.value !== 'number') {
+    throw new Error(`${String(value)} does not resolve to a number (${String(origin.value)})`);
+  }
+  return origin.value;
+}
+
+/** `"${var.x}s"` (a Duration built from a variable) resolved to seconds. */
+function tracedSeconds(module: TfModule, value: unknown): number {
+  const match = typeof value === 'string' ? /^\$\{(var\.\w+)\}s$/.exec(value) : null;
+  if (!match?.[1]) throw new Error(`${String(value)} is not a duration built from a variable`);
+  return tracedNumber(module, expr(match[1]));
+}
+
+/** The root variable a value is copied from. */
+function rootVariable(module: TfModule, value: unknown): string {
+  let m = module;
+  let ref = reference(value);
+  while (ref?.startsWith('var.') && m.parent) {
+    const name = ref.slice(4);
+    ref = reference(m.parent.call[name]);
+    m = m.parent.module;
+  }
+  if (!ref?.startsWith('var.') || m.parent)
+    throw new Error(`${String(value)} is not a root variable`);
+  return ref.slice(4);
+}
+
+/** Keys of an environment map written as a local map, or `merge()` of local maps. */
+function environmentKeys(module: TfModule, value: unknown): Map<string, unknown> {
+  const keys = new Map<string, unknown>();
+  const merged = typeof value === 'string' ? /^\$\{merge\(([^()]*)\)\}$/.exec(value) : null;
+  const parts = merged?.[1] ? merged[1].split(',').map((p) => expr(p.trim())) : [value];
+  for (const part of parts) {
+    const map = asBody(trace(module, part).value);
+    if (Object.keys(map).length === 0)
+      throw new Error(`environment part ${String(part)} is not a map`);
+    for (const [k, v] of Object.entries(map)) keys.set(k, v);
+  }
+  return keys;
+}
+
+// ------------------------------------------------------------------------------------------
+// The google provider schema, from @cdktf/provider-google's type declarations
+// ------------------------------------------------------------------------------------------
+
+interface SchemaField {
+  required: boolean;
+  block?: SchemaObject;
+}
+type SchemaObject = Map<string, SchemaField>;
+
+const providerLib = path.dirname(require.resolve('@cdktf/provider-google'));
+const providerVersion = (
+  JSON.parse(readFileSync(path.join(providerLib, '..', 'package.json'), 'utf8')) as {
+    cdktf: { provider: { version: string } };
+  }
+).cdktf.provider.version;
+
+function declarationFiles(dir: string): string[] {
+  return readdirSync(dir).flatMap((entry) => {
+    const full = path.join(dir, entry);
+    if (statSync(full).isDirectory()) return declarationFiles(full);
+    return entry.endsWith('.d.ts') ? [full] : [];
+  });
+}
+
+/** Reads the argument schema of one resource or data source type, or undefined if unknown. */
+function providerSchema(kind: Block['kind'], type: string): SchemaObject | undefined {
+  const dir = path.join(
+    providerLib,
+    (kind === 'data' ? `data-${type}` : type.replace(/^google_/, '')).replaceAll('_', '-'),
+  );
+  if (!existsSync(dir)) return undefined;
+  const source = declarationFiles(dir)
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n');
+  if (!source.includes(`tfResourceType = "${type}"`)) return undefined;
+
+  const interfaces = new Map<string, { meta: boolean; body: string }>();
+  for (const m of source.matchAll(
+    /^export interface (\w+)(?: extends ([\w.]+))? \{\n([\s\S]*?)^\}/gm,
+  )) {
+    if (m[1] && m[3] !== undefined) {
+      interfaces.set(m[1], { meta: m[2] === 'cdktf.TerraformMetaArguments', body: m[3] });
+    }
+  }
+  const built = new Map<string, SchemaObject>();
+  const build = (name: string): SchemaObject => {
+    const cached = built.get(name);
+    if (cached) return cached;
+    const fields: SchemaObject = new Map();
+    built.set(name, fields);
+    const body = interfaces.get(name)?.body ?? '';
+    for (const m of body.matchAll(/\/\*\*([\s\S]*?)\*\/\s*readonly (\w+)(\?)?:\s*([^;]*)/g)) {
+      const [, doc = '', camel = '', optional, typeText = ''] = m;
+      const snake =
+        /#(\w+) \w+#\w+\}/.exec(doc)?.[1] ?? camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+      const child = [...typeText.matchAll(/\b([A-Z]\w+)\b/g)]
+        .map((t) => t[1])
+        .find((t): t is string => t !== undefined && interfaces.has(t));
+      fields.set(snake, { required: optional !== '?', ...(child ? { block: build(child) } : {}) });
+    }
+    return fields;
+  };
+  const root = [...interfaces].find(([, i]) => i.meta)?.[0];
+  return root ? build(root) : undefined;
+}
+
+/** Types from other providers, checked against their documented arguments. */
+const otherProviderSchemas: Record<string, SchemaObject> = {
+  // hashicorp/archive 2.x, data source archive_file.
+  'data.archive_file': new Map<string, SchemaField>([
+    ['type', { required: true }],
+    ['output_path', { required: true }],
+    ['output_file_mode', { required: false }],
+    ['source_content', { required: false }],
+    ['source_content_filename', { required: false }],
+    ['source_file', { required: false }],
+    ['source_dir', { required: false }],
+    ['excludes', { required: false }],
+    ['exclude_symlink_directories', { required: false }],
+    [
+      'source',
+      {
+        required: false,
+        block: new Map<string, SchemaField>([
+          ['content', { required: true }],
+          ['filename', { required: true }],
+        ]),
+      },
+    ],
+  ]),
+};
+
+const metaArguments = new Set([
+  'count',
+  'for_each',
+  'depends_on',
+  'lifecycle',
+  'provider',
+  'provisioner',
+  'connection',
+]);
+
+function checkBody(body: Body, schema: SchemaObject, where: string, top: boolean): string[] {
+  const problems: string[] = [];
+  const dynamic = asBody(body.dynamic);
+  for (const [key, value] of Object.entries(body)) {
+    if (top && metaArguments.has(key)) continue;
+    if (key === 'dynamic') {
+      for (const [name, defs] of Object.entries(dynamic)) {
+        const field = schema.get(name);
+        if (!field?.block) {
+          problems.push(`${where}: dynamic "${name}" is not a block of this type`);
+          continue;
+        }
+        for (const def of Array.isArray(defs) ? (defs as Body[]) : []) {
+          for (const k of Object.keys(def)) {
+            if (!['for_each', 'iterator', 'labels', 'content'].includes(k)) {
+              problems.push(`${where}.dynamic.${name}: unknown argument ${k}`);
+            }
+          }
+          for (const content of (def.content as Body[] | undefined) ?? []) {
+            problems.push(...checkBody(content, field.block, `${where}.${name}`, false));
+          }
+        }
+      }
+      continue;
+    }
+    const field = schema.get(key);
+    if (!field) {
+      problems.push(`${where}: unknown argument ${key}`);
+      continue;
+    }
+    if (field.block) {
+      if (!Array.isArray(value)) {
+        problems.push(`${where}: ${key} is a block, not an argument`);
+        continue;
+      }
+      for (const item of value as Body[]) {
+        problems.push(...checkBody(asBody(item), field.block, `${where}.${key}`, false));
+      }
+    }
+  }
+  for (const [name, field] of schema) {
+    if (field.required && !(name in body) && !(name in dynamic)) {
+      problems.push(`${where}: missing required argument ${name}`);
+    }
+  }
+  return problems;
+}
+
+// ------------------------------------------------------------------------------------------
+// The tests
+// ------------------------------------------------------------------------------------------
+
+let root: TfModule;
+let modules: TfModule[];
+
+beforeAll(async () => {
+  root = await loadModule('');
+  modules = allModules(root);
+});
+
+function child(name: string): TfModule {
+  const module = root.children.get(name);
+  if (!module) throw new Error(`no module ${name}`);
+  return module;
+}
+
+function fn(name: 'operations' | 'subscriber'): Block {
+  return findBlock(child('functions'), 'resource', 'google_cloudfunctions2_function', name);
+}
+
+describe('terraform configuration', () => {
+  it('parses every .tf file and loads every module from infra/', () => {
+    expect(modules.map((m) => m.dir).sort()).toEqual(
+      [
+        '',
+        'infra/bigtable',
+        'infra/functions',
+        'infra/identities',
+        'infra/pubsub',
+        'infra/push-subscription',
+      ].sort(),
+    );
+    const infraDirs = readdirSync(path.join(repoRoot, 'infra')).filter((d) =>
+      statSync(path.join(repoRoot, 'infra', d)).isDirectory(),
+    );
+    for (const d of infraDirs) expect(modules.map((m) => m.dir)).toContain(`infra/${d}`);
+  });
+
+  it(`uses only resource types and arguments of the google provider ${providerVersion}`, () => {
+    expect(providerVersion).toMatch(/^6\./);
+    const problems: string[] = [];
+    let checked = 0;
+    for (const module of modules) {
+      for (const block of module.blocks) {
+        const where = `${block.file}: ${block.kind === 'data' ? 'data.' : ''}${block.type}.${block.name}`;
+        const schema = block.type.startsWith('google_')
+          ? providerSchema(block.kind, block.type)
+          : otherProviderSchemas[`${block.kind === 'data' ? 'data.' : ''}${block.type}`];
+        if (!schema) {
+          problems.push(
+            `${where}: unknown ${block.kind === 'data' ? 'data source' : 'resource'} type`,
+          );
+          continue;
+        }
+        problems.push(...checkBody(block.body, schema, where, true));
+        checked++;
+      }
+    }
+    expect(problems).toEqual([]);
+    expect(checked).toBeGreaterThan(30);
+  });
+
+  it('rejects a misspelled argument (the schema check is not vacuous)', () => {
+    const schema = providerSchema('resource', 'google_pubsub_subscription');
+    expect(schema?.get('push_config')?.block?.get('oidc_token')?.block?.has('audience')).toBe(true);
+    const problems = checkBody(
+      { name: 'x', topic: 't', push_config: [{ push_endpoit: 'https://x' }] },
+      schema ?? new Map(),
+      'probe',
+      true,
+    );
+    expect(problems).toEqual([
+      'probe.push_config: unknown argument push_endpoit',
+      'probe.push_config: missing required argument push_endpoint',
+    ]);
+    expect(providerSchema('resource', 'google_pubsub_subscriptions')).toBeUndefined();
+  });
+
+  it('documents every variable and output, and validates the root inputs', () => {
+    for (const module of modules) {
+      for (const [name, variable] of module.variables) {
+        expect(variable.description, `${module.dir || 'root'} var.${name}`).toEqual(
+          expect.any(String),
+        );
+        expect(variable.type, `${module.dir || 'root'} var.${name}`).toBeDefined();
+      }
+      for (const [name, output] of module.outputs) {
+        expect(output.description, `${module.dir || 'root'} output.${name}`).toEqual(
+          expect.any(String),
+        );
+      }
+    }
+    const unvalidated = [...root.variables]
+      .filter(([, v]) =>
+        [expr('string'), expr('number'), expr('list(string)')].includes(String(v.type)),
+      )
+      .filter(([, v]) => !Array.isArray(v.validation))
+      .map(([name]) => name);
+    expect(unvalidated).toEqual(['source_root']);
+    for (const name of ['api_url', 'events_topic', 'notifications_topic', 'dead_letter_topic']) {
+      expect(root.outputs.has(name), name).toBe(true);
+    }
+    for (const name of ['api', 'subscriber', 'push', 'worker']) {
+      expect(root.outputs.has(`${name}_service_account`), name).toBe(true);
+    }
+  });
+
+  it('keeps terraform.tfvars.example to declared root variables', async () => {
+    const example = await parse(
+      'terraform.tfvars.example',
+      readFileSync(path.join(repoRoot, 'terraform.tfvars.example'), 'utf8'),
+    );
+    expect(Object.keys(example).length).toBeGreaterThan(3);
+    for (const key of Object.keys(example)) expect(root.variables.has(key), key).toBe(true);
+    expect(example).toHaveProperty('project_id');
+    expect(example).toHaveProperty('api_invoker_members');
+  });
+});
+
+describe('functions', () => {
+  it('deploys 2nd gen nodejs20 functions with the entry points of the build', () => {
+    for (const [name, entryPoint] of Object.entries(entryPoints)) {
+      const build = first(fn(name as keyof typeof entryPoints).body.build_config);
+      expect(build.runtime).toBe('nodejs20');
+      expect(build.entry_point).toBe(entryPoint);
+    }
+    expect(blocksOfType(modules, 'google_cloudfunctions2_function')).toHaveLength(2);
+  });
+
+  it('registers both entry points when the built index is loaded', (ctx) => {
+    const index = path.join(repoRoot, 'dist/functions/index.js');
+    expect(existsSync(index), 'run npm run build first').toBe(true);
+    const testing = pathToFileURL(
+      require.resolve('@google-cloud/functions-framework/testing'),
+    ).href;
+    const script = [
+      `const { getFunction } = await import(${JSON.stringify(testing)});`,
+      `await import(${JSON.stringify(pathToFileURL(index).href)});`,
+      `const names = ${JSON.stringify(Object.values(entryPoints))};`,
+      'process.stdout.write(JSON.stringify(names.filter((n) => typeof getFunction(n) === "function")));',
+      'process.exit(0);',
+    ].join('\n');
+    // A child process, so that whatever the modules start when loaded ends with it.
+    const output = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { PATH: process.env.PATH ?? '', NODE_ENV: 'test' },
+    });
+    const registered = JSON.parse(output) as string[];
+    const builtSources = ['operations.js', 'subscriber.js'].map((f) =>
+      readFileSync(path.join(repoRoot, 'dist/functions', f), 'utf8'),
+    );
+    if (registered.length === 0 && !builtSources.some((s) => s.includes('functions-framework'))) {
+      ctx.skip('the function modules register nothing yet');
+    }
+    expect(registered.sort()).toEqual(Object.values(entryPoints).sort());
+  });
+
+  it('sets only variables of the config schema, and every one the cloud needs', () => {
+    const known = new Set<string>(configVariableNames);
+    for (const name of ['operations', 'subscriber'] as const) {
+      const service = first(fn(name).body.service_config);
+      const keys = environmentKeys(child('functions'), service.environment_variables);
+      const secrets = Object.values(asBody(service.dynamic))
+        .flatMap((defs) => (Array.isArray(defs) ? (defs as Body[]) : []))
+        .flatMap((def) => (def.content as Body[] | undefined) ?? [])
+        .map((content) => content.key);
+      for (const key of [...keys.keys(), ...secrets]) {
+        expect(
+          known.has(String(key)),
+          `${name}: ${String(key)} is not read by shared/config.ts`,
+        ).toBe(true);
+      }
+      for (const key of requiredInCloud) expect(keys.has(key), `${name}: ${key}`).toBe(true);
+      for (const key of forbiddenInCloud) expect(keys.has(key), `${name}: ${key}`).toBe(false);
+    }
+  });
+
+  it('lets a wait end before the API function times out, with many waits per instance', () => {
+    const functions = child('functions');
+    const service = first(fn('operations').body.service_config);
+    const env = environmentKeys(functions, service.environment_variables);
+    const waitMax = tracedSeconds(functions, env.get('LRO_WAIT_TIMEOUT_MAX'));
+    const waitDefault = tracedSeconds(functions, env.get('LRO_WAIT_TIMEOUT_DEFAULT'));
+    const timeout = tracedNumber(functions, service.timeout_seconds);
+    expect(waitDefault).toBeLessThanOrEqual(waitMax);
+    expect(waitMax + 10).toBeLessThanOrEqual(timeout);
+    expect(
+      tracedNumber(functions, service.max_instance_request_concurrency),
+    ).toBeGreaterThanOrEqual(500);
+    expect(Number(trace(functions, service.available_cpu).value)).toBeGreaterThanOrEqual(1);
+    for (const key of ['min_instance_count', 'max_instance_count', 'ingress_settings']) {
+      expect(rootVariable(functions, service[key]), key).toMatch(/^api_/);
+    }
+  });
+
+  it('expires finished operations after the same retention in Bigtable and in the service', () => {
+    const functions = child('functions');
+    const env = environmentKeys(
+      functions,
+      first(fn('subscriber').body.service_config).environment_variables,
+    );
+    const serviceRetention = env.get('LRO_RETENTION');
+    const bigtable = child('bigtable');
+    for (const family of ['state', 'index']) {
+      const policy = findBlock(bigtable, 'resource', 'google_bigtable_gc_policy', family).body;
+      const gcAge = /var\.\w+/.exec(String(first(policy.max_age).duration))?.[0] ?? '';
+      const serviceAge = /var\.\w+/.exec(String(serviceRetention))?.[0] ?? '';
+      expect(rootVariable(bigtable, expr(gcAge))).toBe(rootVariable(functions, expr(serviceAge)));
+      expect(policy.mode).toBe('UNION');
+      expect(first(policy.max_version).number).toBe(1);
+    }
+  });
+
+  it('archives every file the entry points import, and only runtime dependencies', () => {
+    const patterns = (child('functions').locals.source_patterns as string[]).map(
+      (p) =>
+        new RegExp(
+          `^${p
+            .replace(/[.+^$()|[\]\\]/g, '\\$&')
+            .replace(/\*\*\//g, '(?:.*/)?')
+            .replace(/\*/g, '[^/]*')}$`,
+        ),
+    );
+    const packageJson = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
+      main: string;
+      dependencies: Record<string, string>;
+    };
+    const seen = new Set<string>();
+    const bare = new Set<string>();
+    const visit = (rel: string) => {
+      if (seen.has(rel)) return;
+      seen.add(rel);
+      const text = readFileSync(path.join(repoRoot, rel), 'utf8');
+      for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)['"]([^'"]+)['"]/g)) {
+        const spec = m[1] ?? '';
+        if (spec.startsWith('.')) visit(path.posix.join(path.posix.dirname(rel), spec));
+        else if (!spec.startsWith('node:')) {
+          bare.add(
+            spec.startsWith('@')
+              ? spec.split('/').slice(0, 2).join('/')
+              : (spec.split('/')[0] ?? spec),
+          );
+        }
+      }
+    };
+    visit(packageJson.main);
+    for (const file of ['package.json', 'package-lock.json', ...seen]) {
+      expect(
+        patterns.some((p) => p.test(file)),
+        `${file} is imported but not archived`,
+      ).toBe(true);
+    }
+    for (const dependency of bare) {
+      expect(
+        dependency in packageJson.dependencies,
+        `${dependency} must be a dependency (the build omits devDependencies)`,
+      ).toBe(true);
+    }
+  });
+});
+
+describe('pubsub', () => {
+  it('agrees on topic names between the topics and the function environment', () => {
+    const functions = child('functions');
+    const pubsub = child('pubsub');
+    const expected = {
+      LRO_EVENTS_TOPIC: 'events',
+      LRO_NOTIFICATIONS_TOPIC: 'notifications',
+      LRO_DEAD_LETTER_TOPIC: 'dead_letter',
+    };
+    for (const name of ['operations', 'subscriber'] as const) {
+      const env = environmentKeys(
+        functions,
+        first(fn(name).body.service_config).environment_variables,
+      );
+      for (const [key, topic] of Object.entries(expected)) {
+        const { block, attribute } = tracedResource(functions, env.get(key));
+        expect(block.type, key).toBe('google_pubsub_topic');
+        expect(block.name, key).toBe(topic);
+        expect(attribute, key).toBe('name');
+        expect(pubsub.blocks).toContain(block);
+      }
+    }
+  });
+
+  it('pushes events to the subscriber with OIDC, retries, dead-lettering and ordering', () => {
+    const push = child('push_subscription');
+    const subscription = findBlock(push, 'resource', 'google_pubsub_subscription', 'push').body;
+    expect(tracedResource(push, subscription.topic).block.name).toBe('events');
+    expect(subscription.enable_message_ordering).toBe(true);
+    expect(first(subscription.expiration_policy).ttl).toBe('');
+    expect(subscription.message_retention_duration).toEqual(expect.stringMatching(/s\}?$/));
+
+    const pushConfig = first(subscription.push_config);
+    const endpoint = tracedResource(push, pushConfig.push_endpoint);
+    expect(endpoint.block).toBe(fn('subscriber'));
+    expect(endpoint.attribute).toBe('service_config[0].uri');
+    const oidc = first(pushConfig.oidc_token);
+    const signer = tracedResource(push, oidc.service_account_email).block;
+    expect(signer.type).toBe('google_service_account');
+    expect(signer.name).toBe('push');
+
+    const retry = first(subscription.retry_policy);
+    expect(retry.minimum_backoff).toBeDefined();
+    expect(retry.maximum_backoff).toBeDefined();
+    const deadLetter = first(subscription.dead_letter_policy);
+    expect(tracedResource(push, deadLetter.dead_letter_topic).block.name).toBe('dead_letter');
+    const attempts = push.variables.get('max_delivery_attempts');
+    expect(rootVariable(push, deadLetter.max_delivery_attempts)).toBe('max_delivery_attempts');
+    expect(attempts?.validation).toBeDefined();
+  });
+
+  it('keeps dead letters in a subscription and lets the Pub/Sub service agent forward them', () => {
+    const pubsub = child('pubsub');
+    const hold = findBlock(pubsub, 'resource', 'google_pubsub_subscription', 'dead_letter').body;
+    expect(tracedResource(pubsub, hold.topic).block.name).toBe('dead_letter');
+    expect(hold.push_config).toBeUndefined();
+    expect(first(hold.expiration_policy).ttl).toBe('');
+
+    const push = child('push_subscription');
+    const grants = push.blocks.map((b) => `${b.type}:${String(b.body.role)}`);
+    expect(grants).toEqual(
+      expect.arrayContaining([
+        'google_pubsub_topic_iam_member:roles/pubsub.publisher',
+        'google_pubsub_subscription_iam_member:roles/pubsub.subscriber',
+        'google_service_account_iam_member:roles/iam.serviceAccountTokenCreator',
+      ]),
+    );
+    expect(root.locals.pubsub_service_agent).toContain('@gcp-sa-pubsub.iam.gserviceaccount.com');
+  });
+});
+
+describe('bigtable', () => {
+  it('creates the table families and a transactional single-cluster app profile the functions use', () => {
+    const bigtable = child('bigtable');
+    const table = findBlock(bigtable, 'resource', 'google_bigtable_table', 'operations').body;
+    expect((table.column_family as Body[]).map((f) => f.family).sort()).toEqual(['i', 's']);
+    for (const [name, family] of [
+      ['state', 's'],
+      ['index', 'i'],
+    ]) {
+      const policy = findBlock(bigtable, 'resource', 'google_bigtable_gc_policy', name ?? '').body;
+      expect(policy.column_family).toBe(family);
+    }
+
+    const profile = findBlock(bigtable, 'resource', 'google_bigtable_app_profile', 'transactional');
+    const routing = first(profile.body.single_cluster_routing);
+    expect(routing.allow_transactional_writes).toBe(true);
+    const instance = findBlock(bigtable, 'resource', 'google_bigtable_instance', 'this').body;
+    expect(routing.cluster_id).toBe(first(instance.cluster).cluster_id);
+
+    const functions = child('functions');
+    for (const name of ['operations', 'subscriber'] as const) {
+      const env = environmentKeys(
+        functions,
+        first(fn(name).body.service_config).environment_variables,
+      );
+      expect(tracedResource(functions, env.get('LRO_BIGTABLE_APP_PROFILE')).block).toBe(profile);
+      expect(tracedResource(functions, env.get('LRO_BIGTABLE_INSTANCE')).block.type).toBe(
+        'google_bigtable_instance',
+      );
+      expect(tracedResource(functions, env.get('LRO_BIGTABLE_TABLE')).block.type).toBe(
+        'google_bigtable_table',
+      );
+    }
+  });
+});
+
+describe('least privilege', () => {
+  it('has no public principal anywhere outside the variable checks that refuse one', () => {
+    const offending: string[] = [];
+    const walk = (value: unknown, where: string) => {
+      if (typeof value === 'string') {
+        if (/allUsers|allAuthenticatedUsers/.test(value)) offending.push(where);
+      } else if (value && typeof value === 'object') {
+        for (const [k, v] of Object.entries(value)) walk(v, `${where}.${k}`);
+      }
+    };
+    for (const module of modules) {
+      for (const [file, parsed] of module.files) {
+        for (const [kind, value] of Object.entries(parsed)) {
+          if (kind !== 'variable') walk(value, `${file}:${kind}`);
+        }
+      }
+    }
+    const example = readFileSync(path.join(repoRoot, 'terraform.tfvars.example'), 'utf8');
+    if (/allUsers|allAuthenticatedUsers/.test(example.replace(/#.*$/gm, ''))) {
+      offending.push('terraform.tfvars.example');
+    }
+    expect(offending).toEqual([]);
+    const invokers = root.variables.get('api_invoker_members');
+    expect(JSON.stringify(invokers?.validation)).toContain('allUsers');
+  });
+
+  it('grants on resources with additive members, never authoritative bindings or policies', () => {
+    const authoritative = modules.flatMap((m) =>
+      m.blocks.filter((b) => /_iam_(binding|policy)$/.test(b.type)).map((b) => b.type),
+    );
+    expect(authoritative).toEqual([]);
+    const projectGrants = blocksOfType(modules, 'google_project_iam_member').map(
+      ({ block }) => block.name,
+    );
+    expect(projectGrants.sort()).toEqual(['api_notification_listener', 'build_builder']);
+  });
+
+  it('uses one service account per role, and lets the worker publish events only', () => {
+    const identities = child('identities');
+    const accounts = identities.blocks
+      .filter((b) => b.type === 'google_service_account')
+      .map((b) => b.name);
+    expect(accounts.sort()).toEqual(['api', 'build', 'push', 'subscriber', 'worker']);
+    expect(
+      tracedResource(
+        child('functions'),
+        first(fn('operations').body.service_config).service_account_email,
+      ).block.name,
+    ).toBe('api');
+    expect(
+      tracedResource(
+        child('functions'),
+        first(fn('subscriber').body.service_config).service_account_email,
+      ).block.name,
+    ).toBe('subscriber');
+
+    // Every use of the worker identity in the root module is the events publisher grant.
+    const uses = [...root.calls].flatMap(([call, args]) =>
+      Object.entries(args)
+        .filter(([, v]) => JSON.stringify(v).includes('module.identities.worker_'))
+        .map(([k]) => `${call}.${k}`),
+    );
+    expect(uses).toEqual(['pubsub.event_publishers']);
+
+    const invokers = findBlock(
+      child('functions'),
+      'resource',
+      'google_cloud_run_v2_service_iam_member',
+      'subscriber_invoker',
+    );
+    expect(invokers.body.role).toBe('roles/run.invoker');
+    expect(root.calls.get('functions')?.subscriber_invoker_members).toEqual({
+      push: expr('module.identities.push_member'),
+    });
+  });
+});
