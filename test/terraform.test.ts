@@ -390,6 +390,10 @@ function checkBody(body: Body, schema: SchemaObject, where: string, top: boolean
       problems.push(`${where}: unknown argument ${key}`);
       continue;
     }
+    if (!field.block && Array.isArray(value) && value.some((v) => v && typeof v === 'object')) {
+      problems.push(`${where}: ${key} is an argument, not a block`);
+      continue;
+    }
     if (field.block) {
       if (!Array.isArray(value)) {
         problems.push(`${where}: ${key} is a block, not an argument`);
