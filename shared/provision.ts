@@ -33,6 +33,8 @@ export interface ProvisionOptions {
   maximumBackoffSeconds?: number;
   /** How long a delivery may take before Pub/Sub redelivers (default 60 s). */
   ackDeadlineSeconds?: number;
+  /** Deliver the events of one operation in publish order (default true). */
+  messageOrdering?: boolean;
   /** A Messaging to reuse; one is created and closed otherwise. */
   messaging?: Messaging;
 }
@@ -80,7 +82,7 @@ export async function provisionStack(
       minimumBackoffSeconds: options.minimumBackoffSeconds ?? 1,
       maximumBackoffSeconds: options.maximumBackoffSeconds ?? 60,
       ackDeadlineSeconds: options.ackDeadlineSeconds ?? 60,
-      enableMessageOrdering: true,
+      enableMessageOrdering: options.messageOrdering ?? true,
     });
   } finally {
     if (!options.messaging) await messaging.close();
