@@ -48,6 +48,8 @@ export const defaults = {
   /** Client SDK: retry backoff after a transient failure inside waitForOperation. */
   clientRetryInitialMs: 250,
   clientRetryMaxMs: 5_000,
+  /** Wait: first safety-net poll while notifications flow (waitPollInitialMs when they do not). */
+  waitPollNotifiedInitialMs: 5_000,
   /** API shutdown: how long SIGTERM waits for the listener's subscription to be removed. */
   shutdownCleanupMaxMs: 5_000,
 } as const;

@@ -19,9 +19,14 @@
  * - **Polling is the safety net.** Notifications can be lost (the subscription deleted, Pub/Sub
  *   trouble, a subscriber that crashed between its write and its publish). Every follower also
  *   reads the row with capped exponential backoff and jitter (`defaults.waitPoll*`), so a lost
- *   notification delays a wait by at most one poll interval, never forever. Concurrent reads of
- *   one operation are shared. When the hub is unhealthy (its stream failed, it is recreating
- *   the subscription) or notifications are disabled, polling alone carries the waits.
+ *   notification delays a wait by at most one poll interval, never forever. While notifications
+ *   flow the first poll comes late (`waitPollNotifiedInitialMs`), since it only guards against
+ *   a rare loss; when they do not (disabled, or the listener failed) polling starts at
+ *   `waitPollInitialMs`. Concurrent reads of one operation are shared.
+ * - **A failing listener resyncs its followers.** When the stream fails (the subscription was
+ *   deleted, for instance), every follower reads its row at once and polls fast; the hub
+ *   recreates the subscription with backoff, and once it is back every follower reads once more
+ *   (notifications published during the gap are lost) and returns to slow polling.
  * - **Timeouts return the latest state.** At the deadline the follower resolves with the
  *   latest state it knows (done or not); when the hub is unhealthy it reads the row once more
  *   first, since polling may be a few seconds stale. A caller that goes away (its AbortSignal)
@@ -37,7 +42,15 @@ import type { Operation } from './model.js';
 import { type Notification, parseNotification } from './notifications.js';
 import type { OperationStore } from './store.js';
 
-export type NotificationHandler = (notification: Notification) => void;
+export interface Follower {
+  /** A notification for the followed operation. */
+  notify(notification: Notification): void;
+  /**
+   * The listener failed or came back: notifications may have been lost meanwhile, so the
+   * follower reads the row now and adapts its polling to the listener's health.
+   */
+  resync(): void;
+}
 
 export interface NotificationHubOptions {
   /** Subscription name; unique per instance by default. */
@@ -53,12 +66,13 @@ type HubState = 'idle' | 'starting' | 'healthy' | 'recovering' | 'closed';
 /** One streaming-pull subscription on the notifications topic, fanned out by operation name. */
 export class NotificationHub {
   readonly subscriptionName: string;
-  private readonly handlers = new Map<string, Set<NotificationHandler>>();
+  private readonly handlers = new Map<string, Set<Follower>>();
   private state: HubState = 'idle';
   private listener: Listener | undefined;
   private starting: Promise<void> | undefined;
   private recoverTimer: NodeJS.Timeout | undefined;
   private recoverDelayMs: number = defaults.listenerRecreateInitialMs;
+  private failedSinceHealthy = false;
   private readonly log: Logger;
   private readonly expirationSeconds: number;
   private readonly startTimeoutMs: number;
@@ -91,7 +105,7 @@ export class NotificationHub {
   }
 
   /** Registers a handler for one operation's notifications; returns its removal. */
-  register(name: string, handler: NotificationHandler): () => void {
+  register(name: string, handler: Follower): () => void {
     let set = this.handlers.get(name);
     if (!set) {
       set = new Set();
@@ -132,9 +146,12 @@ export class NotificationHub {
     try {
       await this.connect();
       if (this.state !== 'starting') return;
+      const recovered = this.failedSinceHealthy;
+      this.failedSinceHealthy = false;
       this.state = 'healthy';
       this.recoverDelayMs = defaults.listenerRecreateInitialMs;
       this.log.info('notification listener started', { subscription: this.subscriptionName });
+      if (recovered) this.resyncAll();
     } catch (err) {
       if ((this.state as HubState) === 'closed') return;
       this.log.warn('notification listener could not start; waits rely on polling', {
@@ -176,7 +193,7 @@ export class NotificationHub {
     if (!set) return;
     for (const handler of [...set]) {
       try {
-        handler(notification);
+        handler.notify(notification);
       } catch (err) {
         this.log.error('notification handler failed', {
           operation: notification.operation.name,
@@ -198,10 +215,18 @@ export class NotificationHub {
     this.listener = undefined;
     old?.close().catch(() => undefined);
     this.scheduleRecovery();
+    this.resyncAll();
+  }
+
+  private resyncAll(): void {
+    for (const set of this.handlers.values()) {
+      for (const handler of [...set]) handler.resync();
+    }
   }
 
   private scheduleRecovery(): void {
     if (this.state === 'closed') return;
+    this.failedSinceHealthy = true;
     this.state = 'recovering';
     const delay = this.recoverDelayMs;
     this.recoverDelayMs = Math.min(delay * 2, defaults.listenerRecreateMaxMs);
@@ -230,7 +255,10 @@ export class NotificationHub {
 }
 
 export interface PollSchedule {
+  /** First delay when polling alone carries the wait. */
   initialMs: number;
+  /** First delay while notifications flow (polling is only the safety net then). */
+  notifiedInitialMs: number;
   multiplier: number;
   maxMs: number;
 }
@@ -273,6 +301,7 @@ export class Waiter {
     this.hub = options.hub;
     this.poll = {
       initialMs: options.poll?.initialMs ?? defaults.waitPollInitialMs,
+      notifiedInitialMs: options.poll?.notifiedInitialMs ?? defaults.waitPollNotifiedInitialMs,
       multiplier: options.poll?.multiplier ?? defaults.waitPollMultiplier,
       maxMs: options.poll?.maxMs ?? defaults.waitPollMaxMs,
     };
@@ -302,12 +331,14 @@ export class Waiter {
    */
   async follow(name: string, options: FollowOptions): Promise<WaitOutcome> {
     const hub = this.hub;
+    const poll = this.poll;
+    const initialDelay = () => (hub?.healthy ? poll.notifiedInitialMs : poll.initialMs);
     this.active++;
     let latest: Operation | undefined;
     let notified = 0;
     let finished = false;
     let timer: NodeJS.Timeout | undefined;
-    let delay = this.poll.initialMs;
+    let delay = poll.initialMs;
     let lastError: LroError | undefined;
     let resolveOutcome!: (outcome: WaitOutcome) => void;
     let rejectOutcome!: (err: unknown) => void;
@@ -363,6 +394,7 @@ export class Waiter {
     };
     const schedule = () => {
       if (finished) return;
+      clearTimeout(timer);
       const now = Date.now();
       const jittered = delay * (0.8 + Math.random() * 0.4);
       const wake = Math.min(now + jittered, options.deadline);
@@ -376,7 +408,7 @@ export class Waiter {
         return;
       }
       await readAndOffer();
-      delay = Math.min(delay * this.poll.multiplier, this.poll.maxMs);
+      delay = Math.min(delay * poll.multiplier, poll.maxMs);
       schedule();
     };
 
@@ -386,15 +418,24 @@ export class Waiter {
     }
     options.signal?.addEventListener('abort', onAbort, { once: true });
     if (hub) {
-      unregister = hub.register(name, (notification) => {
-        if (notification.type === 'deleted') {
-          fail(new LroError(Code.NOT_FOUND, `operation ${name} was deleted`));
-          return;
-        }
-        notified++;
-        offer(notification.operation);
+      unregister = hub.register(name, {
+        notify: (notification) => {
+          if (notification.type === 'deleted') {
+            fail(new LroError(Code.NOT_FOUND, `operation ${name} was deleted`));
+            return;
+          }
+          notified++;
+          offer(notification.operation);
+        },
+        resync: () => {
+          if (finished) return;
+          clearTimeout(timer);
+          delay = initialDelay();
+          void readAndOffer().then(schedule);
+        },
       });
       await hub.ready();
+      delay = initialDelay();
     }
     if (!finished) await readAndOffer();
     if (!finished) {
