@@ -125,6 +125,7 @@ describe('wait with notifications', () => {
     const result = await reply;
     expect(result.body.done).toBe(true);
     expect(performance.now() - started).toBeLessThan(defaults.waitPollInitialMs * 1.2 + 1_500);
+    expect(s.fn.output()).toContain('notification listener failed');
 
     // The listener recreates its subscription, and waits are woken by notifications again.
     await until(
