@@ -8,6 +8,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { PubSub } from '@google-cloud/pubsub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults } from '../shared/defaults.js';
+import { Code } from '../shared/errors.js';
 import type { WorkerEventInput } from '../shared/events.js';
 import type { Operation } from '../shared/model.js';
 import { DEAD_LETTER_ATTRIBUTES } from '../shared/subscriber.js';
@@ -263,7 +264,7 @@ describe('event pipeline', () => {
     });
   });
 
-  it('ends 200 operations in exactly the expected states under duplicates and shuffled delivery', async () => {
+  it.concurrent('ends 200 operations in exactly the expected states under duplicates and shuffled delivery', async () => {
     const count = 200;
     const created = await Promise.all(
       Array.from({ length: count }, () => s.store.create({ metadata: progress(0) })),
@@ -384,4 +385,28 @@ describe('event pipeline', () => {
       for (const n of announced) expect(n.operation).toEqual(want);
     }
   }, 90_000);
+
+  it.concurrent('retries an event for an operation that does not exist, then Pub/Sub dead-letters it', async () => {
+    // A stack of its own: failing deliveries slow the emulator's push for the whole subscription.
+    const own = await startEventStack({
+      maxDeliveryAttempts: 5,
+      minimumBackoffSeconds: 1,
+      maximumBackoffSeconds: 1,
+      messageOrdering: false,
+    });
+    try {
+      const unknown = `operations/${randomUUID()}`;
+      await own.publishEvent(event(unknown, 'succeeded', { response: result('never') }));
+      const [letter] = await own.readDeadLetters(1, 40_000);
+      expect(letter?.attributes.operation).toBe(unknown);
+      // Dead-lettered by the subscription's policy after its attempts, not by the subscriber.
+      expect(letter?.attributes.CloudPubSubDeadLetterSourceDeliveryCount).toBe('5');
+      expect(letter?.attributes[DEAD_LETTER_ATTRIBUTES.reason]).toBeUndefined();
+      await expect(own.store.get(unknown)).rejects.toMatchObject({ code: Code.NOT_FOUND });
+      const retries = own.subscriber.output().split('unknown operation').length - 1;
+      expect(retries).toBe(5);
+    } finally {
+      await own.close();
+    }
+  }, 60_000);
 });
