@@ -346,6 +346,9 @@ export class Waiter {
       resolveOutcome = resolve;
       rejectOutcome = reject;
     });
+    // The outcome may settle while the registration or the first read is still awaited, before
+    // the caller holds it; without a handler meanwhile that would be an unhandled rejection.
+    outcome.catch(() => undefined);
 
     let unregister = () => {};
     const cleanup = () => {

@@ -113,6 +113,25 @@ describe('wait with notifications', () => {
     expect(latency).toBeLessThan(2);
   });
 
+  it('survives callers that leave while their wait is still starting', async () => {
+    const { operation } = await s.store.create();
+    const leaving = Array.from({ length: 30 }, async (_, i) => {
+      const controller = new AbortController();
+      const pending = fetch(`${s.url}/v1/${operation.name}:wait`, {
+        method: 'POST',
+        body: '{"timeout":"30s"}',
+        headers: { 'content-type': 'application/json' },
+        signal: controller.signal,
+      }).catch(() => undefined);
+      setTimeout(() => controller.abort(), i % 10);
+      await pending;
+    });
+    await Promise.all(leaving);
+    const alive = await call(s.url, 'GET', `/v1/${operation.name}`);
+    expect(alive.status).toBe(200);
+    expect(s.fn.output()).not.toContain('Unhandled rejection');
+  });
+
   it('finishes by polling when its notification is lost, and the listener comes back', async () => {
     const [subscription] = await s.waiterSubscriptions();
     expect(subscription).toBeDefined();
