@@ -190,7 +190,8 @@ function metadataKey(emitTime: Date, eventId: string): string {
   return `${String(emitTime.getTime()).padStart(15, '0')}/${eventId}`;
 }
 
-const gax = { timeout: CALL_TIMEOUT_MS };
+/** Fresh call options each time: the client mutates them (it appends its metrics interceptor). */
+const gax = () => ({ timeout: CALL_TIMEOUT_MS });
 const column = (name: string) => [{ family: STATE }, { column: name }];
 
 export class BigtableOperationStore implements OperationStore {
@@ -252,7 +253,7 @@ export class BigtableOperationStore implements OperationStore {
             method: 'insert',
             data: { [INDEX]: { c: { value: String(now), timestamp: RUNNING_TIMESTAMP_MICROS } } },
           },
-          { gaxOptions: gax },
+          { gaxOptions: gax() },
         ),
       );
     }
@@ -261,7 +262,7 @@ export class BigtableOperationStore implements OperationStore {
         this.table.row(this.opKey(id)).filter(column('C'), {
           onMatch: [],
           onNoMatch: [this.insert(cells, RUNNING_TIMESTAMP_MICROS)],
-          gaxOptions: gax,
+          gaxOptions: gax(),
         }),
       );
       if (!exists) return this.toRecord(id, cells) as OperationRecord;
@@ -296,12 +297,12 @@ export class BigtableOperationStore implements OperationStore {
             data: { [INDEX]: { o: { value: id, timestamp: now * 1000 } } },
           },
         ],
-        gaxOptions: gax,
+        gaxOptions: gax(),
       }),
     );
     if (!taken) return id;
     const [rows] = await this.call(() =>
-      this.table.getRows({ keys: [this.requestKey(requestId)], gaxOptions: gax }),
+      this.table.getRows({ keys: [this.requestKey(requestId)], gaxOptions: gax() }),
     );
     const earlier = (rows[0] as unknown as RawRow | undefined)?.data[INDEX]?.o?.[0]?.value;
     return earlier ?? id;
@@ -425,7 +426,7 @@ export class BigtableOperationStore implements OperationStore {
     await this.call(() =>
       this.table.mutate(
         keys.map((key) => ({ key, method: 'delete' })),
-        { gaxOptions: gax },
+        { gaxOptions: gax() },
       ),
     );
   }
@@ -439,7 +440,7 @@ export class BigtableOperationStore implements OperationStore {
         .filter(this.unchangedFilter([{ interleave: [column('D'), column('X')] }]), {
           onMatch: [this.insert({ X: String(now), U: String(now) }, RUNNING_TIMESTAMP_MICROS)],
           onNoMatch: [],
-          gaxOptions: gax,
+          gaxOptions: gax(),
         }),
     );
     return { record: await this.get(name), applied: applied === true };
@@ -478,7 +479,7 @@ export class BigtableOperationStore implements OperationStore {
         this.table.row(this.opKey(id)).filter(this.unchangedFilter([{ interleave: conflicts }]), {
           onMatch: [{ method: 'delete', data: [STATE] }, this.insert(next, now * 1000)],
           onNoMatch: [],
-          gaxOptions: gax,
+          gaxOptions: gax(),
         }),
       );
       if (applied) {
@@ -509,7 +510,7 @@ export class BigtableOperationStore implements OperationStore {
             ),
           ],
           onNoMatch: [],
-          gaxOptions: gax,
+          gaxOptions: gax(),
         }),
     );
     return { record: await this.get(name), applied: applied === true };
@@ -558,7 +559,7 @@ export class BigtableOperationStore implements OperationStore {
             method: 'insert',
             data: { [INDEX]: { c: { value: created ?? String(now), timestamp: now * 1000 } } },
           },
-          { gaxOptions: gax },
+          { gaxOptions: gax() },
         ),
       );
       // Remove the running-time cell (its timestamp is far in the future).
@@ -577,7 +578,7 @@ export class BigtableOperationStore implements OperationStore {
               },
             ],
           },
-          { gaxOptions: gax },
+          { gaxOptions: gax() },
         ),
       );
     } catch (err) {
@@ -616,7 +617,7 @@ export class BigtableOperationStore implements OperationStore {
         ],
         limit,
         filter: [{ family }, { column: { cellLimit: 1 } }],
-        gaxOptions: gax,
+        gaxOptions: gax(),
       }),
     );
     return rows as unknown as RawRow[];
@@ -637,7 +638,7 @@ export class BigtableOperationStore implements OperationStore {
       this.table.getRows({
         keys: [this.opKey(id)],
         filter: [{ family: STATE }, { column: { cellLimit: 1 } }],
-        gaxOptions: gax,
+        gaxOptions: gax(),
       }),
     );
     const row = rows[0] as unknown as RawRow | undefined;
@@ -658,7 +659,7 @@ export class BigtableOperationStore implements OperationStore {
       this.table.getRows({
         keys: ids.map((id) => this.opKey(id)),
         filter: [{ family: STATE }, { column: { cellLimit: 1 } }],
-        gaxOptions: gax,
+        gaxOptions: gax(),
       }),
     );
     const prefix = `${this.prefix}o/`;
