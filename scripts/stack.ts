@@ -1,0 +1,83 @@
+/**
+ * The whole system on one machine: the emulators (started, or reused when the emulator
+ * variables are set), the table, topics and subscriptions (the events topic pushes to the
+ * subscriber exactly as in the cloud), and both functions under the functions framework.
+ * `npm start`, the benchmarks and the end-to-end tests all use it.
+ */
+import { type Config, loadConfig } from '../shared/config.js';
+import { type RunningEmulators, startEmulators } from '../shared/emulators.js';
+import { provisionStack } from '../shared/provision.js';
+import { type RunningFunction, startFunction } from './run-function.js';
+
+export interface StackOptions {
+  /** The environment (defaults: the documented local names). */
+  env?: Record<string, string | undefined>;
+  /** Port of the operations API; PORT or 8080 when absent. */
+  apiPort?: number;
+  /** Port of the subscriber function; the API port + 1 when absent. */
+  subscriberPort?: number;
+  /** Delivery attempts before an event is dead-lettered. */
+  maxDeliveryAttempts?: number;
+  onOutput?: (source: 'api' | 'subscriber' | 'bigtable' | 'pubsub', chunk: string) => void;
+}
+
+export interface Stack {
+  config: Config;
+  /** The environment the functions run with (emulator hosts included). */
+  env: Record<string, string>;
+  emulators: RunningEmulators;
+  api: RunningFunction;
+  subscriber: RunningFunction;
+  /** Stops what this stack started (functions, then emulators it started), nothing else. */
+  stop(): Promise<void>;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
+  const baseEnv = options.env ?? {};
+  // Validate first, so that a bad variable is reported before anything starts.
+  const preliminary = loadConfig(baseEnv);
+  const apiPort = options.apiPort ?? preliminary.port;
+  const subscriberPort = options.subscriberPort ?? apiPort + 1;
+  const emulators = await startEmulators({
+    env: baseEnv,
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+  });
+  const started: RunningFunction[] = [];
+  try {
+    const env: Record<string, string> = {};
+    for (const [key, value] of Object.entries(baseEnv)) {
+      if (value !== undefined) env[key] = value;
+    }
+    env.BIGTABLE_EMULATOR_HOST = emulators.bigtable;
+    env.PUBSUB_EMULATOR_HOST = emulators.pubsub;
+    const config = loadConfig({ ...env, PORT: String(apiPort) });
+    const onOutput = options.onOutput;
+    const subscriber = await startFunction('subscriber', env, subscriberPort, {
+      ...(onOutput ? { onOutput: (chunk: string) => onOutput('subscriber', chunk) } : {}),
+    });
+    started.push(subscriber);
+    await provisionStack(config, {
+      subscriberUrl: `${subscriber.url}/`,
+      ...(options.maxDeliveryAttempts ? { maxDeliveryAttempts: options.maxDeliveryAttempts } : {}),
+    });
+    const api = await startFunction('operations', env, apiPort, {
+      ...(onOutput ? { onOutput: (chunk: string) => onOutput('api', chunk) } : {}),
+    });
+    started.push(api);
+    return {
+      config,
+      env: { ...env, PORT: String(apiPort) },
+      emulators,
+      api,
+      subscriber,
+      stop: async () => {
+        await Promise.all(started.map((f) => f.stop()));
+        await emulators.stop();
+      },
+    };
+  } catch (err) {
+    await Promise.all(started.map((f) => f.stop()));
+    await emulators.stop();
+    throw err;
+  }
+}
