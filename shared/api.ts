@@ -311,6 +311,8 @@ async function wait(ctx: Context): Promise<void> {
   const timeoutMs = timeoutOf(ctx.services.config, request.timeout);
   const outcome = await ctx.services.waiter.wait(ctx.name, { timeoutMs, signal: ctx.signal });
   if (outcome.reason === 'aborted') return;
+  // How many Bigtable reads this wait cost (one on the notification path); for benchmarks.
+  ctx.res.setHeader('x-lro-bigtable-reads', String(outcome.reads));
   sendJson(ctx.res, 200, outcome.operation);
 }
 

@@ -275,6 +275,8 @@ export interface WaitOutcome {
   operation: Operation;
   /** Why the follow ended. */
   reason: 'done' | 'timeout' | 'aborted';
+  /** Bigtable reads this follower waited on (shared reads count for each of their followers). */
+  reads: number;
 }
 
 export interface WaiterOptions {
@@ -336,6 +338,7 @@ export class Waiter {
     this.active++;
     let latest: Operation | undefined;
     let notified = 0;
+    let reads = 0;
     let finished = false;
     let timer: NodeJS.Timeout | undefined;
     let delay = poll.initialMs;
@@ -365,7 +368,7 @@ export class Waiter {
         return;
       }
       cleanup();
-      resolveOutcome({ operation: latest, reason });
+      resolveOutcome({ operation: latest, reason, reads });
     };
     const fail = (err: unknown) => {
       if (finished) return;
@@ -386,6 +389,7 @@ export class Waiter {
     const readAndOffer = async (): Promise<void> => {
       const seen = notified;
       try {
+        reads++;
         const operation = await this.read(name);
         // A notification that arrived during the read is at least as new as the row we read.
         if (notified === seen || operation.done) offer(operation);
