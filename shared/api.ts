@@ -292,10 +292,10 @@ async function cancel(ctx: Context): Promise<void> {
   parseOrInvalid(CancelRequestSchema, jsonBody(ctx.req), 'cancel request');
   const result = await ctx.services.store.requestCancel(ctx.name);
   // Workers learn of the request from this notification; one that misses it polls.
-  if (result.applied) await publish(ctx, 'cancelRequested', result.record.operation);
+  if (result.applied) await publish(ctx, 'cancelRequested', result.operation);
   ctx.log.info(result.applied ? 'cancellation requested' : 'cancellation already requested', {
     operation: ctx.name,
-    done: result.record.operation.done,
+    done: result.operation.done,
   });
   sendJson(ctx.res, 200, {});
 }

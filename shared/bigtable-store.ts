@@ -443,7 +443,7 @@ export class BigtableOperationStore implements OperationStore {
           gaxOptions: gax(),
         }),
     );
-    return { record: await this.get(name), applied: applied === true };
+    return { operation: (await this.get(name)).operation, applied: applied === true };
   }
 
   async complete(
@@ -456,7 +456,10 @@ export class BigtableOperationStore implements OperationStore {
       const current = await this.readCells(id);
       if (!current || this.isExpired(current)) throw notFound(`operation ${name} not found`);
       if (current.D !== undefined) {
-        return { record: this.toRecord(id, current) as OperationRecord, applied: false };
+        return {
+          operation: (this.toRecord(id, current) as OperationRecord).operation,
+          applied: false,
+        };
       }
       const now = this.now();
       const next: Cells = { ...current, U: String(now), D: String(now) };
@@ -484,7 +487,7 @@ export class BigtableOperationStore implements OperationStore {
       );
       if (applied) {
         if (current.P !== undefined) await this.expireIndexEntry(current.P, id, current.C, now);
-        return { record: this.toRecord(id, next) as OperationRecord, applied: true };
+        return { operation: (this.toRecord(id, next) as OperationRecord).operation, applied: true };
       }
     }
     throw new LroError(Code.ABORTED, `operation ${name} kept changing; retry`);
@@ -513,7 +516,10 @@ export class BigtableOperationStore implements OperationStore {
           gaxOptions: gax(),
         }),
     );
-    return { record: await this.get(name), applied: applied === true };
+    // Applied: the operation is running and this metadata is its newest, so its state is known
+    // without reading the row back.
+    if (applied === true) return { operation: { name, done: false, metadata }, applied: true };
+    return { operation: (await this.get(name)).operation, applied: false };
   }
 
   async close(): Promise<void> {

@@ -44,9 +44,10 @@ export interface Page {
   nextPageToken: string;
 }
 
-/** Outcome of a conditional write: whether this write changed the operation. */
+/** Outcome of a conditional write: whether this write changed the operation, and its state. */
 export interface WriteResult {
-  record: OperationRecord;
+  /** The state after this write when applied; the stored state when not. */
+  operation: Operation;
   applied: boolean;
 }
 

@@ -107,7 +107,7 @@ export async function handleEventMessage(
     throw error;
   }
 
-  const operation = written.record.operation;
+  const operation = written.operation;
   const notification: NotificationType = event.type;
   let outcome: 'applied' | 'reannounced';
   if (written.applied) {

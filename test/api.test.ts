@@ -432,11 +432,11 @@ describe('watch', () => {
     const onEvent = async (count: number) => {
       const step = count;
       if (step <= 2) {
-        const { record } = await s.store.updateMetadata(operation.name, meta(step), {
+        const { operation: record } = await s.store.updateMetadata(operation.name, meta(step), {
           emitTime: new Date(Date.now()),
           eventId: `e${step}`,
         });
-        await s.notify('metadata', record.operation);
+        await s.notify('metadata', record);
       } else if (step === 3) {
         await s.finish(operation.name, { response: { '@type': 'type.googleapis.com/x.Done' } });
       }

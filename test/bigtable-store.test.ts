@@ -136,9 +136,9 @@ describe('terminal writes', () => {
       expect([a.applied, b.applied].filter(Boolean)).toHaveLength(1);
       const winner = a.applied ? a : b;
       const final = await store.get(operation.name);
-      expect(final.operation).toEqual(winner.record.operation);
-      expect(a.record.operation).toEqual(final.operation);
-      expect(b.record.operation).toEqual(final.operation);
+      expect(final.operation).toEqual(winner.operation);
+      expect(a.operation).toEqual(final.operation);
+      expect(b.operation).toEqual(final.operation);
     }
   });
 
@@ -166,7 +166,7 @@ describe('terminal writes', () => {
     ];
     for (const result of later) expect(result.applied).toBe(false);
     const final = await store.get(operation.name);
-    expect(final.operation).toEqual(failed.record.operation);
+    expect(final.operation).toEqual(failed.operation);
     expect(final.operation.error?.details?.[0]).toEqual({
       '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
       reason: 'QUOTA',
@@ -181,7 +181,7 @@ describe('terminal writes', () => {
     const done = await store.complete(operation.name, {
       response: { '@type': 'type.googleapis.com/t.R' },
     });
-    expect(done.record.operation.metadata).toEqual(meta(70));
+    expect(done.operation.metadata).toEqual(meta(70));
     expect(await codeOf(store.complete('operations/missing-op', {}))).toBe(Code.NOT_FOUND);
   });
 });
@@ -207,6 +207,7 @@ describe('metadata', () => {
         ),
       );
       expect(applied.filter((r) => r.applied).length).toBeGreaterThanOrEqual(1);
+      for (const r of applied.filter((r) => r.applied)) expect(r.operation.done).toBe(false);
       expect((await store.get(operation.name)).operation.metadata).toEqual(meta(19));
     }
   });
@@ -233,16 +234,17 @@ describe('cancel and delete', () => {
     const before = Date.now();
     const first = await store.requestCancel(operation.name);
     expect(first.applied).toBe(true);
-    expect(first.record.operation.done).toBe(false);
-    expect(first.record.cancelRequestTime?.getTime()).toBeGreaterThanOrEqual(before - 5);
+    expect(first.operation.done).toBe(false);
+    const requested = (await store.get(operation.name)).cancelRequestTime;
+    expect(requested?.getTime()).toBeGreaterThanOrEqual(before - 5);
     const second = await store.requestCancel(operation.name);
     expect(second.applied).toBe(false);
-    expect(second.record.cancelRequestTime).toEqual(first.record.cancelRequestTime);
+    expect((await store.get(operation.name)).cancelRequestTime).toEqual(requested);
     const cancelled = await store.complete(operation.name, {
       error: { code: Code.CANCELLED, message: 'cancelled' },
     });
-    expect(cancelled.record.operation.error?.code).toBe(1);
-    expect(cancelled.record.cancelRequestTime).toEqual(first.record.cancelRequestTime);
+    expect(cancelled.operation.error?.code).toBe(1);
+    expect((await store.get(operation.name)).cancelRequestTime).toEqual(requested);
     expect(await codeOf(store.requestCancel(`operations/${id()}`))).toBe(Code.NOT_FOUND);
   });
 

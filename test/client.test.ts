@@ -29,11 +29,11 @@ afterAll(async () => {
 });
 
 async function progress(name: string, step: number) {
-  const { record } = await s.store.updateMetadata(name, meta(step), {
+  const { operation: record } = await s.store.updateMetadata(name, meta(step), {
     emitTime: new Date(),
     eventId: `step-${step}`,
   });
-  await s.notify('metadata', record.operation);
+  await s.notify('metadata', record);
 }
 
 describe('OperationsClient', () => {

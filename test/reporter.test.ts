@@ -119,10 +119,10 @@ describe('OperationReporter', () => {
     const bystander = await OperationReporter.open({ config: s.config, operation: other });
     try {
       // What the API does on CancelOperation: record the request, then announce it.
-      const { record } = await s.store.requestCancel(target);
+      const { operation: record } = await s.store.requestCancel(target);
       await publishNotification(s.messaging, s.config.topics.notifications, {
         type: 'cancelRequested',
-        operation: record.operation,
+        operation: record,
       });
       const reason = await aborted(reporter.signal, 10_000);
       expect(reason).toBeInstanceOf(LroError);

@@ -73,11 +73,11 @@ describe('wait with notifications', () => {
   it('returns the latest state, not done, when its timeout passes', async () => {
     const { operation } = await s.store.create();
     const metadata = { '@type': 'type.googleapis.com/test.Progress', step: 7 };
-    const { record } = await s.store.updateMetadata(operation.name, metadata, {
+    const { operation: record } = await s.store.updateMetadata(operation.name, metadata, {
       emitTime: new Date(),
       eventId: 'e1',
     });
-    await s.notify('metadata', record.operation);
+    await s.notify('metadata', record);
     const result = await call(s.url, 'POST', `/v1/${operation.name}:wait`, { timeout: '0.6s' });
     expect(result.status).toBe(200);
     expect(result.body).toEqual({ name: operation.name, done: false, metadata });

@@ -63,9 +63,9 @@ export async function startOperationsStack(
     messaging,
     notify,
     async finish(name, outcome) {
-      const { record } = await store.complete(name, outcome);
-      await notify('error' in outcome ? 'failed' : 'succeeded', record.operation);
-      return record.operation;
+      const { operation: record } = await store.complete(name, outcome);
+      await notify('error' in outcome ? 'failed' : 'succeeded', record);
+      return record;
     },
     async collectNotifications() {
       const name = `collector-${uniqueSuffix()}`;
