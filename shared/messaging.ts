@@ -61,7 +61,7 @@ export class Messaging {
     let topic = this.topics.get(name);
     if (!topic) {
       topic = this.pubsub.topic(name, {
-        batching: { maxMessages: 100, maxMilliseconds: 5 },
+        batching: { maxMessages: 100, maxMilliseconds: 1 },
         messageOrdering: true,
       });
       this.topics.set(name, topic);
