@@ -6,7 +6,7 @@
  */
 import { type Config, loadConfig } from '../shared/config.js';
 import { type RunningEmulators, startEmulators } from '../shared/emulators.js';
-import { provisionStack } from '../shared/provision.js';
+import { type ProvisionedStack, provisionStack } from '../shared/provision.js';
 import { type RunningFunction, startFunction } from './run-function.js';
 
 export interface StackOptions {
@@ -16,6 +16,8 @@ export interface StackOptions {
   apiPort?: number;
   /** Port of the subscriber function; the API port + 1 when absent. */
   subscriberPort?: number;
+  /** Ports for emulators this stack starts (free ports when absent; unused when reused). */
+  emulatorPorts?: { bigtable?: number; pubsub?: number };
   /** Delivery attempts before an event is dead-lettered. */
   maxDeliveryAttempts?: number;
   onOutput?: (source: 'api' | 'subscriber' | 'bigtable' | 'pubsub', chunk: string) => void;
@@ -23,6 +25,8 @@ export interface StackOptions {
 
 export interface Stack {
   config: Config;
+  /** Names of the subscriptions made for this stack, and the push endpoint. */
+  provisioned: ProvisionedStack;
   /** The environment the functions run with (emulator hosts included). */
   env: Record<string, string>;
   emulators: RunningEmulators;
@@ -40,6 +44,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const subscriberPort = options.subscriberPort ?? apiPort + 1;
   const emulators = await startEmulators({
     env: baseEnv,
+    ...(options.emulatorPorts?.bigtable ? { bigtablePort: options.emulatorPorts.bigtable } : {}),
+    ...(options.emulatorPorts?.pubsub ? { pubsubPort: options.emulatorPorts.pubsub } : {}),
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
   });
   const started: RunningFunction[] = [];
@@ -52,27 +58,42 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     env.PUBSUB_EMULATOR_HOST = emulators.pubsub;
     const config = loadConfig({ ...env, PORT: String(apiPort) });
     const onOutput = options.onOutput;
-    const subscriber = await startFunction('subscriber', env, subscriberPort, {
-      ...(onOutput ? { onOutput: (chunk: string) => onOutput('subscriber', chunk) } : {}),
-    });
-    started.push(subscriber);
-    await provisionStack(config, {
+    const run = (target: 'operations' | 'subscriber', port: number) =>
+      startFunction(target, env, port, {
+        ...(onOutput
+          ? {
+              onOutput: (chunk: string) =>
+                onOutput(target === 'operations' ? 'api' : target, chunk),
+            }
+          : {}),
+      });
+    // Both functions start at once (each takes about a second); the API reads the table and
+    // topics only when requests come, after provisioning.
+    const results = await Promise.allSettled([
+      run('subscriber', subscriberPort),
+      run('operations', apiPort),
+    ]);
+    for (const result of results) if (result.status === 'fulfilled') started.push(result.value);
+    for (const result of results) if (result.status === 'rejected') throw result.reason;
+    const [subscriber, api] = started as [RunningFunction, RunningFunction];
+    const provisioned = await provisionStack(config, {
       subscriberUrl: `${subscriber.url}/`,
       ...(options.maxDeliveryAttempts ? { maxDeliveryAttempts: options.maxDeliveryAttempts } : {}),
     });
-    const api = await startFunction('operations', env, apiPort, {
-      ...(onOutput ? { onOutput: (chunk: string) => onOutput('api', chunk) } : {}),
-    });
-    started.push(api);
+    let stopping: Promise<void> | undefined;
     return {
       config,
+      provisioned,
       env: { ...env, PORT: String(apiPort) },
       emulators,
       api,
       subscriber,
-      stop: async () => {
-        await Promise.all(started.map((f) => f.stop()));
-        await emulators.stop();
+      stop: () => {
+        stopping ??= (async () => {
+          await Promise.all(started.map((f) => f.stop()));
+          await emulators.stop();
+        })();
+        return stopping;
       },
     };
   } catch (err) {
