@@ -288,6 +288,13 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const defaults = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => {
+    // The client libraries' probe for a metadata server, absent on a developer's machine.
+    if (warning.name !== 'MetadataLookupWarning')
+      for (const listener of defaults) listener(warning);
+  });
   main(process.argv.slice(2), process.env).then(
     (code) => process.exit(code),
     (err: unknown) => {

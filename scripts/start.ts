@@ -148,10 +148,9 @@ function outputFilter(showAll: boolean, write: (line: string) => void) {
 }
 
 function isNoteworthy(line: string): boolean {
-  if (!line.startsWith('{')) {
-    // The functions framework's banner on start; anything else (a crash) is shown.
-    return !/^(Serving function|Function:|Signature type:|URL:)/.test(line);
-  }
+  // Plain lines are the framework's banner and stack traces that repeat a logged entry; the
+  // last lines are shown anyway if a function exits.
+  if (!line.startsWith('{')) return false;
   try {
     const entry = JSON.parse(line) as { severity?: unknown };
     return (
@@ -160,6 +159,19 @@ function isNoteworthy(line: string): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * The Google client libraries probe for a metadata server and warn when there is none, which is
+ * always the case on a developer's machine; other warnings are printed as usual.
+ */
+function quietMetadataWarning(): void {
+  const defaults = process.listeners('warning');
+  process.removeAllListeners('warning');
+  process.on('warning', (warning) => {
+    if (warning.name === 'MetadataLookupWarning') return;
+    for (const listener of defaults) listener(warning);
+  });
 }
 
 function firstLine(err: unknown): string {
@@ -216,7 +228,8 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
     await checkPorts(flags, env);
     const started = Date.now();
     starting = startStack({
-      env,
+      // Nothing here runs on Google Cloud: skip the client libraries' metadata server probe.
+      env: { METADATA_SERVER_DETECTION: 'none', ...env },
       apiPort: flags.apiPort,
       subscriberPort: flags.subscriberPort,
       emulatorPorts: LOCAL_EMULATOR_PORTS,
@@ -260,5 +273,6 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
   }
 }
 
+quietMetadataWarning();
 const code = await main(process.argv.slice(2), process.env);
 process.exit(code);
