@@ -102,13 +102,14 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       operationId: `${prefix}-reindex`,
       metadata: progress(0, 'queued'),
     });
+    const urlFlag = options.apiUrl === 'http://127.0.0.1:8080' ? '' : ` --url ${options.apiUrl}`;
     const all = [exportOp, ...steps, importOp, reindexOp];
     const labels = new Map(
       all.map((op) => [op.name, op.name.slice(`operations/${prefix}-`.length)]),
     );
     write('');
     write(`demo: created ${all.length} operations (${exportOp.name} has ${steps.length} children)`);
-    write(`demo: follow one in another terminal: npx lro watch ${reindexOp.name}`);
+    write(`demo: follow one in another terminal: npx lro watch ${reindexOp.name}${urlFlag}`);
     write('');
 
     // Workers open their reporters before they start, so that no cancellation is missed.
@@ -176,7 +177,17 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           });
         });
       }
-      await reindexReporter.cancelled('stopped after a cancellation request');
+      // Reported without the last metadata: the store currently rejects a terminal event that
+      // carries metadata once a cancellation was recorded (Bigtable: "Interleave must contain
+      // at least two RowFilters"), which a fresh reporter avoids.
+      const final = new OperationReporter({
+        operation: reindexOp.name,
+        messaging,
+        topics: { events: options.config.topics.events, notifications: false },
+        log,
+      });
+      reporters.push(final);
+      await final.cancelled('stopped after a cancellation request');
     };
 
     const caller = async () => {
@@ -198,9 +209,9 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     write(indent(formatList(final)));
     write('');
     write('look closer:');
-    write(`  npx lro tree ${exportOp.name}`);
-    write(`  npx lro get ${importOp.name}`);
-    write(`  npx lro list --filter "done = true"`);
+    write(`  npx lro tree ${exportOp.name}${urlFlag}`);
+    write(`  npx lro get ${importOp.name}${urlFlag}`);
+    write(`  npx lro list --filter "done = true"${urlFlag}`);
     write('');
     const byName = new Map(final.map((op) => [op.name, op]));
     const pick = (op: Operation) => byName.get(op.name) ?? op;

@@ -121,7 +121,7 @@ export function readyBlock(stack: Stack, seconds: number): string {
     `  curl -s -X POST ${api}/v1/operations -H 'content-type: application/json' -d '{"operationId":"hello"}'`,
     `  npx lro get hello --url ${api}`,
     `  npx lro list --url ${api}`,
-    '  npm run demo        (a worker reporting progress; success, failure and cancellation)',
+    `  npm run demo${api === 'http://127.0.0.1:8080' ? '' : ` -- --url ${api}`}   (a worker reporting progress; success, failure, cancellation)`,
     '',
     'Workers and the demo in other terminals need the emulators:',
     `  ${exportLine}`,

@@ -62,10 +62,11 @@ export function renderBar(percent: number | undefined, options: BarOptions = {})
 /** One line for an operation: bar, state, message (e.g. for `lro watch` and the demo). */
 export function renderProgressLine(operation: Operation, options: BarOptions = {}): string {
   const percent = operation.done && !operation.error ? 100 : percentOf(operation.metadata);
-  const parts = [renderBar(percent, options), stateOf(operation).padEnd(9)];
   const message = messageOf(operation.metadata);
-  if (message) parts.push(message);
-  return parts.join('  ');
+  const state = stateOf(operation);
+  return message
+    ? `${renderBar(percent, options)}  ${state.padEnd(9)}  ${message}`
+    : `${renderBar(percent, options)}  ${state}`;
 }
 
 function finite(value: unknown): number | undefined {
