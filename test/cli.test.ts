@@ -34,7 +34,19 @@ let config: Config;
 let stack: ChildProcess | undefined;
 let stackEnv: Record<string, string>;
 
-function spawnLro(args: string[]): { child: ChildProcess; done: Promise<Result> } {
+async function until(test: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function spawnLro(args: string[]): {
+  child: ChildProcess;
+  done: Promise<Result>;
+  output: () => Result;
+} {
   const child = spawn(process.execPath, [LRO, ...args, '--url', url], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '' },
@@ -51,7 +63,7 @@ function spawnLro(args: string[]): { child: ChildProcess; done: Promise<Result> 
   const done = new Promise<Result>((r) =>
     child.once('exit', (code) => r({ code, stdout, stderr })),
   );
-  return { child, done };
+  return { child, done, output: () => ({ code: child.exitCode, stdout, stderr }) };
 }
 
 const lro = (...args: string[]) => spawnLro(args).done;
@@ -208,7 +220,8 @@ describe('lro against a running stack', () => {
       const waitingJson = spawnLro(['wait', 'cli-bad', '--timeout', '30s', '--json']);
       await ok.progress({ '@type': PROGRESS, percent: 50, message: 'halfway' });
       await bad.progress({ '@type': PROGRESS, progress: 0.25 });
-      await new Promise((r) => setTimeout(r, 1_500));
+      // The bar shows the progress before the end arrives.
+      await until(() => waiting.output().stderr.includes('halfway'), 'the 50% bar');
       await ok.succeed({ '@type': 'type.googleapis.com/test.Result', rows: 7 });
       await bad.fail({ code: 9, message: 'the bucket is gone' });
 
@@ -258,7 +271,12 @@ describe('lro against a running stack', () => {
       await new Promise((r) => setTimeout(r, 500));
       for (const percent of [30, 60]) {
         for (const r of reporters) await r.progress({ '@type': PROGRESS, percent });
-        await new Promise((r) => setTimeout(r, 600));
+        await until(
+          () =>
+            json.output().stdout.includes(`"percent":${percent}`) &&
+            human.output().stdout.includes(` ${percent}%`),
+          `the ${percent}% state`,
+        );
       }
       for (const r of reporters) await r.succeed();
       const streamed = await json.done;
