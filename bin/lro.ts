@@ -5,6 +5,14 @@
  */
 import { runCli } from './cli.js';
 
+// google-auth-library probes for a metadata server and warns when there is none (any laptop).
+const printWarning = process.listeners('warning');
+process.removeAllListeners('warning');
+process.on('warning', (warning) => {
+  if (warning.name !== 'MetadataLookupWarning')
+    for (const listener of printWarning) listener(warning);
+});
+
 const controller = new AbortController();
 let interrupted = false;
 process.once('SIGINT', () => {
