@@ -177,17 +177,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           });
         });
       }
-      // Reported without the last metadata: the store currently rejects a terminal event that
-      // carries metadata once a cancellation was recorded (Bigtable: "Interleave must contain
-      // at least two RowFilters"), which a fresh reporter avoids.
-      const final = new OperationReporter({
-        operation: reindexOp.name,
-        messaging,
-        topics: { events: options.config.topics.events, notifications: false },
-        log,
-      });
-      reporters.push(final);
-      await final.cancelled('stopped after a cancellation request');
+      await reindexReporter.cancelled('stopped after a cancellation request');
     };
 
     const caller = async () => {

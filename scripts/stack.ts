@@ -76,21 +76,9 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     for (const result of results) if (result.status === 'fulfilled') started.push(result.value);
     for (const result of results) if (result.status === 'rejected') throw result.reason;
     const [subscriber, api] = started as [RunningFunction, RunningFunction];
-    const provision = (messageOrdering?: boolean) =>
-      provisionStack(config, {
-        subscriberUrl: `${subscriber.url}/`,
-        ...(options.maxDeliveryAttempts
-          ? { maxDeliveryAttempts: options.maxDeliveryAttempts }
-          : {}),
-        ...(messageOrdering === undefined ? {} : { messageOrdering }),
-      });
-    const provisioned = await provision().catch((err: unknown) => {
-      // An existing push subscription: ordering cannot be updated (it was set when created), and
-      // the update asks for it; update the rest without it.
-      if (err instanceof Error && /enable_message_ordering/.test(err.message)) {
-        return provision(false);
-      }
-      throw err;
+    const provisioned = await provisionStack(config, {
+      subscriberUrl: `${subscriber.url}/`,
+      ...(options.maxDeliveryAttempts ? { maxDeliveryAttempts: options.maxDeliveryAttempts } : {}),
     });
     let stopping: Promise<void> | undefined;
     return {

@@ -192,6 +192,9 @@ function metadataKey(emitTime: Date, eventId: string): string {
 
 /** Fresh call options each time: the client mutates them (it appends its metrics interceptor). */
 const gax = () => ({ timeout: CALL_TIMEOUT_MS });
+/** A filter matching what any of `filters` matches (Bigtable wants two or more in an interleave). */
+const anyOf = (filters: unknown[][]): unknown[] =>
+  filters.length === 1 ? (filters[0] as unknown[]) : [{ interleave: filters }];
 const column = (name: string) => [{ family: STATE }, { column: name }];
 
 export class BigtableOperationStore implements OperationStore {
@@ -469,7 +472,7 @@ export class BigtableOperationStore implements OperationStore {
       if (options.metadata !== undefined) next.M = JSON.stringify(options.metadata);
       // Conflicts: it became done, or (when we keep the stored metadata) newer metadata arrived,
       // or a cancellation was recorded since our read. Any of them: read again and retry.
-      const conflicts: unknown[] = [column('D')];
+      const conflicts: unknown[][] = [column('D')];
       if (options.metadata === undefined) {
         conflicts.push(
           current.K === undefined
@@ -479,7 +482,7 @@ export class BigtableOperationStore implements OperationStore {
       }
       if (current.X === undefined) conflicts.push(column('X'));
       const [applied] = await this.call(() =>
-        this.table.row(this.opKey(id)).filter(this.unchangedFilter([{ interleave: conflicts }]), {
+        this.table.row(this.opKey(id)).filter(this.unchangedFilter(anyOf(conflicts)), {
           onMatch: [{ method: 'delete', data: [STATE] }, this.insert(next, now * 1000)],
           onNoMatch: [],
           gaxOptions: gax(),

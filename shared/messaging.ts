@@ -128,7 +128,11 @@ export class Messaging {
       await this.pubsub.topic(topicName).createSubscription(name, metadata);
     } catch (err) {
       if (!isAlreadyExists(err)) throw err;
-      await this.pubsub.subscription(name).setMetadata(metadata);
+      // Ordering is fixed when a subscription is created; Pub/Sub refuses to update it.
+      const { enableMessageOrdering: _fixed, ...mutable } = metadata as typeof metadata & {
+        enableMessageOrdering?: boolean;
+      };
+      await this.pubsub.subscription(name).setMetadata(mutable);
     }
   }
 

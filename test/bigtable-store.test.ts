@@ -244,6 +244,16 @@ describe('cancel and delete', () => {
       error: { code: Code.CANCELLED, message: 'cancelled' },
     });
     expect(cancelled.operation.error?.code).toBe(1);
+    // A cancelled operation whose worker reports its final metadata with the failure.
+    const other = (await store.create()).operation.name;
+    await store.requestCancel(other);
+    const withMetadata = await store.complete(
+      other,
+      { error: { code: Code.CANCELLED, message: 'cancelled' } },
+      { metadata: meta(40) },
+    );
+    expect(withMetadata.applied).toBe(true);
+    expect(withMetadata.operation.metadata).toEqual(meta(40));
     expect((await store.get(operation.name)).cancelRequestTime).toEqual(requested);
     expect(await codeOf(store.requestCancel(`operations/${id()}`))).toBe(Code.NOT_FOUND);
   });
