@@ -1,0 +1,129 @@
+/**
+ * Fault: the subscriber process is SIGKILLed while events flow, and started again on the same
+ * port a few seconds later. Pub/Sub push redelivers every delivery that failed or was cut off,
+ * so every operation still ends exactly as its worker reported it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Operation } from '../../shared/model.js';
+import { OperationReporter } from '../../shared/reporter.js';
+import {
+  api,
+  collect,
+  createOperation,
+  expectedEnd,
+  type FaultStack,
+  matchesEnd,
+  progress,
+  result,
+  startFaultStack,
+  UnorderedMessaging,
+  until,
+} from './support.js';
+
+const OPERATIONS = 80;
+const PROGRESS_STEPS = 4;
+
+let s: FaultStack;
+
+beforeAll(async () => {
+  s = await startFaultStack({ maxDeliveryAttempts: 100 });
+});
+
+afterAll(async () => {
+  await s?.stop();
+});
+
+describe('subscriber killed while events flow', () => {
+  it('every operation still reaches the state its worker reported', async () => {
+    const notificationsSub = `${s.config.topics.notifications}-count`;
+    await s.messaging.ensurePullSubscription(notificationsSub, s.config.topics.notifications);
+    const notifications = collect(s.messaging, notificationsSub);
+    const reporters: OperationReporter[] = [];
+    // Workers publish without ordering keys: see UnorderedMessaging.
+    const workerMessaging = new UnorderedMessaging(s.config);
+    const applied = () => notifications.received.filter((m) => m.attributes.type !== 'created');
+    try {
+      const operations: Operation[] = [];
+      for (let i = 0; i < OPERATIONS; i++) {
+        operations.push(await createOperation(s.api.url, progress(0)));
+      }
+      for (const op of operations) {
+        reporters.push(
+          new OperationReporter({
+            operation: op.name,
+            messaging: workerMessaging,
+            topics: { events: s.config.topics.events, notifications: false },
+          }),
+        );
+      }
+
+      // Phase 1: the first half of the progress events; the subscriber is killed while they
+      // are being applied.
+      const half = PROGRESS_STEPS / 2;
+      const phase1 = Promise.all(
+        reporters.map(async (reporter) => {
+          for (let step = 1; step <= half; step++) await reporter.progress(progress(step));
+        }),
+      );
+      await until(() => applied().length >= 20, 30_000, 'first changes applied');
+      await s.killSubscriber();
+      const appliedAtKill = applied().length;
+      await phase1;
+
+      // Phase 2, while the subscriber is down: the rest of the progress and every terminal event.
+      await Promise.all(
+        reporters.map(async (reporter, i) => {
+          for (let step = half + 1; step <= PROGRESS_STEPS; step++) {
+            await reporter.progress(progress(step));
+          }
+          const end = expectedEnd(i, reporter.operation, PROGRESS_STEPS);
+          if (end.error) await reporter.fail(end.error);
+          else await reporter.succeed(result(`value of ${i}`));
+        }),
+      );
+      // Let some pushes fail against the closed port before the subscriber comes back.
+      await new Promise((r) => setTimeout(r, 2_000));
+      await s.restartSubscriber();
+
+      const names = operations.map((op) => op.name);
+      const deadline = Date.now() + 120_000;
+      let states: Operation[] = [];
+      while (Date.now() < deadline) {
+        const reply = await api(s.api.url, 'POST', '/v1/operations:batchWait', {
+          names,
+          timeout: '20s',
+        });
+        expect(reply.status, reply.text).toBe(200);
+        states = (reply.json as { operations: Operation[] }).operations;
+        if (states.every((op) => op.done)) break;
+      }
+      const wrong = states
+        .map((op, i) => ({ op, expected: expectedEnd(i, names[i] as string, PROGRESS_STEPS) }))
+        .filter(({ op, expected }) => !matchesEnd(op, expected));
+      expect(
+        wrong.map(({ op }) => op.name),
+        `not in their end state; subscriber output:\n${s.subscriber.output().slice(-3000)}`,
+      ).toEqual([]);
+      expect(appliedAtKill).toBeLessThan(OPERATIONS * (PROGRESS_STEPS + 1));
+
+      // The API reads the same from Bigtable: each operation one by one.
+      for (const [i, name] of names.entries()) {
+        const reply = await api(s.api.url, 'GET', `/v1/${name}`);
+        expect(reply.status).toBe(200);
+        expect(matchesEnd(reply.json as Operation, expectedEnd(i, name, PROGRESS_STEPS))).toBe(
+          true,
+        );
+      }
+      // Nothing valid was dead-lettered.
+      const dlq = collect(s.messaging, s.provisioned.deadLetterSubscription);
+      await new Promise((r) => setTimeout(r, 1_000));
+      await dlq.close();
+      expect(dlq.received.map((m) => m.attributes)).toEqual([]);
+    } finally {
+      await Promise.allSettled(reporters.map((r) => r.close()));
+      await workerMessaging.close();
+      await notifications.close();
+      await s.messaging.deleteSubscription(notificationsSub);
+    }
+  });
+});
