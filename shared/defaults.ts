@@ -49,7 +49,7 @@ export const defaults = {
   clientRetryInitialMs: 250,
   clientRetryMaxMs: 5_000,
   /** Wait: first safety-net poll while notifications flow (waitPollInitialMs when they do not). */
-  waitPollNotifiedInitialMs: 5_000,
+  waitPollNotifiedInitialMs: 10_000,
   /** API shutdown: how long SIGTERM waits for the listener's subscription to be removed. */
   shutdownCleanupMaxMs: 5_000,
 } as const;
