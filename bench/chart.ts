@@ -2,6 +2,8 @@
  * An SVG chart of wake-up latency: for each wait strategy, the latency distribution as a
  * cumulative curve (x: latency, log scale; y: share of waits woken), with p50/p99 in the legend.
  */
+import { percentile } from './stats.js';
+
 export interface Series {
   label: string;
   values: number[];
@@ -58,8 +60,8 @@ export function latencyChart(title: string, series: Series[]): string {
     parts.push(
       `<polyline fill="none" stroke="${s.colour}" stroke-width="2" points="${points.join(' ')}"/>`,
     );
-    const p50 = sorted[Math.floor(sorted.length * 0.5)] ?? 0;
-    const p99 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0;
+    const p50 = percentile(sorted, 50);
+    const p99 = percentile(sorted, 99);
     const ly = top + 14 + i * 18;
     parts.push(
       `<rect x="${left + 10}" y="${ly - 9}" width="14" height="4" fill="${s.colour}"/>`,
