@@ -272,7 +272,7 @@ export function expectedEnd(index: number, name: string, finalStep: number): Ope
 /** Whether an operation is in exactly the expected end state (status details default to []). */
 export function matchesEnd(actual: Operation, expected: Operation): boolean {
   const norm = (op: Operation): Operation =>
-    op.error ? { ...op, error: { message: '', details: [], ...op.error } } : op;
+    op.error ? { ...op, error: { ...op.error, details: op.error.details ?? [] } } : op;
   return isDeepStrictEqual(norm(actual), norm(expected));
 }
 
