@@ -291,8 +291,9 @@ async function cancel(ctx: Context): Promise<void> {
   noQuery(ctx);
   parseOrInvalid(CancelRequestSchema, jsonBody(ctx.req), 'cancel request');
   const result = await ctx.services.store.requestCancel(ctx.name);
-  // Workers learn of the request from this notification; one that misses it polls.
-  if (result.applied) await publish(ctx, 'cancelRequested', result.operation);
+  // Workers learn of the request from this notification; one that misses it polls. A repeated
+  // cancel of a running operation announces it again, in case the first announcement was lost.
+  if (!result.operation.done) await publish(ctx, 'cancelRequested', result.operation);
   ctx.log.info(result.applied ? 'cancellation requested' : 'cancellation already requested', {
     operation: ctx.name,
     done: result.operation.done,
