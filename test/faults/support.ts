@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { request } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
 import { createStore } from '../../shared/bigtable-store.js';
 import { type Config, loadConfig } from '../../shared/config.js';
@@ -37,6 +37,11 @@ export interface FaultStackOptions {
   messageOrdering?: boolean;
   /** How long a push may stay unanswered before Pub/Sub delivers it again. */
   ackDeadlineSeconds?: number;
+  /**
+   * Push through a front end that holds requests while the subscriber is down and sends them
+   * again once it is back (see `startFrontEnd`).
+   */
+  frontEnd?: boolean;
 }
 
 export interface FaultStack {
@@ -62,9 +67,10 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
   const subscriberPort = await freePort();
   let subscriber = await startFunction('subscriber', env, subscriberPort);
   let api: RunningFunction | undefined;
+  const frontEnd = options.frontEnd ? await startFrontEnd(subscriberPort) : undefined;
   try {
     const provisioned = await provisionStack(config, {
-      subscriberUrl: subscriber.url,
+      subscriberUrl: frontEnd?.url ?? subscriber.url,
       messaging,
       maxDeliveryAttempts: options.maxDeliveryAttempts ?? 100,
       minimumBackoffSeconds: options.minimumBackoffSeconds ?? 1,
@@ -93,7 +99,7 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
         stack.subscriber = subscriber;
       },
       async stop() {
-        await Promise.allSettled([stack.api.stop(), stack.subscriber.stop()]);
+        await Promise.allSettled([stack.api.stop(), stack.subscriber.stop(), frontEnd?.stop()]);
         await teardownStack(config, { messaging }).catch(() => undefined);
         await store.close().catch(() => undefined);
         await messaging.close().catch(() => undefined);
@@ -101,10 +107,91 @@ export async function startFaultStack(options: FaultStackOptions = {}): Promise<
     };
     return stack;
   } catch (err) {
-    await Promise.allSettled([subscriber.stop(), api?.stop()]);
+    await Promise.allSettled([subscriber.stop(), api?.stop(), frontEnd?.stop()]);
     await messaging.close().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The part of the platform in front of a function: in the cloud, Pub/Sub pushes to the
+ * function's front end, which answers for a crashed instance while a new one starts; it never
+ * refuses the connection. This front end forwards each request to the subscriber's port and,
+ * when the connection fails (the process is dead, or was killed with the request in flight),
+ * holds the request and sends it again until the subscriber answers, for up to `holdMs`. A
+ * request that was in flight when the process died so reaches the restarted process again, as a
+ * redelivery would. (The Pub/Sub emulator itself loses some deliveries whose connection failed.)
+ */
+export async function startFrontEnd(
+  targetPort: number,
+  holdMs = 60_000,
+): Promise<{ url: string; stop(): Promise<void> }> {
+  const forward = (req: IncomingMessage, body: Buffer) =>
+    new Promise<{ status: number; headers: Record<string, unknown>; body: Buffer }>(
+      (resolve, reject) => {
+        const upstream = request(
+          {
+            host: '127.0.0.1',
+            port: targetPort,
+            method: req.method,
+            path: req.url,
+            headers: {
+              ...req.headers,
+              host: `127.0.0.1:${targetPort}`,
+              connection: 'close',
+            },
+          },
+          (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c: Buffer) => chunks.push(c));
+            res.on('end', () =>
+              resolve({
+                status: res.statusCode ?? 502,
+                headers: res.headers,
+                body: Buffer.concat(chunks),
+              }),
+            );
+            res.on('error', reject);
+          },
+        );
+        upstream.on('error', reject);
+        upstream.end(body);
+      },
+    );
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', async () => {
+      const body = Buffer.concat(chunks);
+      const deadline = Date.now() + holdMs;
+      for (;;) {
+        try {
+          const reply = await forward(req, body);
+          res.writeHead(reply.status, {
+            'content-type': String(reply.headers['content-type'] ?? 'text/plain'),
+          });
+          res.end(reply.body);
+          return;
+        } catch {
+          if (Date.now() > deadline) {
+            res.writeHead(503).end();
+            return;
+          }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }
+    });
+  });
+  const port = await freePort();
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${port}`,
+    stop: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
 }
 
 /**
