@@ -76,12 +76,18 @@ beforeAll(async () => {
   stackEnv = testEnv();
   config = loadConfig(stackEnv);
   const port = await freePort();
+  let subscriberPort = await freePort();
+  while (subscriberPort === port) subscriberPort = await freePort();
   url = `http://127.0.0.1:${port}`;
-  const child = spawn(process.execPath, [START, '--port', String(port)], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...stackEnv },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [START, '--port', String(port), '--subscriber-port', String(subscriberPort)],
+    {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...stackEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   stack = child;
   let out = '';
   child.stdout?.on('data', (chunk: Buffer) => {

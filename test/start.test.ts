@@ -71,11 +71,16 @@ describe('npm start', () => {
     const env = testEnv();
     envs.push(env);
     const port = await freePort();
-    const started = spawnStart(['--port', String(port)], env);
+    let subscriberPort = await freePort();
+    while (subscriberPort === port) subscriberPort = await freePort();
+    const started = spawnStart(
+      ['--port', String(port), '--subscriber-port', String(subscriberPort)],
+      env,
+    );
     const block = await untilReady(started);
     const api = `http://127.0.0.1:${port}`;
     expect(block).toContain(`API         ${api}`);
-    expect(block).toContain(`subscriber  http://127.0.0.1:${port + 1}`);
+    expect(block).toContain(`subscriber  http://127.0.0.1:${subscriberPort}`);
     expect(block).toContain(`Bigtable    ${env.BIGTABLE_EMULATOR_HOST}   emulator, reused`);
     expect(block).toContain(`Pub/Sub     ${env.PUBSUB_EMULATOR_HOST}   emulator, reused`);
     expect(block).toContain(`table ${env.LRO_BIGTABLE_TABLE}`);
@@ -105,7 +110,12 @@ describe('npm start', () => {
     envs.push(env);
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       const port = await freePort();
-      const started = spawnStart(['--port', String(port)], env);
+      let subscriberPort = await freePort();
+      while (subscriberPort === port) subscriberPort = await freePort();
+      const started = spawnStart(
+        ['--port', String(port), '--subscriber-port', String(subscriberPort)],
+        env,
+      );
       await untilReady(started);
       const listed = await fetch(`http://127.0.0.1:${port}/v1/operations`);
       expect(listed.status).toBe(200);
