@@ -7,7 +7,10 @@
 #   to the dead-letter topic.
 # - Dead-lettered: after max_delivery_attempts Pub/Sub moves the event to the dead-letter topic,
 #   so nothing is retried forever and nothing is dropped silently.
-# - Ordered: events with the same ordering key (the operation name) arrive in publish order.
+# - Unordered: the subscriber does not depend on delivery order (newest metadata by emitTime,
+#   terminal once), while ordering would let one failing event hold back every later event of its
+#   operation until it is dead-lettered, and cap push concurrency per operation. Ordering keys on
+#   published messages are ignored by an unordered subscription.
 # - Never expires, whatever the traffic.
 #
 # Dead-lettering and push authentication act as the Pub/Sub service agent of the project, which
@@ -124,7 +127,7 @@ resource "google_pubsub_subscription" "push" {
   labels                     = var.labels
   ack_deadline_seconds       = var.ack_deadline_seconds
   message_retention_duration = "${var.message_retention_seconds}s"
-  enable_message_ordering    = true
+  enable_message_ordering    = false
 
   push_config {
     push_endpoint = var.push_endpoint
