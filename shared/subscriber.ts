@@ -16,6 +16,9 @@
  *   stored outcome, or the running operation's metadata, equals the event's) and the state is
  *   announced again. Notifications are therefore at-least-once: a duplicate event whose content
  *   is the current state re-announces it, which waiters treat like any other notification.
+ * - Every announced change is logged at INFO, message `event applied`, with `operation`,
+ *   `eventId`, `messageId`, `type`, `outcome` and `applyLatencyMs` (Pub/Sub publishTime → the
+ *   change stored): log-based metrics count events and measure the apply latency from it.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { Code, LroError, toLroError, unavailable } from './errors.js';
@@ -107,6 +110,7 @@ export async function handleEventMessage(
     throw error;
   }
 
+  const applyLatencyMs = latencySince(message.publishTime);
   const operation = written.operation;
   const notification: NotificationType = event.type;
   let outcome: 'applied' | 'reannounced';
@@ -130,8 +134,20 @@ export async function handleEventMessage(
     });
     throw unavailable(`notification for ${event.operation} not published`, err);
   }
-  log.debug(`event ${outcome}`, { ...fields, type: event.type });
+  log.info('event applied', {
+    ...fields,
+    type: event.type,
+    outcome,
+    ...(applyLatencyMs === undefined ? {} : { applyLatencyMs }),
+  });
   return { outcome, operation, notification };
+}
+
+/** Milliseconds from a Pub/Sub publishTime (RFC 3339) to now; undefined when absent or bad. */
+function latencySince(publishTime: string | undefined): number | undefined {
+  if (publishTime === undefined) return undefined;
+  const at = Date.parse(publishTime);
+  return Number.isNaN(at) ? undefined : Math.max(0, Date.now() - at);
 }
 
 function write(event: WorkerEvent, store: OperationStore): Promise<WriteResult> {

@@ -101,6 +101,22 @@ describe('event pipeline', () => {
       metadata: progress(1),
     });
     expect(mine[1]?.operation).toEqual(done);
+    const applied = s.subscriber
+      .output()
+      .split('\n')
+      .filter((line) => line.includes(`"operation":"${operation.name}"`))
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((entry) => entry.message === 'event applied');
+    expect(applied.map((entry) => [entry.severity, entry.type, entry.outcome])).toEqual([
+      ['INFO', 'metadata', 'applied'],
+      ['INFO', 'succeeded', 'applied'],
+    ]);
+    for (const entry of applied) {
+      expect(entry.eventId).toEqual(expect.any(String));
+      expect(entry.messageId).toEqual(expect.any(String));
+      expect(entry.applyLatencyMs).toEqual(expect.any(Number));
+      expect(entry.applyLatencyMs as number).toBeGreaterThanOrEqual(0);
+    }
   });
 
   it('keeps the code, message and details of a failure', async () => {
