@@ -24,6 +24,8 @@ export const defaults = {
   batchWaitNamesMax: 100,
   /** HTTP request bodies larger than this are rejected with 413. */
   httpBodyMaxBytes: 256 * 1024,
+  /** Incoming JSON (bodies, events, notifications) nested deeper than this is refused. */
+  jsonDepthMax: 64,
   /** Event messages larger than this are dead-lettered (Pub/Sub allows 10 MB). */
   eventMaxBytes: 256 * 1024,
   /** Expiration of a per-instance notification subscription left behind by a crash. */

@@ -24,6 +24,7 @@
  */
 import { z } from 'zod';
 import { defaults } from './defaults.js';
+import { parseJsonWithin } from './json-limits.js';
 import { AnySchema, describeIssues, OperationNameSchema, StatusSchema } from './model.js';
 
 /** The event contract's current version (the value of the optional `version` field). */
@@ -127,13 +128,9 @@ export function decodeEvent(
   if (data.byteLength > defaults.eventMaxBytes) {
     return fail(`event of ${data.byteLength} bytes exceeds ${defaults.eventMaxBytes}`);
   }
-  let body: unknown;
-  try {
-    body = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8'));
-  } catch (err) {
-    return fail(`not JSON: ${err instanceof Error ? err.message : String(err)}`);
-  }
-  const parsed = WorkerEventSchema.safeParse(body);
+  const json = parseJsonWithin(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  if (!json.ok) return fail(json.reason);
+  const parsed = WorkerEventSchema.safeParse(json.value);
   if (!parsed.success) return fail(`schema violation: ${describeIssues(parsed.error)}`);
   const event = parsed.data;
   if (claimed !== undefined && claimed !== event.operation) {

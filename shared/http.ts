@@ -12,6 +12,7 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { defaults } from './defaults.js';
 import { Code, codeName, type ErrorBody, LroError, toLroError } from './errors.js';
+import { jsonDepth } from './json-limits.js';
 import { log } from './log.js';
 
 /** What the API reads from a request: Node's message plus what the framework adds. */
@@ -80,7 +81,7 @@ const LENIENT_TYPES = new Set(['application/x-www-form-urlencoded', 'text/plain'
 
 /**
  * The JSON body of a request: `{}` when empty. 413 over the limit, 415 for a content type that
- * is not JSON, 400 for malformed JSON or a body that is not an object.
+ * is not JSON, 400 for malformed JSON, JSON nested too deep, or a body that is not an object.
  */
 export function jsonBody(req: ApiRequest, maxBytes: number = defaults.httpBodyMaxBytes): unknown {
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -102,9 +103,16 @@ export function jsonBody(req: ApiRequest, maxBytes: number = defaults.httpBodyMa
       `unsupported content type ${JSON.stringify(type)}; send application/json`,
     );
   }
+  const text = raw.toString('utf8');
+  if (jsonDepth(text, defaults.jsonDepthMax) > defaults.jsonDepthMax) {
+    throw new LroError(
+      Code.INVALID_ARGUMENT,
+      `request body is nested deeper than ${defaults.jsonDepthMax} levels`,
+    );
+  }
   let body: unknown;
   try {
-    body = JSON.parse(raw.toString('utf8'));
+    body = JSON.parse(text);
   } catch (err) {
     throw new LroError(Code.INVALID_ARGUMENT, `request body is not valid JSON: ${message(err)}`);
   }

@@ -4,6 +4,7 @@
  * `operation` (the name) and `type` (what happened). Waiters, watchers and workers listen.
  */
 import { z } from 'zod';
+import { parseJsonWithin } from './json-limits.js';
 import type { Messaging, ReceivedMessage } from './messaging.js';
 import { type Operation, OperationSchema } from './model.js';
 
@@ -39,13 +40,9 @@ export function parseNotification(
 ): Notification | undefined {
   const type = NotificationTypeSchema.safeParse(message.attributes.type);
   if (!type.success) return undefined;
-  let body: unknown;
-  try {
-    body = JSON.parse(message.data.toString('utf8'));
-  } catch {
-    return undefined;
-  }
-  const operation = OperationSchema.safeParse(body);
+  const json = parseJsonWithin(message.data);
+  if (!json.ok) return undefined;
+  const operation = OperationSchema.safeParse(json.value);
   if (!operation.success || operation.data.name !== message.attributes.operation) return undefined;
   return { type: type.data, operation: operation.data };
 }
