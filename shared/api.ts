@@ -1,7 +1,8 @@
 /**
  * The operations API (public contract 1): the google.longrunning REST mapping plus the
- * project's extensions, as one `(req, res)` handler over Node's HTTP types. Routing and
- * handlers live here; body and query parsing and error bodies in http.ts; waiting in waiter.ts.
+ * project's extensions, as one `(req, res)` handler over Node's HTTP types. The routing table
+ * (`apiRoutes`) and the handlers live here; body and query parsing and error bodies in http.ts;
+ * waiting in waiter.ts. docs/openapi.yaml is generated from the routing table.
  *
  *   GET    /v1/operations                    ListOperations (filter, pageSize, pageToken)
  *   POST   /v1/operations                    create {operationId?, parent?, metadata?, requestId?}
@@ -33,11 +34,17 @@ import { log as defaultLog, type Logger } from './log.js';
 import { Messaging } from './messaging.js';
 import {
   BatchWaitRequestSchema,
+  type CreateOperationRequest,
   CreateOperationRequestSchema,
+  type ListChildrenRequest,
   ListChildrenRequestSchema,
+  type ListOperationsRequest,
   ListOperationsRequestSchema,
+  ListOperationsResponseSchema,
   type Operation,
   OperationNameSchema,
+  type OperationNode,
+  OperationSchema,
   parseOrInvalid,
   toOperationName,
   WaitOperationRequestSchema,
@@ -71,18 +78,229 @@ const TraverseRequestSchema = z.strictObject({
 const EmptyQuerySchema = z.strictObject({});
 const CancelRequestSchema = z.strictObject({});
 
-interface Route {
-  /** The operation name for routes under /v1/operations/{id}. */
-  name?: string;
-  handlers: Partial<Record<string, Handler>>;
+/** The reply of DeleteOperation and CancelOperation. */
+const EmptySchema = z.strictObject({});
+/** A node of the tree that traverse returns. */
+export const OperationNodeSchema: z.ZodType<OperationNode> = z.strictObject({
+  operation: OperationNameSchema,
+  get childrenOperations() {
+    return z.array(OperationNodeSchema);
+  },
+});
+const GetParentResponseSchema = z.strictObject({ parent: OperationNameSchema.optional() });
+const BatchWaitResponseSchema = z.strictObject({ operations: z.array(OperationSchema) });
+
+/**
+ * One route of the API. The dispatcher validates the query with `query` (none accepted when it
+ * is absent) and then the JSON body with `body` (not read when absent), and hands the parsed
+ * values to the handler; docs/openapi.yaml is generated from these entries (npm run openapi),
+ * so a route is described by the schemas that validate it.
+ */
+export interface ApiRoute<Q = unknown, B = unknown> {
+  method: 'GET' | 'POST' | 'DELETE';
+  /**
+   * Path template. A `{param}` is one path segment without `/` or `:`; under /v1/operations/,
+   * `{id}` is an operation ID and the handler gets the operation's name as `ctx.name`.
+   */
+  path: string;
+  /**
+   * Schemas of path parameters other than an operation's `{id}` (documentation: the handler
+   * validates them).
+   */
+  params?: Record<string, z.ZodType>;
+  /** The method's name (OpenAPI operationId): google.longrunning's where there is one. */
+  operationId: string;
+  summary: string;
+  query?: z.ZodType<Q, unknown>;
+  /** Named in error messages: "invalid <queryName>: ..." (default "query"). */
+  queryName?: string;
+  body?: z.ZodType<B, unknown>;
+  /** Named in error messages: "invalid <bodyName>: ..." (default "request body"). */
+  bodyName?: string;
+  /** Headers the route reads, with their meaning (documentation). */
+  headers?: Record<string, string>;
+  /** The 200 reply: a schema, or server-sent events. */
+  response: z.ZodType | { eventStream: string };
+  handler: (ctx: Context<Q, B>) => Promise<void>;
 }
 
-type Handler = (ctx: Context) => Promise<void>;
+/** A route with its input types checked against its handler, stored without them. */
+function route<Q = Record<string, never>, B = undefined>(r: ApiRoute<Q, B>): ApiRoute {
+  return r as unknown as ApiRoute;
+}
 
-interface Context {
+/**
+ * The routing table: every route the API answers, in matching order. Add a route here (and
+ * run `npm run openapi`); the OpenAPI test fails when a route is missing from docs/openapi.yaml.
+ */
+export const apiRoutes: readonly ApiRoute[] = [
+  route({
+    method: 'GET',
+    path: '/v1/operations',
+    operationId: 'ListOperations',
+    summary: 'Lists operations matching the filter, one page at a time.',
+    query: ListOperationsRequestSchema,
+    queryName: 'list request',
+    response: ListOperationsResponseSchema,
+    handler: listOperations,
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/operations',
+    operationId: 'CreateOperation',
+    summary: 'Creates an operation (idempotent for a repeated requestId).',
+    body: CreateOperationRequestSchema,
+    bodyName: 'create request',
+    headers: {
+      [PARENT_HEADER]: "The parent operation's name, when the body names none.",
+    },
+    response: OperationSchema,
+    handler: create,
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/operations:batchWait',
+    operationId: 'BatchWaitOperations',
+    summary: 'Waits until every named operation is done or the timeout passes; the latest states.',
+    body: BatchWaitRequestSchema,
+    bodyName: 'batch wait request',
+    response: BatchWaitResponseSchema,
+    handler: batchWait,
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/operations/{id}',
+    operationId: 'GetOperation',
+    summary: 'The latest state of an operation.',
+    response: OperationSchema,
+    handler: get,
+  }),
+  route({
+    method: 'DELETE',
+    path: '/v1/operations/{id}',
+    operationId: 'DeleteOperation',
+    summary: 'Deletes an operation (it is no longer listed nor readable).',
+    response: EmptySchema,
+    handler: remove,
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/operations/{id}:wait',
+    operationId: 'WaitOperation',
+    summary: 'Waits until the operation is done or the timeout passes; the latest state.',
+    body: WaitOperationRequestSchema,
+    bodyName: 'wait request',
+    response: OperationSchema,
+    handler: wait,
+  }),
+  route({
+    method: 'POST',
+    path: '/v1/operations/{id}:cancel',
+    operationId: 'CancelOperation',
+    summary: 'Requests cancellation; workers are told, and the operation ends CANCELLED.',
+    body: CancelRequestSchema,
+    bodyName: 'cancel request',
+    response: EmptySchema,
+    handler: cancel,
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/operations/{id}:watch',
+    operationId: 'WatchOperation',
+    summary: 'Server-sent events: the current state, then every change, until done.',
+    response: {
+      eventStream:
+        '`event: operation` with the Operation JSON for the current state and each change, ' +
+        'ending after the done state; `event: timeout` when the stream reached the maximum ' +
+        'wait (reconnect); `event: error` with a Google error body.',
+    },
+    handler: watch,
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/operations/{id}:traverse',
+    operationId: 'TraverseOperation',
+    summary: 'The operation and its descendants, to maxDepth levels.',
+    query: TraverseRequestSchema,
+    queryName: 'traverse request',
+    response: OperationNodeSchema,
+    handler: traverse,
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/operations/{id}:getParent',
+    operationId: 'GetParentOperation',
+    summary: "The parent operation's name; `{}` for a root operation.",
+    response: GetParentResponseSchema,
+    handler: getParent,
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/operations/{id}/children',
+    operationId: 'ListChildOperations',
+    summary: 'Lists the immediate children of an operation, one page at a time.',
+    query: ListChildrenRequestSchema,
+    queryName: 'children request',
+    response: ListOperationsResponseSchema,
+    handler: listChildren,
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/operations/{id}/parent',
+    operationId: 'GetParentOperationAlias',
+    summary: 'Same as :getParent.',
+    response: GetParentResponseSchema,
+    handler: getParent,
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/operations/{id}/tree',
+    operationId: 'TraverseOperationAlias',
+    summary: 'Same as :traverse.',
+    query: TraverseRequestSchema,
+    queryName: 'traverse request',
+    response: OperationNodeSchema,
+    handler: traverse,
+  }),
+];
+
+interface CompiledRoute {
+  route: ApiRoute;
+  pattern: RegExp;
+  params: string[];
+}
+
+const compiledRoutes: CompiledRoute[] = apiRoutes.map((r) => {
+  const params: string[] = [];
+  const source = r.path
+    .split(/(\{[A-Za-z]+\})/)
+    .map((part) => {
+      const param = /^\{([A-Za-z]+)\}$/.exec(part);
+      if (!param) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      params.push(param[1] as string);
+      return '([^/:]*)';
+    })
+    .join('');
+  return { route: r, pattern: new RegExp(`^${source}$`), params };
+});
+
+interface Match {
+  /** The routes of the matched path template, one per method. */
+  routes: ApiRoute[];
+  params: Record<string, string>;
+  /** The operation name for routes under /v1/operations/{id}. */
+  name?: string;
+}
+
+interface Context<Q = unknown, B = unknown> {
   req: ApiRequest;
   res: ServerResponse;
-  query: Record<string, string>;
+  /** The query, parsed by the route's schema. */
+  query: Q;
+  /** The JSON body, parsed by the route's schema. */
+  body: B;
+  /** Path parameters, as they appear in the path. */
+  params: Record<string, string>;
   name: string;
   services: ApiServices;
   signal: AbortSignal;
@@ -110,18 +328,33 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
     try {
       const resolved = await services();
       logger = resolved.logger ?? defaultLog;
-      const route = resolve(url.pathname);
-      if (!route) throw routeNotFound(method, url.pathname);
-      operation = route.name;
-      const handler = route.handlers[method === 'HEAD' ? 'GET' : method];
-      if (!handler) {
-        throw methodNotAllowed(method, url.pathname, Object.keys(route.handlers));
+      const match = resolve(url.pathname);
+      if (!match) throw routeNotFound(method, url.pathname);
+      operation = match.name;
+      const wanted = method === 'HEAD' ? 'GET' : method;
+      const route = match.routes.find((r) => r.method === wanted);
+      if (!route) {
+        throw methodNotAllowed(
+          method,
+          url.pathname,
+          match.routes.map((r) => r.method),
+        );
       }
-      await handler({
+      const query = parseOrInvalid(
+        route.query ?? EmptyQuerySchema,
+        queryOf(url.searchParams),
+        route.queryName ?? 'query',
+      );
+      const body = route.body
+        ? parseOrInvalid(route.body, jsonBody(req), route.bodyName ?? 'request body')
+        : undefined;
+      await route.handler({
         req,
         res,
-        query: queryOf(url.searchParams),
-        name: route.name ?? '',
+        query,
+        body,
+        params: match.params,
+        name: match.name ?? '',
         services: resolved,
         signal: controller.signal,
         log: logger,
@@ -147,8 +380,11 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
   };
 }
 
-/** The route of a path, or undefined. Accepts `:` percent-encoded (`%3A`) too. */
-function resolve(pathname: string): Route | undefined {
+/**
+ * The routes of a path (one per method), or undefined when no template matches. Accepts `:`
+ * percent-encoded (`%3A`) too, and a trailing `/`.
+ */
+export function resolve(pathname: string): Match | undefined {
   let path: string;
   try {
     path = decodeURIComponent(pathname);
@@ -156,37 +392,25 @@ function resolve(pathname: string): Route | undefined {
     throw new LroError(Code.INVALID_ARGUMENT, 'malformed percent-encoding in the path');
   }
   if (path.length > 1 && path.endsWith('/')) path = path.slice(0, -1);
-  if (path === '/v1/operations') return { handlers: { GET: listOperations, POST: create } };
-  if (path === '/v1/operations:batchWait') return { handlers: { POST: batchWait } };
-  const prefix = '/v1/operations/';
-  if (!path.startsWith(prefix)) return undefined;
-  const rest = path.slice(prefix.length);
-  const slash = rest.indexOf('/');
-  if (slash >= 0) {
-    const id = rest.slice(0, slash);
-    const sub = rest.slice(slash + 1);
-    if (sub === 'children') return { name: nameOf(id), handlers: { GET: listChildren } };
-    if (sub === 'parent') return { name: nameOf(id), handlers: { GET: getParent } };
-    if (sub === 'tree') return { name: nameOf(id), handlers: { GET: traverse } };
-    return undefined;
+  let template: string | undefined;
+  const match: Match = { routes: [], params: {} };
+  for (const compiled of compiledRoutes) {
+    if (template !== undefined) {
+      if (compiled.route.path === template) match.routes.push(compiled.route);
+      continue;
+    }
+    const found = compiled.pattern.exec(path);
+    if (!found) continue;
+    template = compiled.route.path;
+    match.routes.push(compiled.route);
+    compiled.params.forEach((param, i) => {
+      match.params[param] = found[i + 1] as string;
+    });
   }
-  const colon = rest.indexOf(':');
-  if (colon < 0) return { name: nameOf(rest), handlers: { GET: get, DELETE: remove } };
-  const name = nameOf(rest.slice(0, colon));
-  switch (rest.slice(colon + 1)) {
-    case 'wait':
-      return { name, handlers: { POST: wait } };
-    case 'cancel':
-      return { name, handlers: { POST: cancel } };
-    case 'watch':
-      return { name, handlers: { GET: watch } };
-    case 'traverse':
-      return { name, handlers: { GET: traverse } };
-    case 'getParent':
-      return { name, handlers: { GET: getParent } };
-    default:
-      return undefined;
-  }
+  if (template === undefined) return undefined;
+  const id = match.params.id;
+  if (id !== undefined && template.startsWith('/v1/operations/')) match.name = nameOf(id);
+  return match;
 }
 
 function nameOf(id: string): string {
@@ -199,10 +423,6 @@ function traceOf(req: ApiRequest): string | undefined {
   const value = Array.isArray(header) ? header[0] : header;
   const id = value?.split('/')[0];
   return id && /^[0-9a-f]{32}$/i.test(id) ? id : undefined;
-}
-
-function noQuery(ctx: Context): void {
-  parseOrInvalid(EmptyQuerySchema, ctx.query, 'query');
 }
 
 function publish(ctx: Context, type: NotificationType, operation: Operation): Promise<void> {
@@ -224,38 +444,32 @@ function page(records: OperationRecord[], nextPageToken: string) {
 }
 
 async function get(ctx: Context): Promise<void> {
-  noQuery(ctx);
   const record = await ctx.services.store.get(ctx.name);
   sendJson(ctx.res, 200, record.operation);
 }
 
-async function listOperations(ctx: Context): Promise<void> {
-  const request = parseOrInvalid(ListOperationsRequestSchema, ctx.query, 'list request');
-  const result = await ctx.services.store.list(request);
+async function listOperations(ctx: Context<ListOperationsRequest>): Promise<void> {
+  const result = await ctx.services.store.list(ctx.query);
   sendJson(ctx.res, 200, page(result.operations, result.nextPageToken));
 }
 
-async function listChildren(ctx: Context): Promise<void> {
-  const request = parseOrInvalid(ListChildrenRequestSchema, ctx.query, 'children request');
-  const result = await ctx.services.store.listChildren(ctx.name, request);
+async function listChildren(ctx: Context<ListChildrenRequest>): Promise<void> {
+  const result = await ctx.services.store.listChildren(ctx.name, ctx.query);
   sendJson(ctx.res, 200, page(result.operations, result.nextPageToken));
 }
 
-async function traverse(ctx: Context): Promise<void> {
-  const request = parseOrInvalid(TraverseRequestSchema, ctx.query, 'traverse request');
-  const tree = await ctx.services.store.traverse(ctx.name, request);
+async function traverse(ctx: Context<z.output<typeof TraverseRequestSchema>>): Promise<void> {
+  const tree = await ctx.services.store.traverse(ctx.name, ctx.query);
   sendJson(ctx.res, 200, tree);
 }
 
 async function getParent(ctx: Context): Promise<void> {
-  noQuery(ctx);
   const parent = await ctx.services.store.getParent(ctx.name);
   sendJson(ctx.res, 200, parent === undefined ? {} : { parent });
 }
 
-async function create(ctx: Context): Promise<void> {
-  noQuery(ctx);
-  const request = parseOrInvalid(CreateOperationRequestSchema, jsonBody(ctx.req), 'create request');
+async function create(ctx: Context<unknown, CreateOperationRequest>): Promise<void> {
+  const request = ctx.body;
   const header = ctx.req.headers[PARENT_HEADER];
   const headerParent = Array.isArray(header) ? header[0] : header;
   let parent = request.parent;
@@ -280,7 +494,6 @@ async function create(ctx: Context): Promise<void> {
 }
 
 async function remove(ctx: Context): Promise<void> {
-  noQuery(ctx);
   const record = await ctx.services.store.get(ctx.name);
   await ctx.services.store.delete(ctx.name);
   await publish(ctx, 'deleted', record.operation);
@@ -288,8 +501,6 @@ async function remove(ctx: Context): Promise<void> {
 }
 
 async function cancel(ctx: Context): Promise<void> {
-  noQuery(ctx);
-  parseOrInvalid(CancelRequestSchema, jsonBody(ctx.req), 'cancel request');
   const result = await ctx.services.store.requestCancel(ctx.name);
   // Workers learn of the request from this notification; one that misses it polls. A repeated
   // cancel of a running operation announces it again, in case the first announcement was lost.
@@ -306,10 +517,10 @@ function timeoutOf(config: Config, requested: number | undefined): number {
   return Math.min(requested ?? config.wait.defaultTimeoutMs, config.wait.maxTimeoutMs);
 }
 
-async function wait(ctx: Context): Promise<void> {
-  noQuery(ctx);
-  const request = parseOrInvalid(WaitOperationRequestSchema, jsonBody(ctx.req), 'wait request');
-  const timeoutMs = timeoutOf(ctx.services.config, request.timeout);
+async function wait(
+  ctx: Context<unknown, z.output<typeof WaitOperationRequestSchema>>,
+): Promise<void> {
+  const timeoutMs = timeoutOf(ctx.services.config, ctx.body.timeout);
   const outcome = await ctx.services.waiter.wait(ctx.name, { timeoutMs, signal: ctx.signal });
   if (outcome.reason === 'aborted') return;
   // How many Bigtable reads this wait cost (one on the notification path); for benchmarks.
@@ -317,11 +528,11 @@ async function wait(ctx: Context): Promise<void> {
   sendJson(ctx.res, 200, outcome.operation);
 }
 
-async function batchWait(ctx: Context): Promise<void> {
-  noQuery(ctx);
-  const request = parseOrInvalid(BatchWaitRequestSchema, jsonBody(ctx.req), 'batch wait request');
-  const timeoutMs = timeoutOf(ctx.services.config, request.timeout);
-  const operations = await ctx.services.waiter.waitAll(request.names, {
+async function batchWait(
+  ctx: Context<unknown, z.output<typeof BatchWaitRequestSchema>>,
+): Promise<void> {
+  const timeoutMs = timeoutOf(ctx.services.config, ctx.body.timeout);
+  const operations = await ctx.services.waiter.waitAll(ctx.body.names, {
     timeoutMs,
     signal: ctx.signal,
   });
@@ -335,7 +546,6 @@ async function batchWait(ctx: Context): Promise<void> {
  * too (with `event: timeout`); clients reconnect. Comment lines keep idle connections alive.
  */
 async function watch(ctx: Context): Promise<void> {
-  noQuery(ctx);
   const { res } = ctx;
   // The operation must exist before the stream starts, so that a missing one is a plain 404.
   await ctx.services.store.get(ctx.name);
