@@ -224,8 +224,9 @@ export function openApiDocument(
   );
   const paths: Record<string, Record<string, JsonSchema>> = {};
   for (const route of routes) {
-    const item = (paths[route.path] ??= {});
+    const item = paths[route.path] ?? {};
     item[route.method.toLowerCase()] = operationOf(route, described);
+    paths[route.path] = item;
   }
   const errorReply = (description: string) => ({
     description,
