@@ -9,14 +9,16 @@ import { loadConfig } from '../shared/config.js';
 import { log } from '../shared/log.js';
 import { Messaging } from '../shared/messaging.js';
 import { eventMessageOf, handleEventMessage, type SubscriberDeps } from '../shared/subscriber.js';
+import { traceFields, withFields } from '../shared/trace.js';
 
-let deps: SubscriberDeps | undefined;
+let deps: (SubscriberDeps & { projectId: string }) | undefined;
 
 /** Config, store and publisher, created on the first event and kept for the instance's life. */
-function dependencies(): SubscriberDeps {
+function dependencies(): SubscriberDeps & { projectId: string } {
   if (!deps) {
     const config = loadConfig();
     deps = {
+      projectId: config.projectId,
       store: createStore(config),
       messaging: new Messaging(config),
       topics: { notifications: config.topics.notifications, deadLetter: config.topics.deadLetter },
@@ -35,5 +37,10 @@ cloudEvent('subscriber', async (event: CloudEvent<unknown>) => {
     });
     return;
   }
-  await handleEventMessage(message, dependencies());
+  const shared = dependencies();
+  // The push request's trace (the framework copies its traceparent header onto the event).
+  const trace = traceFields(shared.projectId, {
+    traceparent: typeof event.traceparent === 'string' ? event.traceparent : undefined,
+  });
+  await handleEventMessage(message, { ...shared, log: withFields(shared.log ?? log, trace) });
 });

@@ -51,6 +51,7 @@ import {
 } from './model.js';
 import { type NotificationType, publishNotification } from './notifications.js';
 import type { OperationRecord, OperationStore } from './store.js';
+import { traceFields, withFields } from './trace.js';
 import { NotificationHub, Waiter } from './waiter.js';
 
 /** The header naming the parent operation of operations created by this request. */
@@ -327,7 +328,13 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
     let operation: string | undefined;
     try {
       const resolved = await services();
-      logger = resolved.logger ?? defaultLog;
+      logger = withFields(
+        resolved.logger ?? defaultLog,
+        traceFields(resolved.config.projectId, {
+          traceparent: headerOf(req, 'traceparent'),
+          xCloudTraceContext: headerOf(req, 'x-cloud-trace-context'),
+        }),
+      );
       const match = resolve(url.pathname);
       if (!match) throw routeNotFound(method, url.pathname);
       operation = match.name;
@@ -372,8 +379,6 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
         },
       };
       if (operation) fields.operation = operation;
-      const trace = traceOf(req);
-      if (trace) fields.trace = trace;
       if (controller.signal.aborted) fields.callerGone = true;
       logger.info(`${method} ${url.pathname} ${res.statusCode}`, fields);
     }
@@ -418,11 +423,9 @@ function nameOf(id: string): string {
   return toOperationName(`operations/${id}`);
 }
 
-function traceOf(req: ApiRequest): string | undefined {
-  const header = req.headers['x-cloud-trace-context'];
-  const value = Array.isArray(header) ? header[0] : header;
-  const id = value?.split('/')[0];
-  return id && /^[0-9a-f]{32}$/i.test(id) ? id : undefined;
+function headerOf(req: ApiRequest, name: string): string | undefined {
+  const header = req.headers[name];
+  return Array.isArray(header) ? header[0] : header;
 }
 
 function publish(ctx: Context, type: NotificationType, operation: Operation): Promise<void> {
@@ -490,6 +493,7 @@ async function create(ctx: Context<unknown, CreateOperationRequest>): Promise<vo
     ...(request.requestId !== undefined ? { requestId: request.requestId } : {}),
   });
   void publish(ctx, 'created', record.operation);
+  ctx.log.info('operation created', { operation: record.operation.name });
   sendJson(ctx.res, 200, record.operation);
 }
 

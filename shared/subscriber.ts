@@ -139,6 +139,7 @@ export async function handleEventMessage(
     type: event.type,
     outcome,
     ...(applyLatencyMs === undefined ? {} : { applyLatencyMs }),
+    ...(event.type === 'failed' ? { code: event.error.code } : {}),
   });
   return { outcome, operation, notification };
 }
