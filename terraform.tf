@@ -436,6 +436,41 @@ variable "subscriber_timeout_seconds" {
   }
 }
 
+# Monitoring
+
+variable "notification_channels" {
+  description = "Notification channels every alert policy notifies (projects/PROJECT/notificationChannels/ID); empty creates the policies without notifying anyone."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "Every notification channel must be projects/PROJECT/notificationChannels/ID."
+  }
+}
+
+variable "oldest_unacked_alert_seconds" {
+  description = "Alert when the oldest unacknowledged event on the push subscription is older than this, in seconds."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.oldest_unacked_alert_seconds >= 60
+    error_message = "oldest_unacked_alert_seconds must be at least 60."
+  }
+}
+
+variable "error_ratio_alert_threshold" {
+  description = "Alert when the share of 5xx answers of the API or the subscriber over 10 minutes is above this (a fraction, e.g. 0.05)."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.error_ratio_alert_threshold > 0 && var.error_ratio_alert_threshold < 1
+    error_message = "error_ratio_alert_threshold must be between 0 and 1 (exclusive)."
+  }
+}
+
 variable "source_root" {
   description = "Directory holding package.json, package-lock.json and the build output dist/ (run npm ci && npm run build first)."
   type        = string
@@ -452,6 +487,8 @@ data "google_project" "this" {
 
 locals {
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+  # Cloud Run service of the sweeper function, for its alert policy; null while none is deployed.
+  sweeper_service_name = null
 }
 
 module "identities" {
@@ -551,6 +588,21 @@ module "push_subscription" {
   labels                        = var.labels
 }
 
+module "monitoring" {
+  source = "./infra/monitoring"
+
+  project_id                       = var.project_id
+  name_prefix                      = var.name_prefix
+  labels                           = var.labels
+  api_service_name                 = module.functions.api_function_name
+  subscriber_service_name          = module.functions.subscriber_function_name
+  sweeper_service_name             = local.sweeper_service_name
+  events_subscription_name         = module.push_subscription.name
+  notification_channels            = var.notification_channels
+  oldest_unacked_threshold_seconds = var.oldest_unacked_alert_seconds
+  error_ratio_threshold            = var.error_ratio_alert_threshold
+}
+
 # ---------------------------------------------------------------------------------------------
 # Outputs
 # ---------------------------------------------------------------------------------------------
@@ -638,4 +690,14 @@ output "build_service_account" {
 output "source_bucket" {
   description = "Bucket holding the uploaded function source archives."
   value       = module.functions.source_bucket
+}
+
+output "dashboard_url" {
+  description = "Cloud Monitoring dashboard of the service (events, apply latency, operations, dead letters, instances, backlog)."
+  value       = module.monitoring.dashboard_url
+}
+
+output "alert_policies" {
+  description = "Alert policies of the service (dead letters, events backlog, 5xx ratio, sweeper)."
+  value       = module.monitoring.alert_policies
 }

@@ -14,9 +14,37 @@ import {
   withFields,
 } from '../shared/trace.js';
 import { type EventStack, event, startEventStack, until } from './support/event-stack.js';
+import {
+  entryOf,
+  extract,
+  type LogMetric,
+  matchesFilter,
+  monitoringLogMetrics,
+} from './support/log-filters.js';
 import { type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+
+/** Service names as infra/functions names them with the default prefix. */
+const services = { api: 'lro-operations', subscriber: 'lro-subscriber', sweeper: 'lro-sweeper' };
+let metrics: LogMetric[] = [];
+
+beforeAll(async () => {
+  metrics = await monitoringLogMetrics({
+    project_id: 'p',
+    name_prefix: 'lro',
+    api_service_name: services.api,
+    subscriber_service_name: services.subscriber,
+    events_subscription_name: 'lro-events-to-subscriber',
+  });
+});
+
+/** The log-based metrics of infra/monitoring that count `line`, written by `service`. */
+function countedBy(service: string, line: Record<string, unknown> | undefined): string[] {
+  if (!line) throw new Error('no line');
+  const entry = entryOf(service, line);
+  return metrics.filter((m) => matchesFilter(m.filter, entry)).map((m) => m.address);
+}
 
 function lines(output: string): Record<string, unknown>[] {
   return output
@@ -149,6 +177,51 @@ describe('subscriber log lines', () => {
       expect(latency).toBeGreaterThanOrEqual(0);
       expect(latency).toBeLessThan(60_000);
     }
+
+    // What the log-based metrics of infra/monitoring make of these lines.
+    expect(countedBy(services.subscriber, first).sort()).toEqual([
+      'apply_latency',
+      'events_applied',
+    ]);
+    expect(countedBy(services.subscriber, second).sort()).toEqual([
+      'apply_latency',
+      'events_applied',
+      'operations_ended[cancelled]',
+    ]);
+    const byAddress = new Map(metrics.map((m) => [m.address, m]));
+    const latencyMetric = byAddress.get('apply_latency');
+    const appliedMetric = byAddress.get('events_applied');
+    const entry = entryOf(services.subscriber, second ?? {});
+    expect(extract(latencyMetric?.valueExtractor ?? '', entry)).toBe(second?.applyLatencyMs);
+    expect(extract(latencyMetric?.labelExtractors.type ?? '', entry)).toBe('failed');
+    expect(extract(appliedMetric?.labelExtractors.outcome ?? '', entry)).toBe('applied');
+    // The same line from another service is not the subscriber's.
+    expect(countedBy(services.api, second)).toEqual([]);
+  });
+
+  it('logs a dead-lettered event at ERROR, counted by the dead-letter metric', async () => {
+    const messageId = randomUUID();
+    const response = await fetch(s.stack.pushEndpoint, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        message: {
+          data: Buffer.from('not json').toString('base64'),
+          attributes: {},
+          messageId,
+          publishTime: new Date().toISOString(),
+        },
+        subscription: `projects/${s.config.projectId}/subscriptions/direct`,
+      }),
+    });
+    expect(response.status).toBeLessThan(300);
+    const find = () =>
+      lines(s.subscriber.output()).find(
+        (l) => l.message === 'event dead-lettered' && l.messageId === messageId,
+      );
+    await until(() => find() !== undefined, 30_000, 'dead-lettered line');
+    expect(find()).toMatchObject({ severity: 'ERROR', reason: expect.any(String) });
+    expect(countedBy(services.subscriber, find())).toEqual(['events_dead_lettered']);
   });
 
   it('carries the trace of the push request on its lines', async () => {
@@ -192,6 +265,24 @@ describe('subscriber log lines', () => {
       type: 'succeeded',
       [TRACE_FIELD]: `projects/${s.config.projectId}/traces/${TRACE_ID}`,
     });
+    expect(countedBy(services.subscriber, line)).toContain('operations_ended[succeeded]');
+  });
+});
+
+describe('log-based metrics', () => {
+  it("count the sweeper's deadline line from any service of the deployment", () => {
+    const line = {
+      severity: 'INFO',
+      message: 'operation deadline exceeded',
+      operation: 'operations/x',
+      limit: 'heartbeat',
+    };
+    expect(countedBy(services.sweeper, line)).toEqual(['operations_ended[deadline_exceeded]']);
+    expect(countedBy('other-sweeper', line)).toEqual([]);
+  });
+
+  it('reject an unsupported filter term, so that a new filter is not silently unchecked', () => {
+    expect(() => matchesFilter('jsonPayload.a:"b"', entryOf('s', {}))).toThrow(/unsupported/);
   });
 });
 
@@ -224,9 +315,9 @@ describe('API log lines', () => {
       'request line',
     );
     const all = lines(api.fn.output());
-    expect(all.find((l) => l.message === 'operation created' && l.operation === name)).toEqual(
-      expect.objectContaining({ severity: 'INFO', [TRACE_FIELD]: trace }),
-    );
+    const created = all.find((l) => l.message === 'operation created' && l.operation === name);
+    expect(created).toEqual(expect.objectContaining({ severity: 'INFO', [TRACE_FIELD]: trace }));
+    expect(countedBy(services.api, created)).toEqual(['operations_created']);
     expect(all.find((l) => l.message === 'POST /v1/operations 200')).toEqual(
       expect.objectContaining({
         severity: 'INFO',

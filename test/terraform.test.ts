@@ -11,8 +11,17 @@
  *   the archive carries every file the entry points import, and no invoker is public.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from '@cdktf/hcl2json';
@@ -442,6 +451,7 @@ describe('terraform configuration', () => {
         'infra/bigtable',
         'infra/functions',
         'infra/identities',
+        'infra/monitoring',
         'infra/pubsub',
         'infra/push-subscription',
       ].sort(),
@@ -859,5 +869,273 @@ describe('least privilege', () => {
     expect(root.calls.get('functions')?.subscriber_invoker_members).toEqual({
       push: expr('module.identities.push_member'),
     });
+  });
+});
+
+describe('monitoring', () => {
+  const monitoring = () => child('monitoring');
+  const metric = (name: string) =>
+    findBlock(monitoring(), 'resource', 'google_logging_metric', name).body;
+  const policy = (name: string) =>
+    findBlock(monitoring(), 'resource', 'google_monitoring_alert_policy', name).body;
+  /** Every string literal written by the functions and the library. */
+  const sourceText = () =>
+    ['shared', 'functions']
+      .flatMap((dir) =>
+        readdirSync(path.join(repoRoot, dir))
+          .filter((f) => f.endsWith('.ts'))
+          .map((f) => readFileSync(path.join(repoRoot, dir, f), 'utf8')),
+      )
+      .join('\n');
+
+  it('counts log lines the code writes, with the fields the code logs', () => {
+    const m = monitoring();
+    const source = sourceText();
+    const filters = [
+      ...m.blocks.filter((b) => b.type === 'google_logging_metric').map((b) => b.body.filter),
+      ...Object.values(asBody(m.locals.ended)),
+      ...Object.values(m.locals).filter((v) => typeof v === 'string'),
+    ].map(String);
+    const messages = new Set(
+      filters.flatMap((f) => [...f.matchAll(/jsonPayload\.message="([^"]+)"/g)].map((x) => x[1])),
+    );
+    expect([...messages].sort()).toEqual([
+      'event applied',
+      'event dead-lettered',
+      'operation created',
+      'operation deadline exceeded',
+    ]);
+    // The sweeper's line is counted from the day its function exists.
+    const sweeperExists = existsSync(path.join(repoRoot, 'functions/sweeper.ts'));
+    for (const message of messages) {
+      if (message === 'operation deadline exceeded' && !sweeperExists) continue;
+      expect(source, message).toContain(`'${message}'`);
+    }
+    const fields = new Set(
+      [...filters, ...m.blocks.map((b) => JSON.stringify(b.body))].flatMap((f) =>
+        [...f.matchAll(/jsonPayload\.(\w+)/g)].map((x) => x[1] ?? ''),
+      ),
+    );
+    fields.delete('message');
+    expect([...fields].sort()).toEqual(['applyLatencyMs', 'code', 'outcome', 'type']);
+    for (const field of fields) expect(source, field).toMatch(new RegExp(`\\b${field}\\b`));
+  });
+
+  it('defines counters, the apply latency distribution and operations ended by outcome', () => {
+    for (const name of ['events_applied', 'events_dead_lettered', 'operations_created']) {
+      const descriptor = first(metric(name).metric_descriptor);
+      expect(descriptor, name).toMatchObject({ metric_kind: 'DELTA', value_type: 'INT64' });
+    }
+    const latency = metric('apply_latency');
+    expect(first(latency.metric_descriptor)).toMatchObject({
+      metric_kind: 'DELTA',
+      value_type: 'DISTRIBUTION',
+      unit: 'ms',
+    });
+    expect(latency.value_extractor).toBe('EXTRACT(jsonPayload.applyLatencyMs)');
+    const buckets = first(first(latency.bucket_options).exponential_buckets);
+    const top =
+      Number(buckets.scale) * Number(buckets.growth_factor) ** Number(buckets.num_finite_buckets);
+    expect(top).toBeGreaterThan(3_600_000); // an hour of backlog still lands in a finite bucket
+    for (const name of ['events_applied', 'apply_latency']) {
+      const body = metric(name);
+      const declared = (first(body.metric_descriptor).labels as Body[]).map((l) => l.key).sort();
+      expect(Object.keys(asBody(body.label_extractors)).sort(), name).toEqual(declared);
+    }
+    const ended = metric('operations_ended');
+    expect(ended.for_each).toBe(expr('local.ended'));
+    expect(Object.keys(asBody(monitoring().locals.ended)).sort()).toEqual([
+      'cancelled',
+      'deadline_exceeded',
+      'failed',
+      'succeeded',
+    ]);
+  });
+
+  it('takes the services and the push subscription from the resources that create them', () => {
+    const call = root.calls.get('monitoring') ?? {};
+    const api = tracedResource(root, call.api_service_name);
+    expect(api.block).toBe(fn('operations'));
+    expect(api.attribute).toBe('name');
+    expect(tracedResource(root, call.subscriber_service_name).block).toBe(fn('subscriber'));
+    const subscription = tracedResource(root, call.events_subscription_name);
+    expect(subscription.block.name).toBe('push');
+    expect(subscription.block.type).toBe('google_pubsub_subscription');
+    // Null until a sweeper is deployed: its policy is then left out, not pointed at nothing.
+    expect(Object.hasOwn(root.locals, 'sweeper_service_name')).toBe(true);
+    expect(policy('sweeper').count).toBe(expr('var.sweeper_service_name == null ? 0 : 1'));
+  });
+
+  it('alerts on dead letters, backlog age, 5xx ratio and the sweeper, saying what to run first', () => {
+    const m = monitoring();
+    const policies = m.blocks.filter((b) => b.type === 'google_monitoring_alert_policy');
+    expect(policies.map((b) => b.name).sort()).toEqual([
+      'dead_letters',
+      'error_ratio',
+      'events_backlog',
+      'sweeper',
+    ]);
+    for (const { name, body } of policies) {
+      expect(rootVariable(m, body.notification_channels), name).toBe('notification_channels');
+      const doc = first(body.documentation);
+      expect(doc.mime_type, name).toBe('text/markdown');
+      expect(String(doc.content), name).toMatch(/`lro (dead-letters|list)[^`]*`/);
+    }
+    expect(root.variables.get('notification_channels')?.default).toEqual([]);
+
+    const conditions = (name: string) => (policy(name).conditions as Body[]).map((c) => c);
+    const deadLetters = conditions('dead_letters').map((c) =>
+      String(first(c.condition_threshold).filter),
+    );
+    expect(deadLetters[0]).toContain('google_logging_metric.events_dead_lettered.name');
+    expect(deadLetters[1]).toContain(
+      'pubsub.googleapis.com/subscription/dead_letter_message_count',
+    );
+
+    const backlog = first(conditions('events_backlog')[0]?.condition_threshold);
+    expect(backlog.filter).toContain(
+      'pubsub.googleapis.com/subscription/oldest_unacked_message_age',
+    );
+    expect(backlog.filter).toContain(expr('local.push_subscription'));
+    expect(rootVariable(m, backlog.threshold_value)).toBe('oldest_unacked_alert_seconds');
+    expect(tracedNumber(m, backlog.threshold_value)).toBe(300);
+
+    const ratio = first(conditions('error_ratio')[0]?.condition_threshold);
+    expect(String(m.locals.requests)).toContain('metric.type="run.googleapis.com/request_count"');
+    expect(ratio.filter).toContain('metric.label.response_code_class="5xx"');
+    expect(ratio.denominator_filter).toBeDefined();
+    expect(String(ratio.denominator_filter)).not.toContain('5xx');
+    for (const key of ['aggregations', 'denominator_aggregations']) {
+      expect(first(ratio[key]).alignment_period, key).toBe('600s');
+      expect(first(ratio[key]).group_by_fields, key).toEqual(['resource.label.service_name']);
+    }
+    expect(rootVariable(m, ratio.threshold_value)).toBe('error_ratio_alert_threshold');
+
+    const sweeper = first(conditions('sweeper')[0]?.condition_absent);
+    expect(sweeper.duration).toBe('600s');
+    expect(sweeper.filter).toContain('metric.label.response_code_class="2xx"');
+  });
+
+  it('builds a dashboard whose charts evaluate to valid JSON over the log-based metrics', () => {
+    const m = monitoring();
+    expect(
+      findBlock(m, 'resource', 'google_monitoring_dashboard', 'this').body.dashboard_json,
+    ).toBe(expr('jsonencode(local.dashboard)'));
+    // Evaluate the module's variables and locals with terraform itself (no provider needed).
+    const text = readFileSync(path.join(repoRoot, 'infra/monitoring/main.tf'), 'utf8');
+    const kept = [...text.matchAll(/^(variable|locals)\b[^\n]*\{\n[\s\S]*?^\}\n/gm)].map(
+      (x) => x[0],
+    );
+    const dir = mkdtempSync(path.join(tmpdir(), 'lro-monitoring-'));
+    try {
+      writeFileSync(
+        path.join(dir, 'main.tf'),
+        [
+          ...kept,
+          'output "dashboard" {\n  value = jsonencode(local.dashboard)\n}\n',
+          'output "names" {\n  value = local.metric_names\n}\n',
+        ].join('\n'),
+      );
+      const run = (...args: string[]) =>
+        execFileSync('terraform', args, {
+          cwd: dir,
+          encoding: 'utf8',
+          timeout: 60_000,
+          env: { ...process.env, TF_IN_AUTOMATION: '1', CHECKPOINT_DISABLE: '1' },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+      run('init', '-input=false', '-backend=false');
+      run(
+        'apply',
+        '-auto-approve',
+        '-input=false',
+        '-lock=false',
+        '-var=project_id=p',
+        '-var=name_prefix=lro',
+        '-var=api_service_name=lro-operations',
+        '-var=subscriber_service_name=lro-subscriber',
+        '-var=events_subscription_name=lro-events-to-subscriber',
+      );
+      const outputs = JSON.parse(run('output', '-json')) as Record<string, { value: unknown }>;
+      const names = outputs.names?.value as Record<string, string>;
+      const dashboard = JSON.parse(String(outputs.dashboard?.value)) as {
+        displayName: string;
+        mosaicLayout: { columns: number; tiles: Body[] };
+      };
+      const tiles = dashboard.mosaicLayout.tiles;
+      const titles = tiles.map((t) => String(asBody(t.widget).title));
+      expect(titles).toEqual([
+        'Events applied per second, by type',
+        'Apply latency (publish to stored), ms',
+        'Operations created and ended per minute, by outcome',
+        'Dead letters per minute',
+        'Instances of each function',
+        'Events subscription backlog',
+      ]);
+      const filters: string[] = [];
+      const reducers: string[] = [];
+      for (const tile of tiles) {
+        expect(Number(tile.xPos) + Number(tile.width)).toBeLessThanOrEqual(
+          dashboard.mosaicLayout.columns,
+        );
+        const sets = asBody(asBody(tile.widget).xyChart).dataSets as Body[];
+        expect(sets.length).toBeGreaterThan(0);
+        for (const set of sets) {
+          const query = asBody(asBody(set.timeSeriesQuery).timeSeriesFilter);
+          filters.push(String(query.filter));
+          const aggregation = asBody(query.aggregation);
+          expect(aggregation.perSeriesAligner).toMatch(/^ALIGN_[A-Z0-9_]+$/);
+          expect(aggregation.crossSeriesReducer).toMatch(/^REDUCE_[A-Z0-9_]+$/);
+          reducers.push(String(aggregation.crossSeriesReducer));
+          expect(['LINE', 'STACKED_AREA', 'STACKED_BARS']).toContain(set.plotType);
+        }
+      }
+      // Every log-based metric is charted, by the name its resource is given.
+      for (const name of Object.values(names)) {
+        expect(
+          filters.some((f) => f.includes(`"logging.googleapis.com/user/${name}"`)),
+          name,
+        ).toBe(true);
+      }
+      expect(Object.keys(names).sort()).toEqual(
+        [
+          'apply_latency',
+          'events_applied',
+          'events_dead_lettered',
+          'operations_created',
+          'operations_cancelled',
+          'operations_deadline_exceeded',
+          'operations_failed',
+          'operations_succeeded',
+        ].sort(),
+      );
+      expect(reducers).toEqual(
+        expect.arrayContaining(['REDUCE_PERCENTILE_50', 'REDUCE_PERCENTILE_99']),
+      );
+      for (const metricType of [
+        'run.googleapis.com/container/instance_count',
+        'pubsub.googleapis.com/subscription/num_undelivered_messages',
+        'pubsub.googleapis.com/subscription/oldest_unacked_message_age',
+      ]) {
+        expect(
+          filters.some((f) => f.includes(`"${metricType}"`)),
+          metricType,
+        ).toBe(true);
+      }
+      expect(filters.join('\n')).toContain(
+        'resource.label.subscription_id="lro-events-to-subscriber"',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('is wired from the root with the dashboard URL and the alert policies as outputs', () => {
+    expect(root.outputs.get('dashboard_url')?.value).toBe(expr('module.monitoring.dashboard_url'));
+    expect(root.outputs.get('alert_policies')?.value).toBe(
+      expr('module.monitoring.alert_policies'),
+    );
+    const metricNames = String(monitoring().locals.metric_names);
+    expect(metricNames).toContain('local.metric_prefix');
   });
 });

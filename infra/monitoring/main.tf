@@ -1,0 +1,577 @@
+# Operating the service: log-based metrics from the functions' structured logs, alert policies and
+# one dashboard.
+#
+# Log-based metrics (the lines they count are written by shared/subscriber.ts, shared/api.ts and
+# the sweeper; the functions log one JSON object per line, which Cloud Logging reads as jsonPayload):
+#   <prefix>_events_applied             subscriber, `event applied`, labels type and outcome
+#   <prefix>_events_dead_lettered       subscriber, `event dead-lettered` (a permanent failure)
+#   <prefix>_apply_latency              subscriber, `event applied`, applyLatencyMs (distribution)
+#   <prefix>_operations_created         API, `operation created`
+#   <prefix>_operations_<outcome>       operations ended: succeeded, failed, cancelled (a failed
+#                                       event with code 1) and deadline_exceeded (the sweeper's
+#                                       `operation deadline exceeded`)
+#
+# Alert policies, each with what to do first in its documentation: dead letters arrived; the
+# oldest unacknowledged event older than a threshold; 5xx ratio of the API or the subscriber;
+# the sweeper not succeeding for 10 minutes (only when the sweeper's service name is given).
+
+terraform {
+  required_providers {
+    google = {
+      source = "hashicorp/google"
+    }
+  }
+}
+
+variable "project_id" {
+  description = "Project of the metrics, alert policies and dashboard."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix of the metric names and of the alert and dashboard titles."
+  type        = string
+}
+
+variable "labels" {
+  description = "User labels of the alert policies."
+  type        = map(string)
+  default     = {}
+}
+
+variable "api_service_name" {
+  description = "Cloud Run service name of the API function (a 2nd gen function's service has the function's name)."
+  type        = string
+}
+
+variable "subscriber_service_name" {
+  description = "Cloud Run service name of the subscriber function."
+  type        = string
+}
+
+variable "sweeper_service_name" {
+  description = "Cloud Run service name of the sweeper function; null leaves the sweeper alert out."
+  type        = string
+  default     = null
+}
+
+variable "events_subscription_name" {
+  description = "Name of the push subscription delivering events to the subscriber."
+  type        = string
+}
+
+variable "notification_channels" {
+  description = "Notification channels (projects/PROJECT/notificationChannels/ID) every alert policy notifies."
+  type        = list(string)
+  default     = []
+}
+
+variable "oldest_unacked_threshold_seconds" {
+  description = "Alert when the oldest unacknowledged event on the push subscription is older than this."
+  type        = number
+  default     = 300
+}
+
+variable "error_ratio_threshold" {
+  description = "Alert when the share of 5xx answers of the API or the subscriber over 10 minutes is above this (0 to 1)."
+  type        = number
+  default     = 0.05
+}
+
+locals {
+  metric_prefix = replace(var.name_prefix, "-", "_")
+  # Names of the log-based metrics; the dashboard reads them from here, the alerts from the resources.
+  metric_names = merge(
+    { for m in ["events_applied", "events_dead_lettered", "apply_latency", "operations_created"] : m => "${local.metric_prefix}_${m}" },
+    { for outcome in keys(local.ended) : "operations_${outcome}" => "${local.metric_prefix}_operations_${outcome}" },
+  )
+  run           = "resource.type=\"cloud_run_revision\""
+  on_subscriber = "${local.run} AND resource.labels.service_name=\"${var.subscriber_service_name}\""
+  on_api        = "${local.run} AND resource.labels.service_name=\"${var.api_service_name}\""
+  # The sweeper's lines are counted from any service of this deployment, so the metric exists
+  # before the sweeper's service name is known here.
+  on_deployment = "${local.run} AND resource.labels.service_name=~\"^${var.name_prefix}-\""
+  applied       = "${local.on_subscriber} AND jsonPayload.message=\"event applied\""
+  # Ends an operation: a terminal event's first application (a re-announcement is not counted).
+  ended_by_event = "${local.applied} AND jsonPayload.outcome=\"applied\""
+
+  ended = {
+    succeeded         = "${local.ended_by_event} AND jsonPayload.type=\"succeeded\""
+    failed            = "${local.ended_by_event} AND jsonPayload.type=\"failed\" AND NOT jsonPayload.code=1"
+    cancelled         = "${local.ended_by_event} AND jsonPayload.type=\"failed\" AND jsonPayload.code=1"
+    deadline_exceeded = "${local.on_deployment} AND jsonPayload.message=\"operation deadline exceeded\""
+  }
+
+  user_metric = "metric.type=\"logging.googleapis.com/user"
+  requests    = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\""
+  functions   = "resource.label.service_name=one_of(\"${var.api_service_name}\", \"${var.subscriber_service_name}\")"
+  push_subscription = join(" AND ", [
+    "resource.type=\"pubsub_subscription\"",
+    "resource.label.subscription_id=\"${var.events_subscription_name}\"",
+  ])
+  console = "https://console.cloud.google.com"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Log-based metrics
+# ---------------------------------------------------------------------------------------------
+
+resource "google_logging_metric" "events_applied" {
+  project     = var.project_id
+  name        = local.metric_names.events_applied
+  description = "Worker events the subscriber applied (outcome applied) or found already stored and announced again (outcome reannounced), by event type."
+  filter      = local.applied
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "${var.name_prefix} events applied"
+
+    labels {
+      key         = "type"
+      value_type  = "STRING"
+      description = "Event type: metadata, succeeded or failed."
+    }
+    labels {
+      key         = "outcome"
+      value_type  = "STRING"
+      description = "applied or reannounced."
+    }
+  }
+
+  label_extractors = {
+    type    = "EXTRACT(jsonPayload.type)"
+    outcome = "EXTRACT(jsonPayload.outcome)"
+  }
+}
+
+resource "google_logging_metric" "events_dead_lettered" {
+  project     = var.project_id
+  name        = local.metric_names.events_dead_lettered
+  description = "Events the subscriber sent to the dead-letter topic because they can never apply (malformed, schema violation). Events Pub/Sub dead-letters after the last delivery attempt are in pubsub.googleapis.com/subscription/dead_letter_message_count."
+  filter      = "${local.on_subscriber} AND severity=ERROR AND jsonPayload.message=\"event dead-lettered\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "${var.name_prefix} events dead-lettered"
+  }
+}
+
+resource "google_logging_metric" "apply_latency" {
+  project         = var.project_id
+  name            = local.metric_names.apply_latency
+  description     = "Time from an event's Pub/Sub publish time to its change stored in Bigtable, in milliseconds."
+  filter          = "${local.ended_by_event} AND jsonPayload.applyLatencyMs>=0"
+  value_extractor = "EXTRACT(jsonPayload.applyLatencyMs)"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "ms"
+    display_name = "${var.name_prefix} apply latency"
+
+    labels {
+      key         = "type"
+      value_type  = "STRING"
+      description = "Event type: metadata, succeeded or failed."
+    }
+  }
+
+  label_extractors = {
+    type = "EXTRACT(jsonPayload.type)"
+  }
+
+  # 1 ms to about 3 hours, each bucket 40 % wider than the one before.
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 45
+      growth_factor      = 1.4
+      scale              = 1
+    }
+  }
+}
+
+resource "google_logging_metric" "operations_created" {
+  project     = var.project_id
+  name        = local.metric_names.operations_created
+  description = "Operations created through the API."
+  filter      = "${local.on_api} AND jsonPayload.message=\"operation created\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "${var.name_prefix} operations created"
+  }
+}
+
+resource "google_logging_metric" "operations_ended" {
+  for_each = local.ended
+
+  project     = var.project_id
+  name        = local.metric_names["operations_${each.key}"]
+  description = "Operations that ended ${replace(each.key, "_", " ")}."
+  filter      = each.value
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "${var.name_prefix} operations ${replace(each.key, "_", " ")}"
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Alert policies
+# ---------------------------------------------------------------------------------------------
+
+resource "google_monitoring_alert_policy" "dead_letters" {
+  project               = var.project_id
+  display_name          = "${var.name_prefix}: dead letters arrived"
+  combiner              = "OR"
+  severity              = "WARNING"
+  notification_channels = var.notification_channels
+  user_labels           = var.labels
+
+  conditions {
+    display_name = "The subscriber dead-lettered an event it can never apply"
+
+    condition_threshold {
+      filter          = "${local.user_metric}/${google_logging_metric.events_dead_lettered.name}\" AND ${local.run}"
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  conditions {
+    display_name = "Pub/Sub dead-lettered an event after the last delivery attempt"
+
+    condition_threshold {
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/dead_letter_message_count\" AND ${local.push_subscription}"
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name_prefix}: events were dead-lettered"
+    content   = <<-EOT
+      Events reached the dead-letter topic: their operations did not get that change.
+
+      First run `lro dead-letters list` (with `--url` set to the API) to see each dead letter's
+      reason and operation. A malformed or invalid event is the worker's bug: fix the worker, then
+      discard the dead letter. An event Pub/Sub gave up on after every delivery attempt (unknown
+      operation, Bigtable unavailable) can be replayed with `lro dead-letters replay ID` once the
+      cause is gone. Then `lro get OPERATION` to check the operation moved on.
+
+      Logs: `jsonPayload.message="event dead-lettered"` on service ${var.subscriber_service_name}
+      (field `reason`).
+    EOT
+  }
+}
+
+resource "google_monitoring_alert_policy" "events_backlog" {
+  project               = var.project_id
+  display_name          = "${var.name_prefix}: events waiting longer than ${var.oldest_unacked_threshold_seconds}s"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+  user_labels           = var.labels
+
+  conditions {
+    display_name = "Oldest unacknowledged event on ${var.events_subscription_name}"
+
+    condition_threshold {
+      filter          = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND ${local.push_subscription}"
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.oldest_unacked_threshold_seconds
+      duration        = "60s"
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name_prefix}: worker events are not being applied"
+    content   = <<-EOT
+      The push subscription ${var.events_subscription_name} holds an event older than
+      ${var.oldest_unacked_threshold_seconds} seconds: operations are not seeing their workers'
+      progress or completion.
+
+      First run `lro list --filter "done = false"` to see which operations are waiting, and
+      `lro dead-letters list` for events that already gave up. Then look at the subscriber
+      (service ${var.subscriber_service_name}): its 5xx answers and `event not applied` or
+      `event for an unknown operation` warnings say why deliveries fail (Bigtable unavailable,
+      events for operations that were never created), and its instance count whether it hit
+      its maximum.
+    EOT
+  }
+}
+
+resource "google_monitoring_alert_policy" "error_ratio" {
+  project               = var.project_id
+  display_name          = "${var.name_prefix}: 5xx ratio above ${var.error_ratio_threshold * 100}%"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+  user_labels           = var.labels
+
+  conditions {
+    display_name = "Share of 5xx answers over 10 minutes, per function"
+
+    condition_threshold {
+      filter             = "${local.requests} AND ${local.functions} AND metric.label.response_code_class=\"5xx\""
+      denominator_filter = "${local.requests} AND ${local.functions}"
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.error_ratio_threshold
+      duration           = "0s"
+
+      aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+
+      denominator_aggregations {
+        alignment_period     = "600s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["resource.label.service_name"]
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name_prefix}: the API or the subscriber is failing"
+    content   = <<-EOT
+      More than ${var.error_ratio_threshold * 100}% of the requests to ${var.api_service_name}
+      (the API) or ${var.subscriber_service_name} (the subscriber, pushed by Pub/Sub) got a 5xx
+      answer over 10 minutes. Bad requests get 4xx, so a 5xx is the service's or a dependency's
+      fault.
+
+      First run `lro list --page-size 1` against the API: an UNAVAILABLE answer points at
+      Bigtable or Pub/Sub. For the subscriber, `lro dead-letters list` shows events that gave up,
+      and the subscription backlog on the dashboard shows what is waiting. The ERROR and WARNING
+      log lines of the failing service carry the operation and the error.
+    EOT
+  }
+}
+
+resource "google_monitoring_alert_policy" "sweeper" {
+  count = var.sweeper_service_name == null ? 0 : 1
+
+  project               = var.project_id
+  display_name          = "${var.name_prefix}: sweeper not succeeding"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+  user_labels           = var.labels
+
+  conditions {
+    display_name = "No successful sweeper run for 10 minutes"
+
+    condition_absent {
+      filter   = "${local.requests} AND resource.label.service_name=\"${coalesce(var.sweeper_service_name, "-")}\" AND metric.label.response_code_class=\"2xx\""
+      duration = "600s"
+
+      aggregations {
+        alignment_period     = "60s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name_prefix}: operations past their deadline are not being ended"
+    content   = <<-EOT
+      The sweeper (service ${coalesce(var.sweeper_service_name, "-")}) has not answered a run
+      with success for 10 minutes: operations whose deadline or heartbeat passed stay running, and
+      their callers wait.
+
+      First run `lro list --filter "done = false"` to see the operations still running, then look
+      at the sweeper's ERROR log lines and at its Cloud Scheduler job (paused, failing to
+      authenticate, or the service not deployed).
+    EOT
+  }
+}
+
+# ---------------------------------------------------------------------------------------------
+# Dashboard
+# ---------------------------------------------------------------------------------------------
+
+locals {
+  tile_width  = 6
+  tile_height = 4
+
+  # One chart per entry: title, then its data sets (filter, aligner, reducer, group-by, legend).
+  charts = [
+    {
+      title = "Events applied per second, by type"
+      sets = [{
+        filter  = "${local.user_metric}/${local.metric_names.events_applied}\" AND ${local.run}"
+        aligner = "ALIGN_RATE", reducer = "REDUCE_SUM", group_by = ["metric.label.type"], legend = "$${metric.labels.type}"
+        plot    = "STACKED_AREA"
+      }]
+    },
+    {
+      title = "Apply latency (publish to stored), ms"
+      sets = [for p in ["50", "99"] : {
+        filter  = "${local.user_metric}/${local.metric_names.apply_latency}\" AND ${local.run}"
+        aligner = "ALIGN_DELTA", reducer = "REDUCE_PERCENTILE_${p}", group_by = [], legend = "p${p}"
+        plot    = "LINE"
+      }]
+    },
+    {
+      title = "Operations created and ended per minute, by outcome"
+      sets = concat(
+        [{
+          filter  = "${local.user_metric}/${local.metric_names.operations_created}\" AND ${local.run}"
+          aligner = "ALIGN_SUM", reducer = "REDUCE_SUM", group_by = [], legend = "created"
+          plot    = "LINE"
+        }],
+        [for outcome in keys(local.ended) : {
+          filter  = "${local.user_metric}/${local.metric_names["operations_${outcome}"]}\" AND ${local.run}"
+          aligner = "ALIGN_SUM", reducer = "REDUCE_SUM", group_by = [], legend = replace(outcome, "_", " ")
+          plot    = "LINE"
+        }],
+      )
+    },
+    {
+      title = "Dead letters per minute"
+      sets = [
+        {
+          filter  = "${local.user_metric}/${local.metric_names.events_dead_lettered}\" AND ${local.run}"
+          aligner = "ALIGN_SUM", reducer = "REDUCE_SUM", group_by = [], legend = "rejected by the subscriber"
+          plot    = "STACKED_BARS"
+        },
+        {
+          filter  = "metric.type=\"pubsub.googleapis.com/subscription/dead_letter_message_count\" AND ${local.push_subscription}"
+          aligner = "ALIGN_SUM", reducer = "REDUCE_SUM", group_by = [], legend = "delivery attempts exhausted"
+          plot    = "STACKED_BARS"
+        },
+      ]
+    },
+    {
+      title = "Instances of each function"
+      sets = [{
+        filter  = "metric.type=\"run.googleapis.com/container/instance_count\" AND ${local.run} AND resource.label.service_name=starts_with(\"${var.name_prefix}-\")"
+        aligner = "ALIGN_MAX", reducer = "REDUCE_SUM", group_by = ["resource.label.service_name"], legend = "$${resource.labels.service_name}"
+        plot    = "LINE"
+      }]
+    },
+    {
+      title = "Events subscription backlog"
+      sets = [
+        {
+          filter  = "metric.type=\"pubsub.googleapis.com/subscription/num_undelivered_messages\" AND ${local.push_subscription}"
+          aligner = "ALIGN_MAX", reducer = "REDUCE_SUM", group_by = [], legend = "unacknowledged events"
+          plot    = "LINE"
+        },
+        {
+          filter  = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND ${local.push_subscription}"
+          aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group_by = [], legend = "oldest, seconds"
+          plot    = "LINE"
+        },
+      ]
+    },
+  ]
+
+  dashboard = {
+    displayName = "${var.name_prefix}: long-running operations"
+    mosaicLayout = {
+      columns = 2 * local.tile_width
+      tiles = [for i, chart in local.charts : {
+        xPos   = (i % 2) * local.tile_width
+        yPos   = floor(i / 2) * local.tile_height
+        width  = local.tile_width
+        height = local.tile_height
+        widget = {
+          title = chart.title
+          xyChart = {
+            dataSets = [for set in chart.sets : {
+              plotType           = set.plot
+              legendTemplate     = set.legend
+              minAlignmentPeriod = "60s"
+              timeSeriesQuery = {
+                timeSeriesFilter = {
+                  filter = set.filter
+                  aggregation = {
+                    alignmentPeriod    = "60s"
+                    perSeriesAligner   = set.aligner
+                    crossSeriesReducer = set.reducer
+                    groupByFields      = set.group_by
+                  }
+                }
+              }
+            }]
+          }
+        }
+      }]
+    }
+  }
+}
+
+resource "google_monitoring_dashboard" "this" {
+  project        = var.project_id
+  dashboard_json = jsonencode(local.dashboard)
+
+  # Its charts name the log-based metrics.
+  depends_on = [
+    google_logging_metric.events_applied,
+    google_logging_metric.events_dead_lettered,
+    google_logging_metric.apply_latency,
+    google_logging_metric.operations_created,
+    google_logging_metric.operations_ended,
+  ]
+}
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+# ---------------------------------------------------------------------------------------------
+
+output "dashboard_url" {
+  description = "Console URL of the dashboard."
+  value       = "${local.console}/monitoring/dashboards/custom/${element(split("/", google_monitoring_dashboard.this.id), 3)}?project=${var.project_id}"
+}
+
+output "alert_policies" {
+  description = "Resource names of the alert policies."
+  value = concat(
+    [for p in [google_monitoring_alert_policy.dead_letters, google_monitoring_alert_policy.events_backlog, google_monitoring_alert_policy.error_ratio] : p.name],
+    google_monitoring_alert_policy.sweeper[*].name,
+  )
+}
+
+output "log_metrics" {
+  description = "Names of the log-based metrics (metric type logging.googleapis.com/user/NAME)."
+  value = concat(
+    [for m in [google_logging_metric.events_applied, google_logging_metric.events_dead_lettered, google_logging_metric.apply_latency, google_logging_metric.operations_created] : m.name],
+    [for m in google_logging_metric.operations_ended : m.name],
+  )
+}
