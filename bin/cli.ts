@@ -36,7 +36,9 @@ export const USAGE = `Usage: lro <command> [arguments] [options]
 
 Commands:
   create [--id ID] [--parent NAME] [--metadata JSON] [--request-id KEY]
-                          create an operation
+         [--deadline TIME|DURATION] [--heartbeat-timeout DURATION]
+                          create an operation (deadline: RFC 3339, or a duration from now
+                          such as 10m; it ends DEADLINE_EXCEEDED when a limit passes)
   get NAME                show an operation
   list [--filter F] [--page-size N] [--page-token T] [--all]
                           list operations (filter e.g. "done = false")
@@ -100,7 +102,10 @@ type Command =
   | 'delete';
 
 const commands: Record<Command, { name: boolean; options: string[] }> = {
-  create: { name: false, options: ['id', 'parent', 'metadata', 'request-id'] },
+  create: {
+    name: false,
+    options: ['id', 'parent', 'metadata', 'request-id', 'deadline', 'heartbeat-timeout'],
+  },
   get: { name: true, options: [] },
   list: { name: false, options: ['filter', 'page-size', 'page-token', 'all'] },
   children: { name: true, options: ['page-size', 'page-token', 'all'] },
@@ -120,6 +125,8 @@ const optionSpec = {
   parent: { type: 'string' },
   metadata: { type: 'string' },
   'request-id': { type: 'string' },
+  deadline: { type: 'string' },
+  'heartbeat-timeout': { type: 'string' },
   filter: { type: 'string' },
   'page-size': { type: 'string' },
   'page-token': { type: 'string' },
@@ -273,6 +280,27 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * unit;
 }
 
+/** `--deadline`: an RFC 3339 timestamp as given, or a duration from now (10m) as one. */
+function deadlineArgument(text: string): string {
+  if (/^\d{4}-\d{2}-\d{2}T/.test(text.trim())) return text.trim();
+  try {
+    return new Date(Date.now() + parseDuration(text)).toISOString();
+  } catch {
+    throw new UsageError(
+      `--deadline: "${text}" is neither an RFC 3339 time (2026-12-01T10:00:00Z) nor a duration such as 10m`,
+    );
+  }
+}
+
+/** A duration option (30s, 2m, 500ms) as a Duration string for the API ("30s"). */
+function durationArgument(text: string, option: string): string {
+  try {
+    return `${parseDuration(text) / 1000}s`;
+  } catch {
+    throw new UsageError(`${option}: "${text}" is not a duration such as 30s, 500ms or 2m`);
+  }
+}
+
 function nonNegativeInt(text: string, option: string): number {
   if (!/^\d+$/.test(text)) throw new UsageError(`--${option} must be a non-negative integer`);
   return Number(text);
@@ -335,6 +363,10 @@ const handlers: Record<Command, (ctx: Context) => Promise<number>> = {
       ...(values.parent !== undefined ? { parent: nameArgument(values.parent, '--parent') } : {}),
       ...(metadata ? { metadata: metadata as { '@type': string } } : {}),
       ...(values['request-id'] !== undefined ? { requestId: values['request-id'] } : {}),
+      ...(values.deadline !== undefined ? { deadline: deadlineArgument(values.deadline) } : {}),
+      ...(values['heartbeat-timeout'] !== undefined
+        ? { heartbeatTimeout: durationArgument(values['heartbeat-timeout'], '--heartbeat-timeout') }
+        : {}),
     });
     if (ctx.json) printJson(ctx, op);
     else ctx.io.stdout(`${formatOperation(op)}\n`);

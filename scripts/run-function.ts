@@ -17,7 +17,7 @@ export const ROOT = (() => {
 const FRAMEWORK = resolve(ROOT, 'node_modules/@google-cloud/functions-framework/build/src/main.js');
 export const FUNCTION_SOURCE = resolve(ROOT, 'dist/functions/index.js');
 
-export type FunctionTarget = 'operations' | 'subscriber';
+export type FunctionTarget = 'operations' | 'subscriber' | 'sweeper';
 
 export interface RunningFunction {
   target: FunctionTarget;

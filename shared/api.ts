@@ -5,7 +5,8 @@
  * waiting in waiter.ts. docs/openapi.yaml is generated from the routing table.
  *
  *   GET    /v1/operations                    ListOperations (filter, pageSize, pageToken)
- *   POST   /v1/operations                    create {operationId?, parent?, metadata?, requestId?}
+ *   POST   /v1/operations                    create {operationId?, parent?, metadata?, requestId?,
+ *                                             deadline?, heartbeatTimeout?}
  *   POST   /v1/operations:batchWait          {names, timeout?} -> {operations}
  *   GET    /v1/operations/{id}               GetOperation
  *   DELETE /v1/operations/{id}               DeleteOperation -> {}
@@ -19,6 +20,7 @@
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Config } from './config.js';
+import { resolveLimits } from './deadlines.js';
 import { defaults } from './defaults.js';
 import { Code, LroError, toLroError } from './errors.js';
 import {
@@ -491,6 +493,7 @@ async function create(ctx: Context<unknown, CreateOperationRequest>): Promise<vo
     ...(parent !== undefined ? { parent } : {}),
     ...(request.metadata !== undefined ? { metadata: request.metadata } : {}),
     ...(request.requestId !== undefined ? { requestId: request.requestId } : {}),
+    ...resolveLimits(request, ctx.services.config.limits),
   });
   void publish(ctx, 'created', record.operation);
   ctx.log.info('operation created', { operation: record.operation.name });

@@ -9,8 +9,13 @@
  *                           M metadata (Any JSON)     K metadata order key: "{emit ms, 15 digits}/{eventId}"
  *                           X cancel request time     D done time (present iff done)
  *                           R result: {"response":…} or {"error":…}
+ *                           L deadline (ms)           T heartbeat timeout (ms)
+ *                           H last heartbeat or progress: "{ms, 15 digits}"
  *   P c/{parentId}/{id}   children index, family `i`, column `c` = the child's create time
  *   P r/{requestId}       request-ID index, family `i`, column `o` = the operation ID
+ *   P d/{due ms, 15 digits}/{id}
+ *                         due-time index of operations with a deadline or heartbeat timeout,
+ *                         family `i`, column `d`; checked lazily by the sweeper (sweeper.ts)
  *
  * Why this shape:
  * - Every conditional write is one CheckAndMutateRow on one row: create-if-absent (caller IDs are
@@ -27,6 +32,7 @@
  */
 import { Bigtable, type Table } from '@google-cloud/bigtable';
 import type { Config } from './config.js';
+import { deadlineExceededMessage, dueOf, type Liveness } from './deadlines.js';
 import { defaults } from './defaults.js';
 import { alreadyExists, Code, invalidArgument, LroError, notFound } from './errors.js';
 import { compileFilter } from './filter.js';
@@ -45,6 +51,9 @@ import { PageTokens } from './page-token.js';
 import type {
   CompleteOptions,
   CreateOperationOptions,
+  DueEntry,
+  ExpireResult,
+  HeartbeatResult,
   ListOptions,
   OperationRecord,
   OperationStore,
@@ -65,7 +74,9 @@ const CALL_TIMEOUT_MS = 15_000;
 const DANGLING_INDEX_MS = 60_000;
 const COMPLETE_ATTEMPTS = 8;
 
-type Cells = Partial<Record<'C' | 'U' | 'P' | 'Q' | 'M' | 'K' | 'X' | 'D' | 'R', string>>;
+type Cells = Partial<
+  Record<'C' | 'U' | 'P' | 'Q' | 'M' | 'K' | 'X' | 'D' | 'R' | 'L' | 'T' | 'H', string>
+>;
 
 interface RawRow {
   id: string;
@@ -187,7 +198,21 @@ function prefixEnd(prefix: string): string {
 }
 
 function metadataKey(emitTime: Date, eventId: string): string {
-  return `${String(emitTime.getTime()).padStart(15, '0')}/${eventId}`;
+  return `${padMs(emitTime.getTime())}/${eventId}`;
+}
+
+/** Milliseconds as 15 digits, so that values and row keys sort by time. */
+function padMs(ms: number): string {
+  return String(Math.max(0, Math.floor(ms))).padStart(15, '0');
+}
+
+/** The liveness fields of an operation's cells. */
+function livenessOf(cells: Cells): Liveness {
+  const live: Liveness = { createMs: Number(cells.C) };
+  if (cells.L !== undefined) live.deadlineMs = Number(cells.L);
+  if (cells.T !== undefined) live.heartbeatTimeoutMs = Number(cells.T);
+  if (cells.H !== undefined) live.lastHeartbeatMs = Number(cells.H);
+  return live;
 }
 
 /** Fresh call options each time: the client mutates them (it appends its metrics interceptor). */
@@ -223,6 +248,9 @@ export class BigtableOperationStore implements OperationStore {
   private requestKey(requestId: string) {
     return `${this.prefix}r/${requestId}`;
   }
+  private dueKey(dueMs: number, id: string) {
+    return `${this.prefix}d/${padMs(dueMs)}/${id}`;
+  }
 
   async create(options: CreateOperationOptions = {}): Promise<OperationRecord> {
     if (options.id !== undefined && !OperationIdSchema.safeParse(options.id).success) {
@@ -245,6 +273,25 @@ export class BigtableOperationStore implements OperationStore {
     if (options.parent !== undefined) cells.P = options.parent;
     if (options.requestId !== undefined) cells.Q = options.requestId;
     if (options.metadata !== undefined) cells.M = JSON.stringify(options.metadata);
+    if (options.deadline !== undefined) cells.L = String(options.deadline.getTime());
+    if (options.heartbeatTimeoutMs !== undefined) cells.T = String(options.heartbeatTimeoutMs);
+    const due = dueOf(livenessOf(cells));
+    if (due !== undefined) {
+      // Before the operation row, like the children index: an entry without its operation is
+      // removed by the sweeper, an operation without its entry would never be swept.
+      await this.call(() =>
+        this.table.mutate(
+          {
+            key: this.dueKey(due.dueMs, id),
+            method: 'insert',
+            data: {
+              [INDEX]: { d: { value: String(due.dueMs), timestamp: RUNNING_TIMESTAMP_MICROS } },
+            },
+          },
+          { gaxOptions: gax() },
+        ),
+      );
+    }
 
     // The index entry comes first: a crash after it leaves an entry that listing skips and
     // removes, while the other order could leave a child missing from its parent's listing.
@@ -464,36 +511,50 @@ export class BigtableOperationStore implements OperationStore {
           applied: false,
         };
       }
-      const now = this.now();
-      const next: Cells = { ...current, U: String(now), D: String(now) };
-      next.R = JSON.stringify(
-        'error' in outcome ? { error: outcome.error } : { response: outcome.response },
-      );
-      if (options.metadata !== undefined) next.M = JSON.stringify(options.metadata);
-      // Conflicts: it became done, or (when we keep the stored metadata) newer metadata arrived,
-      // or a cancellation was recorded since our read. Any of them: read again and retry.
-      const conflicts: unknown[][] = [column('D')];
-      if (options.metadata === undefined) {
-        conflicts.push(
-          current.K === undefined
-            ? column('K')
-            : [...column('K'), { value: { start: { value: current.K, inclusive: false } } }],
-        );
-      }
-      if (current.X === undefined) conflicts.push(column('X'));
-      const [applied] = await this.call(() =>
-        this.table.row(this.opKey(id)).filter(this.unchangedFilter(anyOf(conflicts)), {
-          onMatch: [{ method: 'delete', data: [STATE] }, this.insert(next, now * 1000)],
-          onNoMatch: [],
-          gaxOptions: gax(),
-        }),
-      );
-      if (applied) {
-        if (current.P !== undefined) await this.expireIndexEntry(current.P, id, current.C, now);
-        return { operation: (this.toRecord(id, next) as OperationRecord).operation, applied: true };
-      }
+      const written = await this.writeTerminal(id, current, outcome, options);
+      if (written) return { operation: written, applied: true };
     }
     throw new LroError(Code.ABORTED, `operation ${name} kept changing; retry`);
+  }
+
+  /**
+   * The terminal write over the cells read: the operation when it applied, undefined when the
+   * row changed since (`extraConflicts` adds more such changes).
+   */
+  private async writeTerminal(
+    id: string,
+    current: Cells,
+    outcome: Outcome,
+    options: CompleteOptions,
+    extraConflicts: unknown[][] = [],
+  ): Promise<Operation | undefined> {
+    const now = this.now();
+    const next: Cells = { ...current, U: String(now), D: String(now) };
+    next.R = JSON.stringify(
+      'error' in outcome ? { error: outcome.error } : { response: outcome.response },
+    );
+    if (options.metadata !== undefined) next.M = JSON.stringify(options.metadata);
+    // Conflicts: it became done, or (when we keep the stored metadata) newer metadata arrived,
+    // or a cancellation was recorded since our read. Any of them: read again and retry.
+    const conflicts: unknown[][] = [column('D'), ...extraConflicts];
+    if (options.metadata === undefined) {
+      conflicts.push(
+        current.K === undefined
+          ? column('K')
+          : [...column('K'), { value: { start: { value: current.K, inclusive: false } } }],
+      );
+    }
+    if (current.X === undefined) conflicts.push(column('X'));
+    const [applied] = await this.call(() =>
+      this.table.row(this.opKey(id)).filter(this.unchangedFilter(anyOf(conflicts)), {
+        onMatch: [{ method: 'delete', data: [STATE] }, this.insert(next, now * 1000)],
+        onNoMatch: [],
+        gaxOptions: gax(),
+      }),
+    );
+    if (!applied) return undefined;
+    if (current.P !== undefined) await this.expireIndexEntry(current.P, id, current.C, now);
+    return (this.toRecord(id, next) as OperationRecord).operation;
   }
 
   async updateMetadata(
@@ -511,7 +572,7 @@ export class BigtableOperationStore implements OperationStore {
         .filter(this.unchangedFilter([{ interleave: [column('D'), newer] }]), {
           onMatch: [
             this.insert(
-              { M: JSON.stringify(metadata), K: key, U: String(now) },
+              { M: JSON.stringify(metadata), K: key, U: String(now), H: padMs(now) },
               RUNNING_TIMESTAMP_MICROS,
             ),
           ],
@@ -523,6 +584,110 @@ export class BigtableOperationStore implements OperationStore {
     // without reading the row back.
     if (applied === true) return { operation: { name, done: false, metadata }, applied: true };
     return { operation: (await this.get(name)).operation, applied: false };
+  }
+
+  async heartbeat(name: string, options: { time: Date }): Promise<HeartbeatResult> {
+    const id = operationIdOf(name);
+    const value = padMs(options.time.getTime());
+    // One CheckAndMutateRow writing one cell; never applied to a done operation, and never
+    // moving the heartbeat back (a later one applied first).
+    const newer = [...column('H'), { value: { start: { value, inclusive: true } } }];
+    const [applied] = await this.call(() =>
+      this.table
+        .row(this.opKey(id))
+        .filter(this.unchangedFilter([{ interleave: [column('D'), newer] }]), {
+          onMatch: [this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS)],
+          onNoMatch: [],
+          gaxOptions: gax(),
+        }),
+    );
+    if (applied === true) return { applied: true };
+    return { applied: false, operation: (await this.get(name)).operation };
+  }
+
+  async listDue(now: Date, limit: number): Promise<DueEntry[]> {
+    const prefix = `${this.prefix}d/`;
+    const [rows] = await this.call(() =>
+      this.table.getRows({
+        ranges: [
+          {
+            start: { value: prefix, inclusive: true },
+            end: { value: `${prefix}${padMs(now.getTime() + 1)}`, inclusive: false },
+          },
+        ],
+        limit,
+        filter: [{ family: INDEX }, { column: { cellLimit: 1 } }],
+        gaxOptions: gax(),
+      }),
+    );
+    const entries: DueEntry[] = [];
+    for (const row of rows as unknown as RawRow[]) {
+      const rest = row.id.slice(prefix.length);
+      const slash = rest.indexOf('/');
+      const id = rest.slice(slash + 1);
+      if (slash !== 15 || !OperationIdSchema.safeParse(id).success) continue;
+      entries.push({
+        key: row.id,
+        operation: operationName(id),
+        due: new Date(Number(rest.slice(0, 15))),
+      });
+    }
+    return entries;
+  }
+
+  async expire(name: string, now: Date): Promise<ExpireResult> {
+    const id = operationIdOf(name);
+    let reads = 0;
+    for (let attempt = 0; attempt < COMPLETE_ATTEMPTS; attempt++) {
+      const current = await this.readCells(id);
+      reads++;
+      if (!current || this.isExpired(current)) return { state: 'missing', reads };
+      if (current.D !== undefined) {
+        const operation = (this.toRecord(id, current) as OperationRecord).operation;
+        return { state: 'done', operation, reads };
+      }
+      const live = livenessOf(current);
+      const due = dueOf(live);
+      if (due === undefined) return { state: 'running', reads };
+      if (due.dueMs > now.getTime()) return { state: 'running', due: new Date(due.dueMs), reads };
+      const error = {
+        code: Code.DEADLINE_EXCEEDED,
+        message: deadlineExceededMessage(live, due.limit),
+      };
+      // A heartbeat since our read renews the operation: then it is not ended.
+      const renewed =
+        current.H === undefined
+          ? column('H')
+          : [...column('H'), { value: { start: { value: current.H, inclusive: false } } }];
+      const written = await this.writeTerminal(id, current, { error }, {}, [renewed]);
+      if (written) return { state: 'ended', operation: written, limit: due.limit, reads };
+    }
+    throw new LroError(Code.ABORTED, `operation ${name} kept changing; retry`);
+  }
+
+  async reschedule(entry: DueEntry, due: Date | undefined): Promise<void> {
+    const id = operationIdOf(entry.operation);
+    if (due !== undefined) {
+      const key = this.dueKey(due.getTime(), id);
+      if (key === entry.key) return;
+      // The new entry first: a crash in between leaves two entries, and the earlier one is
+      // found due, checked and moved onto the later one.
+      await this.call(() =>
+        this.table.mutate(
+          {
+            key,
+            method: 'insert',
+            data: {
+              [INDEX]: { d: { value: String(due.getTime()), timestamp: RUNNING_TIMESTAMP_MICROS } },
+            },
+          },
+          { gaxOptions: gax() },
+        ),
+      );
+    }
+    await this.call(() =>
+      this.table.mutate({ key: entry.key, method: 'delete' }, { gaxOptions: gax() }),
+    );
   }
 
   async close(): Promise<void> {

@@ -37,6 +37,10 @@ export interface CreateOptions extends CallOptions {
   parent?: string;
   metadata?: Any;
   requestId?: string;
+  /** When the operation must be done: a Date or an RFC 3339 timestamp. */
+  deadline?: Date | string;
+  /** Longest silence (no heartbeat or progress) allowed, a Duration such as "60s". */
+  heartbeatTimeout?: string;
 }
 
 export interface ListOptions extends CallOptions {
@@ -117,6 +121,11 @@ export class OperationsClient {
     if (options.parent !== undefined) body.parent = nameOf(options.parent);
     if (options.metadata !== undefined) body.metadata = options.metadata;
     if (options.requestId !== undefined) body.requestId = options.requestId;
+    if (options.deadline !== undefined) {
+      body.deadline =
+        options.deadline instanceof Date ? options.deadline.toISOString() : options.deadline;
+    }
+    if (options.heartbeatTimeout !== undefined) body.heartbeatTimeout = options.heartbeatTimeout;
     return this.call('POST', '/v1/operations', body, options.signal);
   }
 

@@ -3,6 +3,7 @@
  * project reads `process.env`; tests and scripts pass their own env to `loadConfig`.
  */
 import { z } from 'zod';
+import { DeadlineDefaultSchema, HeartbeatTimeoutSchema } from './deadlines.js';
 import { defaults } from './defaults.js';
 import { DurationMs, formatDuration } from './duration.js';
 
@@ -33,6 +34,10 @@ export const ConfigEnvSchema = z.object({
   LRO_WAIT_TIMEOUT_MAX: DurationMs.prefault(formatDuration(defaults.waitTimeoutMaxMs)),
   /** Whether the API listens to the notifications topic (polling alone when false). */
   LRO_WAIT_NOTIFICATIONS: flag.default(true),
+  /** Deadline of operations created without one, counted from creation (unset: none). */
+  LRO_DEADLINE_DEFAULT: DeadlineDefaultSchema.optional(),
+  /** Heartbeat timeout of operations created without one (unset: none). */
+  LRO_HEARTBEAT_TIMEOUT_DEFAULT: HeartbeatTimeoutSchema.optional(),
   /** Key that signs page tokens; any stable secret shared by the API's instances. */
   LRO_PAGE_TOKEN_KEY: z.string().min(1).optional(),
   PORT: z.coerce.number().int().min(1).max(65535).default(8080),
@@ -65,6 +70,11 @@ export interface Config {
   };
   readonly pageTokenKey: string;
   readonly port: number;
+  /** Limits given to operations created without their own (contract 5). */
+  readonly limits: {
+    readonly deadlineDefaultMs: number | undefined;
+    readonly heartbeatTimeoutDefaultMs: number | undefined;
+  };
 }
 
 /** Names of the variables the config reads (for the Terraform checks and the docs). */
@@ -113,6 +123,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       e.LRO_PAGE_TOKEN_KEY ??
       `lro:${e.GOOGLE_CLOUD_PROJECT}/${e.LRO_BIGTABLE_INSTANCE}/${e.LRO_BIGTABLE_TABLE}/${e.LRO_ROW_KEY_PREFIX}`,
     port: e.PORT,
+    limits: {
+      deadlineDefaultMs: e.LRO_DEADLINE_DEFAULT,
+      heartbeatTimeoutDefaultMs: e.LRO_HEARTBEAT_TIMEOUT_DEFAULT,
+    },
   });
 }
 

@@ -54,4 +54,20 @@ export const defaults = {
   waitPollNotifiedInitialMs: 10_000,
   /** API shutdown: how long SIGTERM waits for the listener's subscription to be removed. */
   shutdownCleanupMaxMs: 5_000,
+  /** Deadlines: how far ahead a deadline may lie at most. */
+  deadlineMaxMs: 366 * 24 * 3600 * 1000,
+  /** Heartbeat timeouts: the shortest and longest accepted. */
+  heartbeatTimeoutMinMs: 1_000,
+  heartbeatTimeoutMaxMs: 7 * 24 * 3600 * 1000,
+  /** Worker SDK: a heartbeat is sent when nothing else was published for this long. */
+  heartbeatIntervalMs: 15_000,
+  /** Worker clocks: an emitTime counts no later than the message's publishTime plus this. */
+  emitTimeSkewMaxMs: 60_000,
+  /** Sweeper: due-index entries read per batch, and the time one sweep may take at most. */
+  sweepBatchSize: 500,
+  sweepBudgetMs: 45_000,
+  /** Sweeper: an index entry whose operation does not exist is kept this long (create racing). */
+  sweepMissingGraceMs: 60_000,
+  /** Local stack (`npm start`): how often the sweeper runs. */
+  sweepLocalIntervalMs: 2_000,
 } as const;

@@ -1,7 +1,8 @@
 /**
  * Worker events (public contract 2): one JSON message per event on the events topic.
  *
- *   {"version": 1?, "operation": "operations/{id}", "type": "metadata" | "succeeded" | "failed",
+ *   {"version": 1?, "operation": "operations/{id}",
+ *    "type": "metadata" | "succeeded" | "failed" | "heartbeat",
  *    "eventId": "...", "emitTime": "RFC 3339", "metadata"?: Any, "response"?: Any, "error"?: Status}
  *
  * Why this shape:
@@ -13,6 +14,8 @@
  * - `metadata` is allowed on every type (a terminal event carries the final metadata, so the end
  *   state does not depend on delivery order); `response` only on `succeeded`; `error` is
  *   required on `failed` and its code is not 0 (OK is not a failure).
+ * - `heartbeat` carries nothing but the envelope: it only renews the operation's heartbeat
+ *   (public contract 5), so it costs one small conditional write and no notification.
  * - `eventId` makes redeliveries and publisher retries idempotent; `emitTime` orders metadata
  *   ("newest wins"). Message attributes `operation` and `type` repeat the body so that
  *   subscriptions can filter; when present they must agree with it.
@@ -30,7 +33,7 @@ import { AnySchema, describeIssues, OperationNameSchema, StatusSchema } from './
 /** The event contract's current version (the value of the optional `version` field). */
 export const EVENT_VERSION = 1;
 
-export const EventTypeSchema = z.enum(['metadata', 'succeeded', 'failed']);
+export const EventTypeSchema = z.enum(['metadata', 'succeeded', 'failed', 'heartbeat']);
 export type EventType = z.infer<typeof EventTypeSchema>;
 
 const common = {
@@ -55,6 +58,15 @@ export const MetadataEventSchema = z
   .strictObject({ ...common, type: z.literal('metadata') })
   .describe('Progress: new metadata for a running operation.');
 
+/** `common` without metadata: a heartbeat carries no payload. */
+const { metadata: _metadata, ...envelope } = common;
+
+export const HeartbeatEventSchema = z
+  .strictObject({ ...envelope, type: z.literal('heartbeat') })
+  .describe(
+    'A sign of life of the worker: renews the heartbeat of a running operation (no payload).',
+  );
+
 export const SucceededEventSchema = z
   .strictObject({
     ...common,
@@ -77,12 +89,17 @@ export const FailedEventSchema = z
 
 /** A worker event, version 1. */
 export const WorkerEventSchema = z
-  .discriminatedUnion('type', [MetadataEventSchema, SucceededEventSchema, FailedEventSchema])
+  .discriminatedUnion('type', [
+    MetadataEventSchema,
+    SucceededEventSchema,
+    FailedEventSchema,
+    HeartbeatEventSchema,
+  ])
   .meta({
     id: 'WorkerEvent',
     title: 'Worker event',
     description:
-      'One JSON message on the events topic, reporting progress, success or failure of a ' +
+      'One JSON message on the events topic, reporting progress, success, failure or a heartbeat of a ' +
       'long-running operation. Attributes "operation" and "type" repeat the body fields.',
   });
 
@@ -91,6 +108,7 @@ export type WorkerEventInput = z.input<typeof WorkerEventSchema>;
 export type MetadataEvent = z.infer<typeof MetadataEventSchema>;
 export type SucceededEvent = z.infer<typeof SucceededEventSchema>;
 export type FailedEvent = z.infer<typeof FailedEventSchema>;
+export type HeartbeatEvent = z.infer<typeof HeartbeatEventSchema>;
 
 /** The JSON Schema of the event, as committed in schema/event.schema.json. */
 export function eventJsonSchema(): Record<string, unknown> {

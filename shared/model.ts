@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
+import { DeadlineSchema, HeartbeatTimeoutSchema } from './deadlines.js';
 import { defaults } from './defaults.js';
 import { DurationMs } from './duration.js';
 import { type Code, invalidArgument } from './errors.js';
@@ -96,6 +97,8 @@ export const CreateOperationRequestSchema = z.strictObject({
     .max(128)
     .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, "-" and "_" only')
     .optional(),
+  deadline: DeadlineSchema.optional(),
+  heartbeatTimeout: HeartbeatTimeoutSchema.optional(),
 });
 export type CreateOperationRequest = z.infer<typeof CreateOperationRequestSchema>;
 

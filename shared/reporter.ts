@@ -16,6 +16,13 @@
  * terminal event carries the last reported metadata, so the final state does not depend on the
  * order in which Pub/Sub delivers.
  *
+ * Heartbeats (public contract 5): while it is open and the operation not reported done, the
+ * reporter publishes a `heartbeat` event whenever nothing else was published for
+ * `heartbeatIntervalMs` (default 15 s; 0 turns them off), so an operation created with a
+ * `heartbeatTimeout` stays alive exactly as long as its worker process does. Progress counts as a
+ * heartbeat. Choose a timeout of at least three intervals, so that one lost or late heartbeat does
+ * not end the operation. Each heartbeat costs one Pub/Sub message and one small Bigtable write.
+ *
  * Cancellation: `signal` aborts (reason: an LroError CANCELLED) when the API announces a
  * cancellation request for the operation on the notifications topic. All reporters of a process
  * share one listener: a pull subscription filtered on `attributes.type = "cancelRequested"` with an
@@ -56,6 +63,11 @@ export interface ReporterOptions {
   cancelPollIntervalMs?: number;
   /** Publish attempts before giving up (default defaults.publishAttemptsMax). */
   publishAttempts?: number;
+  /**
+   * A heartbeat is published when nothing else was for this long (default
+   * defaults.heartbeatIntervalMs, 15 s); 0 sends none.
+   */
+  heartbeatIntervalMs?: number;
   log?: Logger;
 }
 
@@ -73,6 +85,8 @@ export class OperationReporter {
   private readonly watch: Promise<void>;
   private unwatch: (() => Promise<void>) | undefined;
   private pollTimer: NodeJS.Timeout | undefined;
+  private readonly heartbeatIntervalMs: number;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastEmitMs = 0;
   private lastMetadata: Any | undefined;
   private finished = false;
@@ -107,6 +121,11 @@ export class OperationReporter {
         error: err instanceof Error ? err : String(err),
       });
     });
+    this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? defaults.heartbeatIntervalMs;
+    if (!(this.heartbeatIntervalMs >= 0)) {
+      throw invalidArgument('heartbeatIntervalMs must be a non-negative number');
+    }
+    this.scheduleHeartbeat();
     if (options.pollCancellation) {
       this.startPolling(
         options.pollCancellation,
@@ -185,6 +204,7 @@ export class OperationReporter {
     if (this.closed) return;
     this.closed = true;
     if (this.pollTimer) clearTimeout(this.pollTimer);
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
     await this.watch.catch(() => undefined);
     await this.unwatch?.();
     if (this.ownsMessaging) await this.messaging.close();
@@ -208,7 +228,26 @@ export class OperationReporter {
     };
   }
 
+  /** (Re)arms the heartbeat timer: called at start and whenever an event is published. */
+  private scheduleHeartbeat() {
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+    if (this.heartbeatIntervalMs === 0 || this.closed || this.finished) return;
+    this.heartbeatTimer = setTimeout(() => {
+      this.heartbeatTimer = undefined;
+      if (this.closed || this.finished) return;
+      this.send({ ...this.envelope(), type: 'heartbeat' }).catch((err: unknown) => {
+        this.log.warn('heartbeat not published', {
+          operation: this.operation,
+          error: err instanceof Error ? err : String(err),
+        });
+      });
+    }, this.heartbeatIntervalMs);
+    this.heartbeatTimer.unref();
+  }
+
   private async send(event: WorkerEvent): Promise<string> {
+    this.scheduleHeartbeat();
     const checked = checkEvent(event);
     if (!checked.ok) throw invalidArgument(`invalid event: ${checked.reason}`);
     const options = { attributes: eventAttributes(checked.event), orderingKey: this.operation };

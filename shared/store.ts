@@ -3,6 +3,7 @@
  * `BigtableOperationStore` (bigtable-store.ts) is the implementation; nothing else touches
  * Bigtable.
  */
+import type { Limit } from './deadlines.js';
 import type { Any, Operation, OperationNode, Status } from './model.js';
 
 /** An operation as stored, with the bookkeeping that the Operation JSON does not carry. */
@@ -26,6 +27,10 @@ export interface CreateOperationOptions {
   metadata?: Any;
   /** Idempotency key: a retried create with the same key returns the same operation. */
   requestId?: string;
+  /** When the operation must be done (contract 5); the sweeper ends it DEADLINE_EXCEEDED. */
+  deadline?: Date;
+  /** Longest time without a heartbeat or progress before the sweeper ends it. */
+  heartbeatTimeoutMs?: number;
 }
 
 export interface PageOptions {
@@ -65,6 +70,29 @@ export interface UpdateMetadataOptions {
   eventId: string;
 }
 
+/** An entry of the due-time index: the operation may be due at `due` (sweeper.ts). */
+export interface DueEntry {
+  /** Identifies the entry itself, for moving or removing it. */
+  key: string;
+  operation: string;
+  due: Date;
+}
+
+/**
+ * What `expire` found and did; `reads` counts the rows it read. `ended`: this call ended the
+ * operation DEADLINE_EXCEEDED; `done`: it was done already (ended by anyone); `running`: not
+ * due (renewed), or without any limit when `due` is absent; `missing`: no such operation.
+ */
+export type ExpireResult = { reads: number } & (
+  | { state: 'ended'; operation: Operation; limit: Limit }
+  | { state: 'done'; operation: Operation }
+  | { state: 'running'; due?: Date }
+  | { state: 'missing' }
+);
+
+/** Outcome of a heartbeat: applied, or why not (the stored state). */
+export type HeartbeatResult = { applied: true } | { applied: false; operation: Operation };
+
 export interface OperationStore {
   create(options?: CreateOperationOptions): Promise<OperationRecord>;
   /** NOT_FOUND at once when absent or expired. */
@@ -84,5 +112,19 @@ export interface OperationStore {
   complete(name: string, outcome: Outcome, options?: CompleteOptions): Promise<WriteResult>;
   /** Metadata update where the newest emitTime wins; never changes a done operation. */
   updateMetadata(name: string, metadata: Any, options: UpdateMetadataOptions): Promise<WriteResult>;
+  /**
+   * Renews a running operation's heartbeat (its last sign of life) to `time`: one conditional
+   * write; the stored state is read only when it did not apply. NOT_FOUND when absent.
+   */
+  heartbeat(name: string, options: { time: Date }): Promise<HeartbeatResult>;
+  /** Due-index entries due at or before `now`, earliest first (at most `limit`). */
+  listDue(now: Date, limit: number): Promise<DueEntry[]>;
+  /**
+   * Ends the operation with DEADLINE_EXCEEDED if, at `now`, it is running past its deadline or
+   * heartbeat timeout: terminal-once, and not applied if a heartbeat renewed it meanwhile.
+   */
+  expire(name: string, now: Date): Promise<ExpireResult>;
+  /** Moves a due-index entry to `due`, or removes it when `due` is undefined. */
+  reschedule(entry: DueEntry, due: Date | undefined): Promise<void>;
   close(): Promise<void>;
 }

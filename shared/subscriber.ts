@@ -22,12 +22,17 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { Code, LroError, toLroError, unavailable } from './errors.js';
-import { decodeEvent, type WorkerEvent } from './events.js';
+import { decodeEvent, type HeartbeatEvent, type WorkerEvent } from './events.js';
+import { applyHeartbeat } from './heartbeats.js';
 import { log as defaultLog, type Logger } from './log.js';
 import type { Messaging } from './messaging.js';
 import type { Operation } from './model.js';
 import { type NotificationType, publishNotification } from './notifications.js';
 import type { OperationStore, Outcome, WriteResult } from './store.js';
+import { countedEmitTime } from './worker-clock.js';
+
+/** Events that change the Operation JSON (a heartbeat does not). */
+type ChangeEvent = Exclude<WorkerEvent, HeartbeatEvent>;
 
 /** One Pub/Sub message as the push endpoint receives it. */
 export interface EventMessage {
@@ -49,6 +54,8 @@ export type HandleResult =
   | { outcome: 'applied'; operation: Operation; notification: NotificationType }
   /** A redelivery of an event whose change is already stored: the state was announced again. */
   | { outcome: 'reannounced'; operation: Operation; notification: NotificationType }
+  /** A heartbeat renewed the operation (nothing announced: the Operation did not change). */
+  | { outcome: 'renewed' }
   /** Nothing to do: a duplicate, late metadata, an event after the end, or empty progress. */
   | { outcome: 'ignored'; reason: 'done' | 'stale' | 'empty' }
   /** A permanent failure: the message was published to the dead-letter topic. */
@@ -93,7 +100,20 @@ export async function handleEventMessage(
 
   let written: WriteResult;
   try {
-    written = await write(event, deps.store);
+    if (event.type === 'heartbeat') {
+      const renewed = await applyHeartbeat(event, deps.store);
+      if (renewed.outcome === 'renewed') {
+        const applyLatencyMs = latencySince(message.publishTime);
+        log.info('event applied', {
+          ...fields,
+          type: event.type,
+          outcome: renewed.outcome,
+          ...(applyLatencyMs === undefined ? {} : { applyLatencyMs }),
+        });
+      }
+      return renewed;
+    }
+    written = await write(event, deps.store, message.publishTime);
   } catch (err) {
     const error = toLroError(err);
     if (error.code === Code.NOT_FOUND) {
@@ -151,14 +171,18 @@ function latencySince(publishTime: string | undefined): number | undefined {
   return Number.isNaN(at) ? undefined : Math.max(0, Date.now() - at);
 }
 
-function write(event: WorkerEvent, store: OperationStore): Promise<WriteResult> {
+function write(
+  event: ChangeEvent,
+  store: OperationStore,
+  publishTime: string | undefined,
+): Promise<WriteResult> {
   const options = event.metadata === undefined ? {} : { metadata: event.metadata };
   switch (event.type) {
     case 'metadata':
       // Checked by the caller: progress without metadata changes nothing.
       if (event.metadata === undefined) throw new LroError(Code.INTERNAL, 'empty progress event');
       return store.updateMetadata(event.operation, event.metadata, {
-        emitTime: new Date(event.emitTime),
+        emitTime: countedEmitTime(event.emitTime, publishTime),
         eventId: event.eventId,
       });
     case 'succeeded': {
@@ -171,7 +195,7 @@ function write(event: WorkerEvent, store: OperationStore): Promise<WriteResult> 
 }
 
 /** Whether the stored operation is what applying this event produced (for re-announcing). */
-function isStoredState(event: WorkerEvent, operation: Operation): boolean {
+function isStoredState(event: ChangeEvent, operation: Operation): boolean {
   const sameMetadata =
     event.metadata === undefined || isDeepStrictEqual(event.metadata, operation.metadata);
   switch (event.type) {

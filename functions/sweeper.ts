@@ -1,0 +1,41 @@
+/**
+ * The `sweeper` HTTP function: one sweep per request (shared/sweeper.ts), answering with what it
+ * did. Cloud Scheduler calls it every minute with an OIDC token; only its service account may
+ * invoke it. Concurrent calls are safe (the sweep is built for several sweepers at once).
+ */
+import * as functions from '@google-cloud/functions-framework';
+import { createStore } from '../shared/bigtable-store.js';
+import { loadConfig } from '../shared/config.js';
+import { Code, LroError } from '../shared/errors.js';
+import { sendError, sendJson } from '../shared/http.js';
+import { log } from '../shared/log.js';
+import { Messaging } from '../shared/messaging.js';
+import { type SweeperDeps, sweep } from '../shared/sweeper.js';
+
+let deps: SweeperDeps | undefined;
+
+/** Config, store and publisher, created on the first call and kept for the instance's life. */
+function dependencies(): SweeperDeps {
+  if (!deps) {
+    const config = loadConfig();
+    deps = {
+      store: createStore(config),
+      messaging: new Messaging(config),
+      topics: { notifications: config.topics.notifications },
+    };
+  }
+  return deps;
+}
+
+functions.http('sweeper', async (req, res) => {
+  try {
+    if (req.method !== 'POST' && req.method !== 'GET') {
+      throw new LroError(Code.INVALID_ARGUMENT, `method ${req.method} not allowed; use POST`);
+    }
+    const report = await sweep(dependencies());
+    if (report.ended > 0 || report.failed > 0 || report.more) log.info('sweep done', { ...report });
+    sendJson(res, 200, report);
+  } catch (err) {
+    sendError(res, err, { function: 'sweeper' });
+  }
+});
