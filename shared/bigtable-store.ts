@@ -11,6 +11,7 @@
  *                           R result: {"response":…} or {"error":…}
  *                           L deadline (ms)           T heartbeat timeout (ms)
  *                           H last heartbeat or progress: "{ms, 15 digits}"
+ *                           Z{token} a deletion in progress (see delete)
  *   P c/{parentId}/{id}   children index, family `i`, column `c` = the child's create time
  *   P r/{requestId}       request-ID index, family `i`, column `o` = the operation ID
  *   P d/{due ms, 15 digits}/{id}
@@ -25,16 +26,31 @@
  *   late events change nothing.
  * - Children are listed by a prefix scan of `c/{parentId}/`, never a table scan; IDs cannot
  *   contain "/", so one parent's prefix never covers another's.
+ * - Deleting a parent is refused while it has children (AIP-135). Race-free without
+ *   transactions: a child's create writes its index entry, then checks the parent row for a
+ *   deletion mark; a delete writes the mark, then scans the index. Whichever comes second sees the
+ *   other's write, so a child is never created under a parent that a delete removed.
+ * - A request ID is bound (`r/{requestId}`) before the operation is written and released when the
+ *   create fails for good (ALREADY_EXISTS, parent gone), so it names only a successful create; a
+ *   binding to an operation that is another's or expired is stale and taken over.
  * - Retention: both families have the GC rule max-age = retention. Cells of running operations
  *   carry a far-future timestamp, so GC never touches them; the terminal write rewrites the whole
  *   row with the completion time as timestamp, so GC removes finished operations once retention
  *   has passed. GC is lazy, so reads also hide operations whose D + retention is past.
  */
+import { randomBytes } from 'node:crypto';
 import { Bigtable, type Table } from '@google-cloud/bigtable';
 import type { Config } from './config.js';
 import { deadlineExceededMessage, dueOf, type Liveness } from './deadlines.js';
 import { defaults } from './defaults.js';
-import { alreadyExists, Code, invalidArgument, LroError, notFound } from './errors.js';
+import {
+  alreadyExists,
+  Code,
+  failedPrecondition,
+  invalidArgument,
+  LroError,
+  notFound,
+} from './errors.js';
 import { compileFilter } from './filter.js';
 import { log } from './log.js';
 import {
@@ -73,6 +89,8 @@ const CALL_TIMEOUT_MS = 15_000;
 /** Index rows whose operation is missing are removed after this long (a create that crashed). */
 const DANGLING_INDEX_MS = 60_000;
 const COMPLETE_ATTEMPTS = 8;
+/** How long a delete waits for children whose create is in flight to be written or given up. */
+const IN_FLIGHT_CREATE_WAIT_MS = 3_000;
 
 type Cells = Partial<
   Record<'C' | 'U' | 'P' | 'Q' | 'M' | 'K' | 'X' | 'D' | 'R' | 'L' | 'T' | 'H', string>
@@ -215,6 +233,20 @@ function livenessOf(cells: Cells): Liveness {
   return live;
 }
 
+/** A value filter matching exactly `text` (operation IDs have no regular-expression syntax). */
+const exactly = (text: string) => `^${text.replace(/[^a-z0-9-]/g, '\\$&')}$`;
+
+/** The deletion marks on an operation row (columns Z{token}). */
+function deletionMarks(cells: Cells): string[] {
+  return Object.keys(cells).filter((name) => name.length > 1 && name.startsWith('Z'));
+}
+
+/** Failures after which a create certainly wrote nothing, so its request ID is free again. */
+function isDefinitive(err: unknown): boolean {
+  const code = err instanceof LroError ? err.code : undefined;
+  return code === Code.ALREADY_EXISTS || code === Code.NOT_FOUND || code === Code.ABORTED;
+}
+
 /** Fresh call options each time: the client mutates them (it appends its metrics interceptor). */
 const gax = () => ({ timeout: CALL_TIMEOUT_MS });
 /** A filter matching what any of `filters` matches (Bigtable wants two or more in an interleave). */
@@ -266,9 +298,27 @@ export class BigtableOperationStore implements OperationStore {
     }
     let id = options.id ?? newOperationId();
     const now = this.now();
+    let claimed = false;
     if (options.requestId !== undefined) {
-      id = await this.claimRequestId(options.requestId, id, now);
+      ({ id, claimed } = await this.claimRequestId(options.requestId, id, now));
     }
+    try {
+      return await this.insertOperation(id, now, parentId, options);
+    } catch (err) {
+      // The request did not succeed: its ID must not stay bound to this operation ID (AIP-155).
+      if (claimed && options.requestId !== undefined && isDefinitive(err)) {
+        await this.releaseRequestId(options.requestId, id).catch(() => undefined);
+      }
+      throw err;
+    }
+  }
+
+  private async insertOperation(
+    id: string,
+    now: number,
+    parentId: string | undefined,
+    options: CreateOperationOptions,
+  ): Promise<OperationRecord> {
     const cells: Cells = { C: String(now), U: String(now) };
     if (options.parent !== undefined) cells.P = options.parent;
     if (options.requestId !== undefined) cells.Q = options.requestId;
@@ -306,6 +356,7 @@ export class BigtableOperationStore implements OperationStore {
           { gaxOptions: gax() },
         ),
       );
+      await this.checkParentOpen(parentId, id);
     }
     for (let attempt = 0; attempt < 3; attempt++) {
       const [exists] = await this.call(() =>
@@ -335,27 +386,87 @@ export class BigtableOperationStore implements OperationStore {
     throw new LroError(Code.ABORTED, `operation ${operationName(id)} kept changing; retry`);
   }
 
-  /** The operation ID bound to a request ID: ours if we are first, the earlier one otherwise. */
-  private async claimRequestId(requestId: string, id: string, now: number): Promise<string> {
+  /**
+   * After the child's index entry is written: the parent must still exist and no delete of it may
+   * be in progress. Otherwise the entry is removed and the create fails.
+   */
+  private async checkParentOpen(parentId: string, id: string): Promise<void> {
+    const parent = await this.readCells(parentId);
+    const deleting = parent !== undefined && deletionMarks(parent).length > 0;
+    if (parent && !this.isExpired(parent) && !deleting) return;
+    await this.call(() =>
+      this.table.mutate({ key: this.childKey(parentId, id), method: 'delete' }),
+    ).catch(() => undefined);
+    if (deleting) {
+      throw new LroError(
+        Code.ABORTED,
+        `parent operation ${operationName(parentId)} is being deleted; retry if it still exists`,
+      );
+    }
+    throw notFound(`parent operation ${operationName(parentId)} not found`);
+  }
+
+  /**
+   * The operation ID bound to a request ID: ours when we bind it first; the earlier one when its
+   * operation carries this request ID or is not written yet (a create in flight, or one that
+   * failed transiently and is being retried). A binding to an operation of another request, or an
+   * expired one, is stale: it is replaced by ours if nobody changed it meanwhile.
+   */
+  private async claimRequestId(
+    requestId: string,
+    id: string,
+    now: number,
+  ): Promise<{ id: string; claimed: boolean }> {
     const row = this.table.row(this.requestKey(requestId));
-    const [taken] = await this.call(() =>
-      row.filter([{ family: INDEX }, { column: 'o' }], {
-        onMatch: [],
-        onNoMatch: [
-          {
-            method: 'insert',
-            data: { [INDEX]: { o: { value: id, timestamp: now * 1000 } } },
-          },
-        ],
-        gaxOptions: gax(),
-      }),
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const [taken] = await this.call(() =>
+        row.filter([{ family: INDEX }, { column: 'o' }], {
+          onMatch: [],
+          onNoMatch: [
+            {
+              method: 'insert',
+              data: { [INDEX]: { o: { value: id, timestamp: now * 1000 } } },
+            },
+          ],
+          gaxOptions: gax(),
+        }),
+      );
+      if (!taken) return { id, claimed: true };
+      const [rows] = await this.call(() =>
+        this.table.getRows({ keys: [this.requestKey(requestId)], gaxOptions: gax() }),
+      );
+      const earlier = (rows[0] as unknown as RawRow | undefined)?.data[INDEX]?.o?.[0]?.value;
+      if (earlier === undefined) continue; // released in between
+      const cells = await this.readCells(earlier);
+      if (!cells || (!this.isExpired(cells) && cells.Q === requestId)) {
+        return { id: earlier, claimed: false };
+      }
+      const [replaced] = await this.call(() =>
+        row.filter([{ family: INDEX }, { column: 'o' }, { value: exactly(earlier) }], {
+          onMatch: [
+            { method: 'delete', data: [`${INDEX}:o`] },
+            { method: 'insert', data: { [INDEX]: { o: { value: id, timestamp: now * 1000 } } } },
+          ],
+          onNoMatch: [],
+          gaxOptions: gax(),
+        }),
+      );
+      if (replaced) return { id, claimed: true };
+    }
+    throw new LroError(Code.ABORTED, `request ID ${requestId} kept changing; retry`);
+  }
+
+  /** Unbinds a request ID from an operation ID, if it is still bound to it. */
+  private async releaseRequestId(requestId: string, id: string): Promise<void> {
+    await this.call(() =>
+      this.table
+        .row(this.requestKey(requestId))
+        .filter([{ family: INDEX }, { column: 'o' }, { value: exactly(id) }], {
+          onMatch: [{ method: 'delete' }],
+          onNoMatch: [],
+          gaxOptions: gax(),
+        }),
     );
-    if (!taken) return id;
-    const [rows] = await this.call(() =>
-      this.table.getRows({ keys: [this.requestKey(requestId)], gaxOptions: gax() }),
-    );
-    const earlier = (rows[0] as unknown as RawRow | undefined)?.data[INDEX]?.o?.[0]?.value;
-    return earlier ?? id;
   }
 
   async get(name: string): Promise<OperationRecord> {
@@ -462,16 +573,35 @@ export class BigtableOperationStore implements OperationStore {
     const id = operationIdOf(name);
     const cells = await this.readCells(id);
     if (!cells || this.isExpired(cells)) throw notFound(`operation ${name} not found`);
+    // Mark the deletion first, then look for children (see the top of this file).
+    const mark = `Z${randomBytes(8).toString('hex')}`;
+    const [marked] = await this.call(() =>
+      this.table.row(this.opKey(id)).filter(column('C'), {
+        onMatch: [{ method: 'insert', data: { [STATE]: { [mark]: { value: '1' } } } }],
+        onNoMatch: [],
+        gaxOptions: gax(),
+      }),
+    );
+    if (!marked) throw notFound(`operation ${name} not found`);
     const keys = [this.opKey(id)];
     if (cells.P) keys.push(this.childKey(operationIdOf(cells.P), id));
     if (cells.Q) keys.push(this.requestKey(cells.Q));
-    const ownIndex = `${this.prefix}c/${id}/`;
-    let cursor: string | undefined;
-    for (;;) {
-      const rows = await this.scan(ownIndex, cursor, 1000, INDEX);
-      for (const row of rows) keys.push(row.id);
-      if (rows.length < 1000) break;
-      cursor = (rows[rows.length - 1] as RawRow).id.slice(ownIndex.length);
+    try {
+      const { live, entries } = await this.childEntries(id);
+      if (live > 0) {
+        throw failedPrecondition(
+          `operation ${name} has ${live} child operation${live === 1 ? '' : 's'}; delete ${live === 1 ? 'it' : 'them'} first`,
+        );
+      }
+      keys.push(...entries);
+    } catch (err) {
+      await this.call(() =>
+        this.table.mutate(
+          { key: this.opKey(id), method: 'delete', data: [`${STATE}:${mark}`] },
+          { gaxOptions: gax() },
+        ),
+      ).catch(() => undefined);
+      throw err;
     }
     await this.call(() =>
       this.table.mutate(
@@ -479,6 +609,69 @@ export class BigtableOperationStore implements OperationStore {
         { gaxOptions: gax() },
       ),
     );
+  }
+
+  /**
+   * The children index of an operation: how many entries are live children (existing and naming
+   * it), and every entry's row key. An entry whose operation is not written yet belongs to a
+   * create in flight: it either writes the child (live) or, having seen the deletion mark, removes
+   * its entry; that is awaited for a moment. An old such entry is a create that crashed.
+   */
+  private async childEntries(id: string): Promise<{ live: number; entries: string[] }> {
+    const prefix = `${this.prefix}c/${id}/`;
+    const entries: string[] = [];
+    const pending: string[] = [];
+    let live = 0;
+    let cursor: string | undefined;
+    for (;;) {
+      const rows = await this.scan(prefix, cursor, 1000, INDEX);
+      const ids = rows.map((row) => row.id.slice(prefix.length));
+      const found = await this.findMany(ids);
+      for (const [index, row] of rows.entries()) {
+        entries.push(row.id);
+        const childId = ids[index] as string;
+        const record = found.get(childId);
+        if (record) {
+          if (record.parent === operationName(id)) live++;
+          continue;
+        }
+        const created = Number(row.data[INDEX]?.c?.[0]?.value ?? 0);
+        if (this.now() - created < DANGLING_INDEX_MS) pending.push(childId);
+      }
+      if (rows.length < 1000) break;
+      cursor = ids[ids.length - 1];
+    }
+    const deadline = Date.now() + IN_FLIGHT_CREATE_WAIT_MS;
+    let delay = 10;
+    while (pending.length > 0) {
+      const ids = [...pending];
+      pending.length = 0;
+      const [found, entryRows] = await Promise.all([
+        this.findMany(ids),
+        this.call(() =>
+          this.table.getRows({
+            keys: ids.map((childId) => this.childKey(id, childId)),
+            gaxOptions: gax(),
+          }),
+        ),
+      ]);
+      const stillIndexed = new Set((entryRows[0] as unknown as RawRow[]).map((row) => row.id));
+      for (const childId of ids) {
+        const record = found.get(childId);
+        if (record) {
+          if (record.parent === operationName(id)) live++;
+        } else if (stillIndexed.has(this.childKey(id, childId))) {
+          pending.push(childId);
+        }
+      }
+      if (pending.length > 0 && Date.now() > deadline) {
+        live += pending.length;
+        break;
+      }
+      if (pending.length > 0) await new Promise((r) => setTimeout(r, delay));
+      delay = Math.min(delay * 2, 200);
+    }
+    return { live, entries };
   }
 
   async requestCancel(name: string): Promise<WriteResult> {

@@ -25,7 +25,10 @@ export interface CreateOperationOptions {
   /** Parent operation name (`operations/{id}`); it must exist. */
   parent?: string;
   metadata?: Any;
-  /** Idempotency key: a retried create with the same key returns the same operation. */
+  /**
+   * Idempotency key (AIP-155): a retried create with the same key returns the same operation. It
+   * names only a successful create: a failed one leaves it free.
+   */
   requestId?: string;
   /** When the operation must be done (contract 5); the sweeper ends it DEADLINE_EXCEEDED. */
   deadline?: Date;
@@ -104,7 +107,10 @@ export interface OperationStore {
   traverse(name: string, options: { maxDepth: number }): Promise<OperationNode>;
   /** The parent's name, or undefined for a root operation. NOT_FOUND when absent. */
   getParent(name: string): Promise<string | undefined>;
-  /** Removes the operation and its index entries. NOT_FOUND when absent. */
+  /**
+   * Removes the operation and its index entries. NOT_FOUND when absent; FAILED_PRECONDITION while
+   * it has children (a child create racing it either lands first, or fails).
+   */
   delete(name: string): Promise<void>;
   /** Records a cancellation request (once; its time kept). Not applied when already done. */
   requestCancel(name: string): Promise<WriteResult>;
