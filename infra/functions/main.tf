@@ -18,6 +18,9 @@ terraform {
     archive = {
       source = "hashicorp/archive"
     }
+    time = {
+      source = "hashicorp/time"
+    }
   }
 }
 
@@ -217,12 +220,23 @@ variable "subscriber_timeout_seconds" {
   default     = 60
 }
 
+variable "iam_propagation_seconds" {
+  description = "Wait after the subscriber's invoker grants, in seconds, before its URL is handed to the push subscription."
+  type        = number
+  default     = 60
+}
+
 variable "subscriber_invoker_members" {
   description = "Principals allowed to invoke the subscriber, keyed by a static name (the push service account)."
   type        = map(string)
 }
 
 locals {
+  # Node.js 24: supported until 2028-10-31 (Node.js 22 only until 2027-10-31, Node.js 20 is
+  # decommissioned since 2026-10-30); dates and their source in infra/runtime-support.json, which
+  # the offline checks compare with today. The test suite also runs under this Node major.
+  runtime = "nodejs24"
+
   # Files of the deployed archive, relative to source_root: the manifest, the lock file and the
   # compiled entry points with the library they import (no tests, benches, scripts or maps).
   source_patterns = [
@@ -317,7 +331,7 @@ resource "google_cloudfunctions2_function" "operations" {
   labels      = var.labels
 
   build_config {
-    runtime               = "nodejs20"
+    runtime               = local.runtime
     entry_point           = "operations"
     service_account       = var.build_service_account_id
     environment_variables = local.build_environment
@@ -364,7 +378,7 @@ resource "google_cloudfunctions2_function" "subscriber" {
   labels      = var.labels
 
   build_config {
-    runtime               = "nodejs20"
+    runtime               = local.runtime
     entry_point           = "subscriber"
     service_account       = var.build_service_account_id
     environment_variables = local.build_environment
@@ -424,6 +438,17 @@ resource "google_cloud_run_v2_service_iam_member" "subscriber_invoker" {
   member   = each.value
 }
 
+# Until the push account's invoker grant is effective, deliveries are refused (403) and come back
+# later. The subscriber's URL, which the push subscription is built from, is available only after
+# this wait.
+resource "time_sleep" "subscriber_invoker_propagation" {
+  create_duration = "${var.iam_propagation_seconds}s"
+
+  triggers = {
+    grants = join(",", sort([for g in google_cloud_run_v2_service_iam_member.subscriber_invoker : g.id]))
+  }
+}
+
 output "api_uri" {
   description = "URL of the API function."
   value       = google_cloudfunctions2_function.operations.service_config[0].uri
@@ -435,8 +460,9 @@ output "api_function_name" {
 }
 
 output "subscriber_uri" {
-  description = "URL of the subscriber function (the push endpoint)."
+  description = "URL of the subscriber function (base of the push endpoint), available once its invokers' grants are effective."
   value       = google_cloudfunctions2_function.subscriber.service_config[0].uri
+  depends_on  = [time_sleep.subscriber_invoker_propagation]
 }
 
 output "subscriber_function_name" {

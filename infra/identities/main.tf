@@ -2,7 +2,7 @@
 #   api        runtime of the HTTP API function
 #   subscriber runtime of the subscriber function
 #   push       signs the OIDC token of Pub/Sub push deliveries (invoker of the subscriber only)
-#   worker     for workers: publishes events and nothing else
+#   worker     for workers: publishes events, and calls the API (the cancellation check)
 #   build      builds the functions' container images in Cloud Build
 # Grants on topics, the Bigtable instance and the functions are made where those resources are
 # created (resource-level IAM); only the two grants below need the project.
@@ -12,12 +12,21 @@ terraform {
     google = {
       source = "hashicorp/google"
     }
+    time = {
+      source = "hashicorp/time"
+    }
   }
 }
 
 variable "project_id" {
   description = "Project of the service accounts."
   type        = string
+}
+
+variable "iam_propagation_seconds" {
+  description = "Wait after the build account's grant, in seconds, before anything builds as that account."
+  type        = number
+  default     = 60
 }
 
 variable "name_prefix" {
@@ -55,7 +64,7 @@ resource "google_service_account" "worker" {
   project      = var.project_id
   account_id   = "${var.name_prefix}-worker"
   display_name = "LRO worker"
-  description  = "Identity for workers: may publish to the events topic and nothing else."
+  description  = "Identity for workers: publishes to the events topic and may call the LRO API."
 }
 
 resource "google_service_account" "build" {
@@ -71,6 +80,12 @@ resource "google_service_account" "build" {
 # creating one needs a project-level grant. Rather than roles/pubsub.editor (which also manages
 # topics, snapshots and schemas), this custom role holds only what the listener does with its own
 # subscription. Attaching to the topic is granted on the notifications topic itself.
+#
+# No update: the listener never changes a subscription after creating it. Delete and consume stay
+# project-wide: IAM conditions on the resource name (resource.name.startsWith(".../subscriptions/
+# lro-")) are honoured only by the services listed in Google's "Resource attributes for IAM
+# Conditions" page, which has Pub/Sub Lite but not Pub/Sub, so such a condition could not narrow
+# them; and a subscription created at run time cannot carry a grant of its own beforehand.
 resource "google_project_iam_custom_role" "notification_listener" {
   project     = var.project_id
   role_id     = "${replace(var.name_prefix, "-", "_")}_notification_listener"
@@ -81,7 +96,6 @@ resource "google_project_iam_custom_role" "notification_listener" {
     "pubsub.subscriptions.create",
     "pubsub.subscriptions.delete",
     "pubsub.subscriptions.get",
-    "pubsub.subscriptions.update",
   ]
 }
 
@@ -97,6 +111,17 @@ resource "google_project_iam_member" "build_builder" {
   project = var.project_id
   role    = "roles/cloudbuild.builds.builder"
   member  = google_service_account.build.member
+}
+
+# IAM grants take effect after a delay (usually well under two minutes). A function deployed
+# before the build account's grant is effective fails its build; the build account's output
+# below is available only after this wait, so the functions that name it wait too.
+resource "time_sleep" "build_grant_propagation" {
+  create_duration = "${var.iam_propagation_seconds}s"
+
+  triggers = {
+    grant = google_project_iam_member.build_builder.id
+  }
 }
 
 output "api_email" {
@@ -150,6 +175,7 @@ output "build_email" {
 }
 
 output "build_service_account_id" {
-  description = "Full resource name of the build service account (projects/PROJECT/serviceAccounts/EMAIL)."
+  description = "Full resource name of the build service account (projects/PROJECT/serviceAccounts/EMAIL), available once its builder grant is effective."
   value       = google_service_account.build.name
+  depends_on  = [time_sleep.build_grant_propagation]
 }

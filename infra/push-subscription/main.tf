@@ -45,7 +45,7 @@ variable "dead_letter_topic_id" {
 }
 
 variable "push_endpoint" {
-  description = "HTTPS URL of the subscriber function; also the audience of the OIDC token."
+  description = "HTTPS URL of the subscriber function; the audience of the OIDC token, and the push endpoint with the topic path (/projects/P/topics/T) appended."
   type        = string
 }
 
@@ -130,7 +130,9 @@ resource "google_pubsub_subscription" "push" {
   enable_message_ordering    = false
 
   push_config {
-    push_endpoint = var.push_endpoint
+    # The topic path after the URL, as local provisioning does: the functions framework reads the
+    # topic of the CloudEvent from it (without it, it logs "Failed to extract the topic name").
+    push_endpoint = "${var.push_endpoint}/${var.events_topic_id}"
 
     oidc_token {
       service_account_email = var.push_service_account_email
