@@ -58,20 +58,20 @@ export interface CpuCosts {
 }
 
 /**
- * Defaults from the README's measured figures (`npm run bench`, 2-core machine, emulators):
- * subscriber 3.4 ms CPU per event; 1.09 Bigtable reads per wait. The API's CPU per request is
- * taken as the inverse of the measured GET throughput on one busy core (553 req/s: 1.8 ms) and
- * rounded to 2 ms. The CPU per wait and per notification are not in the README: ASSUMED 3 ms (a
- * request, a Bigtable read and a response) and 0.1 ms (a gRPC message, JSON.parse of ~800 bytes,
- * a map lookup, an ack).
+ * Defaults from measured figures (2-core machine, emulators): the README's `npm run bench` run,
+ * subscriber 3.4 ms CPU per event and 1.09 Bigtable reads per wait; `npm run bench:fanout`
+ * (2026-11-29, two runs: 0.218 and 0.173 ms), 0.2 ms of API CPU per notification received. The API's CPU per request is taken
+ * as the inverse of the measured GET throughput on one busy core (553 req/s: 1.8 ms) and rounded
+ * to 2 ms. The CPU per wait is not measured on its own: ASSUMED 3 ms (a request, a Bigtable read
+ * and a response).
  */
 export const DEFAULT_CPU: CpuCosts = {
   subscriberMsPerEvent: 3.4,
   apiMsPerRequest: 2,
   apiMsPerWait: 3,
-  apiMsPerNotification: 0.1,
+  apiMsPerNotification: 0.2,
   bigtableReadsPerWait: 1.09,
-  source: 'README figures (npm run bench on a 2-core machine) and named assumptions',
+  source: 'measured defaults (README bench figures, bench:fanout) and named assumptions',
 };
 
 /** Sizes, platform behaviour and limits the model assumes. */
@@ -443,7 +443,8 @@ export function capacity(
 }
 
 /** CPU costs from a bench.json (npm run bench), falling back field by field to the defaults. */
-export function cpuFromBench(bench: unknown, path: string): CpuCosts {
+export function cpuFromBench(bench: unknown, path: string, fanout?: unknown): CpuCosts {
+  const f = (fanout ?? {}) as { apiMsPerNotification?: unknown };
   const b = (bench ?? {}) as {
     cpu?: Record<string, unknown>;
     events?: { subscriberCpuMsPerEvent?: unknown };
@@ -469,7 +470,11 @@ export function cpuFromBench(bench: unknown, path: string): CpuCosts {
   );
   const request = pick('apiMsPerRequest', b.cpu?.apiMsPerGet);
   const wait = pick('apiMsPerWait', b.cpu?.apiMsPerWait);
-  const notification = pick('apiMsPerNotification', b.cpu?.apiMsPerNotification);
+  const notification = pick(
+    'apiMsPerNotification',
+    b.cpu?.apiMsPerNotification,
+    f.apiMsPerNotification,
+  );
   const reads = pick('bigtableReadsPerWait', b.wake?.['notification wait']?.readsPerWait);
   return {
     subscriberMsPerEvent: subscriber ?? DEFAULT_CPU.subscriberMsPerEvent,

@@ -7,7 +7,7 @@
  * model in scripts/capacity-model.ts and the CPU figures of bench-results/bench.json when present.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import {
   type CapacityResult,
@@ -32,7 +32,8 @@ export const CAPACITY_USAGE = `Usage: npm run capacity -- [options]
   --api-instances I           API instances (default: as many as CPU and waits need)
   --dead-letter-fraction F    share of events dead-lettered (default ${DEFAULT_LOAD.deadLetterFraction})
   --wakeups all|thin-terminal how API instances hear of changes (default all; see docs/capacity.md)
-  --bench PATH                CPU figures (default bench-results/bench.json, when present)
+  --bench PATH                CPU figures (default bench-results/bench.json, and fanout.json
+                              beside it, when present)
   --json                      the whole result as JSON
 `;
 
@@ -104,10 +105,18 @@ export function parseLoad(argv: string[]): { load: Load; benchPath: string; json
 
 export class UsageHelp extends Error {}
 
+/** CPU figures from bench.json and, beside it, fanout.json (npm run bench:fanout), when present. */
 export function loadCpu(path: string): CpuCosts {
-  if (!existsSync(path))
+  const fanoutPath = resolve(dirname(path), 'fanout.json');
+  const read = (p: string) =>
+    existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as unknown) : undefined;
+  const bench = read(path);
+  const fanout = read(fanoutPath);
+  if (bench === undefined && fanout === undefined) {
     return { ...DEFAULT_CPU, source: `${DEFAULT_CPU.source} (${path} absent)` };
-  return cpuFromBench(JSON.parse(readFileSync(path, 'utf8')), path);
+  }
+  const names = [bench && path, fanout && fanoutPath].filter((n) => typeof n === 'string');
+  return cpuFromBench(bench, names.join(' and '), fanout);
 }
 
 const fmt = (n: number, digits = 0) =>

@@ -183,6 +183,14 @@ describe('capacity model', () => {
       bigtableReadsPerWait: 1.2,
     });
     expect(newer.source).toContain('b.json');
+    // bench.json's own figure wins over the fan-out benchmark's; the latter fills the gap.
+    expect(cpuFromBench({}, 'f.json', { apiMsPerNotification: 0.3 }).apiMsPerNotification).toBe(
+      0.3,
+    );
+    expect(
+      cpuFromBench({ cpu: { apiMsPerNotification: 0.2 } }, 'b', { apiMsPerNotification: 0.3 })
+        .apiMsPerNotification,
+    ).toBe(0.2);
     expect(cpuFromBench({ cpu: { apiMsPerGet: 'x', apiMsPerWait: -1 } }, 'b.json')).toMatchObject({
       apiMsPerRequest: DEFAULT_CPU.apiMsPerRequest,
       apiMsPerWait: DEFAULT_CPU.apiMsPerWait,
@@ -194,6 +202,7 @@ describe('capacity model', () => {
     try {
       const bench = path.join(dir, 'bench.json');
       writeFileSync(bench, JSON.stringify({ cpu: { subscriberMsPerEvent: 7 } }));
+      writeFileSync(path.join(dir, 'fanout.json'), JSON.stringify({ apiMsPerNotification: 0.5 }));
       let out = '';
       const code = main(
         ['--operations-per-minute', '600', '--events-per-operation', '3', '--bench', bench],
@@ -204,6 +213,8 @@ describe('capacity model', () => {
       expect(code).toBe(0);
       expect(out).toContain('600 operations/min');
       expect(out).toContain('subscriber 7 ms/event');
+      expect(out).toContain('0.5 ms/notification');
+      expect(out).toContain('fanout.json');
       expect(out).toContain(bench);
       expect(out.match(/<- dominant/g)).toHaveLength(1);
       let json = '';
