@@ -6,19 +6,24 @@
 import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
 import { createStore } from '../shared/bigtable-store.js';
 import { loadConfig } from '../shared/config.js';
+import { isDeadLetterDelivery, storeDeadLetter } from '../shared/dead-letter-handler.js';
+import { DeadLetterStore } from '../shared/dead-letter-store.js';
 import { log } from '../shared/log.js';
 import { Messaging } from '../shared/messaging.js';
 import { eventMessageOf, handleEventMessage, type SubscriberDeps } from '../shared/subscriber.js';
 import { traceFields, withFields } from '../shared/trace.js';
 
-let deps: (SubscriberDeps & { projectId: string }) | undefined;
+let deps: (SubscriberDeps & { projectId: string; deadLetters: DeadLetterStore }) | undefined;
 
 /** Config, store and publisher, created on the first event and kept for the instance's life. */
-function dependencies(): SubscriberDeps & { projectId: string } {
+function dependencies(): SubscriberDeps & { projectId: string; deadLetters: DeadLetterStore } {
   if (!deps) {
     const config = loadConfig();
+    const deadLetters = new DeadLetterStore(config);
     deps = {
       projectId: config.projectId,
+      deadLetters,
+      failures: deadLetters,
       store: createStore(config),
       messaging: new Messaging(config),
       topics: { notifications: config.topics.notifications, deadLetter: config.topics.deadLetter },
@@ -42,5 +47,11 @@ cloudEvent('subscriber', async (event: CloudEvent<unknown>) => {
   const trace = traceFields(shared.projectId, {
     traceparent: typeof event.traceparent === 'string' ? event.traceparent : undefined,
   });
-  await handleEventMessage(message, { ...shared, log: withFields(shared.log ?? log, trace) });
+  const logger = withFields(shared.log ?? log, trace);
+  if (isDeadLetterDelivery(event, shared.topics.deadLetter)) {
+    // A push of the dead-letter topic: keep the message (contract 6), never apply it.
+    await storeDeadLetter(message, { store: shared.deadLetters, log: logger });
+    return;
+  }
+  await handleEventMessage(message, { ...shared, log: logger });
 });

@@ -16,10 +16,15 @@
  *   GET    /v1/operations/{id}:traverse      the tree of children (maxDepth)
  *   GET    /v1/operations/{id}:getParent     {parent?}
  *   GET    /v1/operations/{id}/children      immediate children (pageSize, pageToken)
+ *   /v1/deadLetters...                        dead letters (dead-letter-api.ts)
+ *   GET    /console/...                      the web console, outside the table (console-files.ts)
  */
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Config } from './config.js';
+import { consoleRoute } from './console-files.js';
+import { deadLetterRoutes } from './dead-letter-api.js';
+import { DeadLetterStore } from './dead-letter-store.js';
 import { resolveLimits } from './deadlines.js';
 import { defaults } from './defaults.js';
 import { Code, LroError, toLroError } from './errors.js';
@@ -65,6 +70,8 @@ export interface ApiServices {
   waiter: Waiter;
   /** Publishes notifications (cancellation requests, creations, deletions) when present. */
   messaging?: Messaging;
+  /** Kept dead letters (the /v1/deadLetters routes answer UNIMPLEMENTED without). */
+  deadLetters?: DeadLetterStore;
   logger?: Logger;
 }
 
@@ -265,6 +272,7 @@ export const apiRoutes: readonly ApiRoute[] = [
     response: OperationNodeSchema,
     handler: traverse,
   }),
+  ...deadLetterRoutes,
 ];
 
 interface CompiledRoute {
@@ -337,6 +345,9 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
           xCloudTraceContext: headerOf(req, 'x-cloud-trace-context'),
         }),
       );
+      if (url.pathname === '/console' || url.pathname.startsWith('/console/')) {
+        return await consoleRoute(method, url.pathname, res);
+      }
       const match = resolve(url.pathname);
       if (!match) throw routeNotFound(method, url.pathname);
       operation = match.name;
@@ -612,10 +623,11 @@ export function instanceApiHandler(
       ? new NotificationHub(messaging, config.topics.notifications)
       : undefined;
     const waiter = new Waiter({ store, ...(hub ? { hub } : {}) });
-    services = { config, store, waiter, messaging };
+    const deadLetters = new DeadLetterStore(config);
+    services = { config, store, waiter, messaging, deadLetters };
     onShutdown(async () => {
       await hub?.close();
-      await Promise.allSettled([store.close(), messaging.close()]);
+      await Promise.allSettled([store.close(), messaging.close(), deadLetters.close()]);
     });
     defaultLog.info('operations API ready', {
       notifications: config.wait.notifications,

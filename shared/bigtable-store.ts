@@ -102,7 +102,7 @@ interface RawRow {
 }
 
 /** Bigtable's client and table for a config (emulator-aware). */
-function openTable(config: Pick<Config, 'projectId' | 'bigtable'>): {
+export function openTable(config: Pick<Config, 'projectId' | 'bigtable'>): {
   bigtable: Bigtable;
   table: Table;
 } {
@@ -197,7 +197,7 @@ function grpcCode(err: unknown): number | undefined {
 }
 
 /** Bigtable failures as LroErrors: transient ones UNAVAILABLE (callers retry), others INTERNAL. */
-function storageError(err: unknown): LroError {
+export function storageError(err: unknown): LroError {
   if (err instanceof LroError) return err;
   const code = grpcCode(err);
   const message = err instanceof Error ? err.message : String(err);

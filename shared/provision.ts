@@ -7,6 +7,7 @@
  */
 import { deleteTable, ensureTable } from './bigtable-store.js';
 import type { Config } from './config.js';
+import { DEAD_LETTER_STORE_SUFFIX } from './dead-letter-handler.js';
 import { Messaging } from './messaging.js';
 
 export interface StackNames {
@@ -14,12 +15,15 @@ export interface StackNames {
   eventsSubscription: string;
   /** Pull subscription that keeps what reaches the dead-letter topic. */
   deadLetterSubscription: string;
+  /** Push subscription of the dead-letter topic to the subscriber, which stores each message. */
+  deadLetterStoreSubscription: string;
 }
 
 export function stackNames(config: Pick<Config, 'topics'>): StackNames {
   return {
     eventsSubscription: `${config.topics.events}-subscriber`,
     deadLetterSubscription: `${config.topics.deadLetter}-keep`,
+    deadLetterStoreSubscription: `${config.topics.deadLetter}${DEAD_LETTER_STORE_SUFFIX}`,
   };
 }
 
@@ -80,6 +84,21 @@ export async function provisionStack(
       ackDeadlineSeconds: 60,
       messageRetentionSeconds: 7 * 24 * 3600,
     });
+    await messaging.ensurePushSubscription(
+      names.deadLetterStoreSubscription,
+      config.topics.deadLetter,
+      {
+        pushEndpoint: pushEndpointOf(
+          {
+            projectId: config.projectId,
+            topics: { ...config.topics, events: config.topics.deadLetter },
+          },
+          options.subscriberUrl,
+        ),
+        minimumBackoffSeconds: options.minimumBackoffSeconds ?? 1,
+        maximumBackoffSeconds: options.maximumBackoffSeconds ?? 60,
+      },
+    );
     await messaging.ensurePushSubscription(names.eventsSubscription, config.topics.events, {
       pushEndpoint,
       deadLetterTopic: config.topics.deadLetter,
@@ -109,6 +128,7 @@ export async function teardownStack(config: Config, options: TeardownOptions = {
     await Promise.all([
       messaging.deleteSubscription(names.eventsSubscription),
       messaging.deleteSubscription(names.deadLetterSubscription),
+      messaging.deleteSubscription(names.deadLetterStoreSubscription),
     ]);
     await Promise.all([
       messaging.deleteTopic(config.topics.events),

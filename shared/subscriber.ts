@@ -47,6 +47,8 @@ export interface SubscriberDeps {
   messaging: Messaging;
   topics: { notifications: string; deadLetter: string };
   log?: Logger;
+  /** Records why a delivery failed, for the reason of a message the policy dead-letters later. */
+  failures?: { rememberFailure(data: Buffer, error: string): Promise<void> };
 }
 
 export type HandleResult =
@@ -127,6 +129,7 @@ export async function handleEventMessage(
         error,
       });
     }
+    await deps.failures?.rememberFailure(message.data, error.message).catch(() => undefined);
     throw error;
   }
 
