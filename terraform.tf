@@ -563,7 +563,7 @@ module "pubsub" {
   event_retention_seconds       = var.event_retention_seconds
   dead_letter_retention_seconds = var.dead_letter_retention_seconds
   labels                        = var.labels
-  event_publishers              = merge({ for m in var.event_publisher_members : m => m }, { worker = module.identities.worker_member })
+  event_publishers              = merge({ for m in var.event_publisher_members : m => m }, { worker = module.identities.worker_member, api = module.identities.api_member })
   notification_publishers       = { api = module.identities.api_member, subscriber = module.identities.subscriber_member }
   notification_listeners        = { api = module.identities.api_member }
   dead_letter_publishers        = { subscriber = module.identities.subscriber_member }
@@ -656,6 +656,18 @@ resource "google_cloud_run_v2_service_iam_member" "worker_api_invoker" {
   name     = module.functions.api_function_name
   role     = "roles/run.invoker"
   member   = module.identities.worker_member
+}
+
+module "dead_letter_store" {
+  source = "./infra/dead-letter-store"
+
+  project_id                 = var.project_id
+  dead_letter_topic_id       = module.pubsub.dead_letter_topic_id
+  dead_letter_topic_name     = module.pubsub.dead_letter_topic_name
+  subscriber_uri             = module.functions.subscriber_uri
+  push_service_account_email = module.identities.push_email
+  ack_deadline_seconds       = var.subscriber_timeout_seconds
+  labels                     = var.labels
 }
 
 # ---------------------------------------------------------------------------------------------

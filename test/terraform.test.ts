@@ -478,6 +478,7 @@ describe('terraform configuration', () => {
       [
         '',
         'infra/bigtable',
+        'infra/dead-letter-store',
         'infra/functions',
         'infra/identities',
         'infra/monitoring',
@@ -843,6 +844,25 @@ describe('pubsub', () => {
       ]),
     );
     expect(root.locals.pubsub_service_agent).toContain('@gcp-sa-pubsub.iam.gserviceaccount.com');
+  });
+});
+
+describe('dead-letter store', () => {
+  it('pushes the dead-letter topic to the subscriber with OIDC, and lets the API replay', () => {
+    const store = child('dead_letter_store');
+    const subscription = findBlock(store, 'resource', 'google_pubsub_subscription', 'store').body;
+    expect(tracedResource(store, subscription.topic).block.name).toBe('dead_letter');
+    expect(subscription.dead_letter_policy).toBeUndefined();
+    expect(first(subscription.expiration_policy).ttl).toBe('');
+    const pushConfig = first(subscription.push_config);
+    expect(String(pushConfig.push_endpoint)).toContain('/topics/');
+    const oidc = first(pushConfig.oidc_token);
+    const signer = tracedResource(store, oidc.service_account_email).block;
+    expect(signer.type).toBe('google_service_account');
+    expect(signer.name).toBe('push');
+    // Replay publishes to the events topic as the API.
+    const rootText = readFileSync(path.join(repoRoot, 'terraform.tf'), 'utf8');
+    expect(rootText).toMatch(/event_publishers\s*=.*api = module\.identities\.api_member/);
   });
 });
 
