@@ -13,6 +13,7 @@ import {
 import { Code, codeName, codeOfHttpStatus, isCode, LroError } from '../shared/errors.js';
 import { AnySchema, type Operation, type OperationNode, toOperationName } from '../shared/model.js';
 import { renderProgressLine } from '../shared/progress.js';
+import { EXTRA_COMMANDS, runExtraCommand } from './extra-commands.js';
 import { formatList, formatOperation, formatStatus, formatTree, namesOfTree } from './format.js';
 import { readEvents } from './sse.js';
 
@@ -51,6 +52,9 @@ Commands:
                           follow every change (server-sent events) until done
   cancel NAME             request cancellation
   delete NAME             delete an operation
+  dead-letters [list|get ID|replay ID|replay --all|discard ID]
+                          events that could not be applied ("lro dead-letters --help")
+  console [--port N]      the web console through a local proxy that adds your ID token
 
 NAME is an operation ID or "operations/ID". D is a duration: 30s, 500ms, 2m, 1h (or seconds).
 
@@ -154,6 +158,9 @@ interface Context {
 
 /** Runs one command line; resolves with the exit code. */
 export async function runCli(argv: string[], env: CliEnv, io: CliIo): Promise<number> {
+  const [first, ...rest] = argv;
+  if (first !== undefined && EXTRA_COMMANDS.has(first))
+    return runExtraCommand(first, rest, env, io);
   let json = false;
   try {
     const parsed = parse(argv);
@@ -252,7 +259,7 @@ function nameArgument(given: string, what: string): string {
   }
 }
 
-function resolveUrl(given: string | undefined): string {
+export function resolveUrl(given: string | undefined): string {
   const text = given && given.trim() !== '' ? given.trim() : DEFAULT_URL;
   let url: URL;
   try {
@@ -306,7 +313,7 @@ function nonNegativeInt(text: string, option: string): number {
   return Number(text);
 }
 
-async function googleIdTokenHeaders(
+export async function googleIdTokenHeaders(
   audience: string,
 ): Promise<() => Promise<Record<string, string>>> {
   const { GoogleAuth } = await import('google-auth-library');
@@ -318,7 +325,7 @@ async function googleIdTokenHeaders(
   };
 }
 
-function describeApiError(error: LroError): string {
+export function describeApiError(error: LroError): string {
   if (error.code === Code.UNAVAILABLE && /failed: fetch failed/.test(error.message)) {
     return `${error.status}: the API cannot be reached (${error.message}); is "npm start" running, or is --url right?`;
   }
@@ -553,7 +560,7 @@ async function followOnce(
   }
 }
 
-function errorOfReply(httpStatus: number, text: string): LroError {
+export function errorOfReply(httpStatus: number, text: string): LroError {
   let body: { error?: { status?: unknown; message?: unknown } } | undefined;
   try {
     body = JSON.parse(text) as typeof body;

@@ -112,6 +112,7 @@ export function readyBlock(stack: Stack, seconds: number): string {
     `cloud-lro is running (ready in ${seconds.toFixed(1)} s)`,
     '',
     `  API         ${api}   (the operations function)`,
+    `  console     ${api}/console/   (open it in a browser)`,
     `  subscriber  ${stack.subscriber.url}   (push endpoint of ${provisioned.eventsSubscription})`,
     `  Bigtable    ${emulators.bigtable}   emulator, ${how(emulators.started.bigtable)}; instance ${config.bigtable.instance}, table ${config.bigtable.table}`,
     `  Pub/Sub     ${emulators.pubsub}   emulator, ${how(emulators.started.pubsub)}; project ${config.projectId}`,

@@ -80,6 +80,7 @@ describe('npm start', () => {
     const block = await untilReady(started);
     const api = `http://127.0.0.1:${port}`;
     expect(block).toContain(`API         ${api}`);
+    expect(block).toContain(`console     ${api}/console/`);
     expect(block).toContain(`subscriber  http://127.0.0.1:${subscriberPort}`);
     expect(block).toContain(`Bigtable    ${env.BIGTABLE_EMULATOR_HOST}   emulator, reused`);
     expect(block).toContain(`Pub/Sub     ${env.PUBSUB_EMULATOR_HOST}   emulator, reused`);
