@@ -41,7 +41,7 @@ export async function runExtraCommand(
   try {
     const url = urlOption(argv);
     const baseUrl = resolveUrl(url ?? env.apiUrl);
-    const audience = valueOf(argv, '--audience') ?? baseUrl;
+    const audience = optionValue(argv, '--audience') ?? baseUrl;
     const fetchFn = io.fetch ?? globalThis.fetch;
     let headers: () => Promise<Record<string, string>> = async () => ({});
     if (!isLocalUrl(baseUrl)) {
@@ -107,10 +107,10 @@ class ConsoleUsageError extends Error {
 }
 
 function urlOption(argv: string[]): string | undefined {
-  return valueOf(argv, '--url');
+  return optionValue(argv, '--url');
 }
 
-function valueOf(argv: string[], option: string): string | undefined {
+function optionValue(argv: string[], option: string): string | undefined {
   for (const [i, arg] of argv.entries()) {
     if (arg === option) return argv[i + 1];
     if (arg.startsWith(`${option}=`)) return arg.slice(option.length + 1);
