@@ -661,6 +661,8 @@ resource "google_cloud_run_v2_service_iam_member" "worker_api_invoker" {
 module "dead_letter_store" {
   source = "./infra/dead-letter-store"
 
+  depends_on = [module.services]
+
   project_id                 = var.project_id
   dead_letter_topic_id       = module.pubsub.dead_letter_topic_id
   dead_letter_topic_name     = module.pubsub.dead_letter_topic_name
