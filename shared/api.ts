@@ -56,7 +56,7 @@ import {
   toOperationName,
   WaitOperationRequestSchema,
 } from './model.js';
-import { type NotificationType, publishNotification } from './notifications.js';
+import { formatTiming, type NotificationType, publishNotification } from './notifications.js';
 import type { OperationRecord, OperationStore } from './store.js';
 import { traceFields, withFields } from './trace.js';
 import { NotificationHub, Waiter } from './waiter.js';
@@ -543,6 +543,13 @@ async function wait(
   if (outcome.reason === 'aborted') return;
   // How many Bigtable reads this wait cost (one on the notification path); for benchmarks.
   ctx.res.setHeader('x-lro-bigtable-reads', String(outcome.reads));
+  // Where the wake-up's time went (notifications.ts); for benchmarks.
+  if (outcome.timing) {
+    ctx.res.setHeader(
+      'x-lro-wake-timing',
+      formatTiming({ ...outcome.timing, respondedAt: Date.now() }),
+    );
+  }
   sendJson(ctx.res, 200, outcome.operation);
 }
 

@@ -80,6 +80,7 @@ export async function handleEventMessage(
   deps: SubscriberDeps,
 ): Promise<HandleResult> {
   const log = deps.log ?? defaultLog;
+  const receivedAt = Date.now();
   const decoded = decodeEvent(message.data, message.attributes);
   if (!decoded.ok) {
     await deadLetter(message, decoded.reason, deps);
@@ -133,7 +134,8 @@ export async function handleEventMessage(
     throw error;
   }
 
-  const applyLatencyMs = latencySince(message.publishTime);
+  const writtenAt = Date.now();
+  const applyLatencyMs = latencySince(message.publishTime, writtenAt);
   const operation = written.operation;
   const notification: NotificationType = event.type;
   let outcome: 'applied' | 'reannounced';
@@ -149,6 +151,7 @@ export async function handleEventMessage(
     await publishNotification(deps.messaging, deps.topics.notifications, {
       type: notification,
       operation,
+      timing: { receivedAt, writtenAt },
     });
   } catch (err) {
     log.warn('change applied but not announced; failing the delivery to announce it again', {
@@ -167,11 +170,11 @@ export async function handleEventMessage(
   return { outcome, operation, notification };
 }
 
-/** Milliseconds from a Pub/Sub publishTime (RFC 3339) to now; undefined when absent or bad. */
-function latencySince(publishTime: string | undefined): number | undefined {
+/** Milliseconds from a Pub/Sub publishTime (RFC 3339) to `now`; undefined when absent or bad. */
+function latencySince(publishTime: string | undefined, now: number): number | undefined {
   if (publishTime === undefined) return undefined;
   const at = Date.parse(publishTime);
-  return Number.isNaN(at) ? undefined : Math.max(0, Date.now() - at);
+  return Number.isNaN(at) ? undefined : Math.max(0, now - at);
 }
 
 function write(

@@ -39,7 +39,12 @@ import { log as defaultLog, type Logger } from './log.js';
 import type { Listener, Messaging } from './messaging.js';
 import { isNotFound } from './messaging.js';
 import type { Operation } from './model.js';
-import { type Notification, parseNotification } from './notifications.js';
+import {
+  type Notification,
+  type NotificationTiming,
+  parseNotification,
+  timingOf,
+} from './notifications.js';
 import type { OperationStore } from './store.js';
 
 export interface Follower {
@@ -173,6 +178,7 @@ export class NotificationHub {
     this.listener = this.messaging.listen(
       this.subscriptionName,
       (message) => {
+        const deliveredAt = Date.now();
         message.ack();
         this.received++;
         const notification = parseNotification(message);
@@ -180,6 +186,7 @@ export class NotificationHub {
           this.log.warn('ignored a message that is not a notification', { messageId: message.id });
           return;
         }
+        notification.timing = timingOf(message, deliveredAt);
         this.dispatch(notification);
       },
       (err) => this.onStreamError(err),
@@ -277,6 +284,8 @@ export interface WaitOutcome {
   reason: 'done' | 'timeout' | 'aborted';
   /** Bigtable reads this follower waited on (shared reads count for each of their followers). */
   reads: number;
+  /** The timing of the notification that ended the follow, when one did. */
+  timing?: NotificationTiming;
 }
 
 export interface WaiterOptions {
@@ -343,6 +352,7 @@ export class Waiter {
     let timer: NodeJS.Timeout | undefined;
     let delay = poll.initialMs;
     let lastError: LroError | undefined;
+    let waking: NotificationTiming | undefined;
     let resolveOutcome!: (outcome: WaitOutcome) => void;
     let rejectOutcome!: (err: unknown) => void;
     const outcome = new Promise<WaitOutcome>((resolve, reject) => {
@@ -368,7 +378,12 @@ export class Waiter {
         return;
       }
       cleanup();
-      resolveOutcome({ operation: latest, reason, reads });
+      resolveOutcome({
+        operation: latest,
+        reason,
+        reads,
+        ...(reason === 'done' && waking ? { timing: waking } : {}),
+      });
     };
     const fail = (err: unknown) => {
       if (finished) return;
@@ -432,7 +447,9 @@ export class Waiter {
             return;
           }
           notified++;
+          waking = notification.timing;
           offer(notification.operation);
+          waking = undefined;
         },
         resync: () => {
           if (finished) return;

@@ -65,6 +65,57 @@ describe('API, worker and subscriber together', () => {
     }
   });
 
+  it('a wait woken by the announcement says when each stage of the wake-up happened', async () => {
+    const wait = (id: string, timeout: string) =>
+      fetch(`${api.url}/v1/operations/${id}:wait`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ timeout }),
+      });
+    // A wait that times out first: the API's notification listener is running afterwards.
+    const warm = await client.create({});
+    expect((await wait(warm.name.slice('operations/'.length), '1s')).status).toBe(200);
+    // The wait is registered within a millisecond of its arrival; the completion takes a push,
+    // a write and a notification. Should the read still win, that wait carries no timing: retry.
+    let header: string | null = null;
+    let publishedAt = 0;
+    let receivedAt = 0;
+    for (let attempt = 0; attempt < 3 && !header; attempt++) {
+      const op = await client.create({});
+      const reporter = await OperationReporter.open({
+        operation: op.name,
+        config: pipeline.config,
+      });
+      try {
+        const waiting = wait(op.name.slice('operations/'.length), '30s');
+        publishedAt = Date.now();
+        await reporter.succeed({ '@type': 'type.googleapis.com/test.Done' });
+        const res = await waiting;
+        receivedAt = Date.now();
+        expect(res.status).toBe(200);
+        expect(((await res.json()) as { done: boolean }).done).toBe(true);
+        header = res.headers.get('x-lro-wake-timing');
+      } finally {
+        await reporter.close();
+      }
+    }
+    const timing = Object.fromEntries(
+      (header ?? '')
+        .split(', ')
+        .map((pair) => pair.split('='))
+        .map(([k, v]) => [k, Number(v)]),
+    );
+    const order = ['received', 'written', 'published', 'delivered', 'responded'];
+    expect(Object.keys(timing)).toEqual(expect.arrayContaining(order));
+    // One clock on one machine; Pub/Sub's publishTime has millisecond resolution.
+    let previous = publishedAt;
+    for (const key of order) {
+      expect(timing[key], key).toBeGreaterThanOrEqual(previous - 1);
+      previous = timing[key] as number;
+    }
+    expect(previous).toBeLessThanOrEqual(receivedAt);
+  });
+
   it('cancels: the worker hears it, stops with CANCELLED, and the wait ends with code 1', async () => {
     const op = await client.create();
     const reporter = await OperationReporter.open({ operation: op.name, config: pipeline.config });

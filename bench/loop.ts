@@ -1,0 +1,68 @@
+/**
+ * Event-loop delay and garbage-collection pauses of one process over a phase: what stalls a
+ * process's callbacks. Used in the benchmark's own process and, through probe.ts, in the
+ * functions it measures.
+ */
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+
+export interface LoopSnapshot {
+  /** Event-loop delay (ms) beyond the 10 ms sampling timer: how late callbacks ran. */
+  delayMs: { p50: number; p99: number; max: number; mean: number };
+  /** Garbage-collection pauses during the phase. */
+  gc: { count: number; totalMs: number; maxMs: number };
+  /** CPU time (user + system, ms) of the process during the phase. */
+  cpuMs: number;
+  elapsedMs: number;
+}
+
+export interface LoopMonitor {
+  /** The figures since the last take (or the start), then starts over. */
+  take(): LoopSnapshot;
+  stop(): void;
+}
+
+export function loopMonitor(): LoopMonitor {
+  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  histogram.enable();
+  let gc = { count: 0, totalMs: 0, maxMs: 0 };
+  const observer = new PerformanceObserver((list) => {
+    for (const entry of list.getEntries()) {
+      gc.count++;
+      gc.totalMs += entry.duration;
+      gc.maxMs = Math.max(gc.maxMs, entry.duration);
+    }
+  });
+  observer.observe({ entryTypes: ['gc'] });
+  let cpu = process.cpuUsage();
+  let since = performance.now();
+  const ms = (ns: number) => Number((ns / 1e6).toFixed(2));
+  return {
+    take() {
+      const used = process.cpuUsage(cpu);
+      const snapshot: LoopSnapshot = {
+        delayMs: {
+          p50: ms(histogram.percentile(50)),
+          p99: ms(histogram.percentile(99)),
+          max: ms(histogram.max),
+          mean: ms(histogram.mean),
+        },
+        gc: {
+          count: gc.count,
+          totalMs: Number(gc.totalMs.toFixed(1)),
+          maxMs: Number(gc.maxMs.toFixed(1)),
+        },
+        cpuMs: (used.user + used.system) / 1000,
+        elapsedMs: performance.now() - since,
+      };
+      histogram.reset();
+      gc = { count: 0, totalMs: 0, maxMs: 0 };
+      cpu = process.cpuUsage();
+      since = performance.now();
+      return snapshot;
+    },
+    stop() {
+      histogram.disable();
+      observer.disconnect();
+    },
+  };
+}
