@@ -3,13 +3,13 @@
  * process's callbacks. Used in the benchmark's own process and, through probe.ts, in the
  * functions it measures.
  */
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 
 export interface LoopSnapshot {
   /** Event-loop delay (ms) beyond the 10 ms sampling timer: how late callbacks ran. */
   delayMs: { p50: number; p99: number; max: number; mean: number };
-  /** Garbage-collection pauses during the phase. */
-  gc: { count: number; totalMs: number; maxMs: number };
+  /** Garbage-collection pauses during the phase (major: mark-compact of the old space). */
+  gc: { count: number; totalMs: number; maxMs: number; major: number; majorMaxMs: number };
   /** CPU time (user + system, ms) of the process during the phase. */
   cpuMs: number;
   elapsedMs: number;
@@ -24,12 +24,18 @@ export interface LoopMonitor {
 export function loopMonitor(): LoopMonitor {
   const histogram = monitorEventLoopDelay({ resolution: 10 });
   histogram.enable();
-  let gc = { count: 0, totalMs: 0, maxMs: 0 };
+  const empty = () => ({ count: 0, totalMs: 0, maxMs: 0, major: 0, majorMaxMs: 0 });
+  let gc = empty();
   const observer = new PerformanceObserver((list) => {
     for (const entry of list.getEntries()) {
       gc.count++;
       gc.totalMs += entry.duration;
       gc.maxMs = Math.max(gc.maxMs, entry.duration);
+      const kind = (entry as { detail?: { kind?: number } }).detail?.kind;
+      if (kind === constants.NODE_PERFORMANCE_GC_MAJOR) {
+        gc.major++;
+        gc.majorMaxMs = Math.max(gc.majorMaxMs, entry.duration);
+      }
     }
   });
   observer.observe({ entryTypes: ['gc'] });
@@ -47,15 +53,16 @@ export function loopMonitor(): LoopMonitor {
           mean: ms(histogram.mean),
         },
         gc: {
-          count: gc.count,
+          ...gc,
           totalMs: Number(gc.totalMs.toFixed(1)),
           maxMs: Number(gc.maxMs.toFixed(1)),
+          majorMaxMs: Number(gc.majorMaxMs.toFixed(1)),
         },
         cpuMs: (used.user + used.system) / 1000,
         elapsedMs: performance.now() - since,
       };
       histogram.reset();
-      gc = { count: 0, totalMs: 0, maxMs: 0 };
+      gc = empty();
       cpu = process.cpuUsage();
       since = performance.now();
       return snapshot;

@@ -41,7 +41,7 @@
  * Summary = {count, p50, p95, p99, mean, max} in ms. BENCH_SCALE (default 1) scales the counts.
  */
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { setMaxListeners } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -562,8 +562,10 @@ async function measureCpu(stack: Stack) {
       );
     },
   );
+  const frameworkFloor = await frameworkCpuPerRequest(gets.length);
   return {
     writeAndPublishAloneMsPerEvent: round(writeAndPublishAloneMsPerEvent, 3),
+    frameworkMsPerRequest: round(frameworkFloor, 3),
     apiMsPerGet: round(apiCpu / gets.length, 3),
     storeReadAloneMsPerGet: round(readCpu / gets.length, 3),
     apiMsPerUnroutedRequest: round((unroutedLoop.api?.cpuMs ?? Number.NaN) / gets.length, 3),
@@ -571,6 +573,33 @@ async function measureCpu(stack: Stack) {
     storeReadInDomainMsPerGet: round(domainCost.inDomainMsPerRead, 3),
     getLoop,
   };
+}
+
+/** CPU per request of the functions framework serving a function that does nothing. */
+async function frameworkCpuPerRequest(count: number): Promise<number> {
+  const child = spawn(process.execPath, [resolve(ROOT, 'dist/bench/framework-floor.js')], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  try {
+    const port = await new Promise<number>((resolvePort, reject) => {
+      child.stdout.once('data', (chunk: Buffer) => resolvePort(Number(chunk.toString().trim())));
+      child.once('exit', () => reject(new Error('the framework floor exited')));
+    });
+    const url = `http://127.0.0.1:${port}`;
+    const cpu = async () =>
+      ((await httpJson(agent, 'GET', `${url}/cpu`)).body as { cpuMs: number }).cpuMs;
+    const requests = Array.from({ length: count }, (_, i) => i);
+    await pool(requests.slice(0, 200), 16, async () => {
+      await httpJson(agent, 'GET', `${url}/`);
+    });
+    const before = await cpu();
+    await pool(requests, 16, async () => {
+      await httpJson(agent, 'GET', `${url}/`);
+    });
+    return ((await cpu()) - before) / count;
+  } finally {
+    child.kill();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -681,8 +710,8 @@ function report(
     STAGES.map((st) => `| ${st.label} | ${pct([...path, 'stages', st.key], b.stages[st.key])} |`);
   const loopRow = (label: string, l: LoopSnapshot | undefined) =>
     l
-      ? `| ${label} | ${l.delayMs.p50} | ${l.delayMs.p99} | ${l.delayMs.max} | ${l.gc.count} | ${l.gc.maxMs} | ${round(l.cpuMs / l.elapsedMs, 2)} |`
-      : `| ${label} | n/a | | | | | |`;
+      ? `| ${label} | ${l.delayMs.p50} | ${l.delayMs.p99} | ${l.delayMs.max} | ${l.gc.count} (${l.gc.major} major) | ${l.gc.maxMs} | ${round(l.gc.totalMs)} | ${round(l.cpuMs / l.elapsedMs, 2)} |`
+      : `| ${label} | n/a | | | | | | |`;
   const t = targets;
   const tRow = (
     label: string,
@@ -715,8 +744,8 @@ function report(
     `| events in the subscriber when a push arrived (p50 / max) | ${m.saturation.stages.subscriberInFlight.p50} / ${m.saturation.stages.subscriberInFlight.max} | | |`,
     `| floor, same run: publish → push at ${SATURATION_PER_SECOND}/s | ${pct(['saturation', 'pushFloorMs'], m.saturation.pushFloorMs)} |`,
     '',
-    '| event loop over the phase | delay p50 ms | p99 ms | max ms | GCs | longest GC ms | cores busy |',
-    '|---|---|---|---|---|---|---|',
+    '| event loop over the phase | delay p50 ms | p99 ms | max ms | GCs | longest GC ms | GC total ms | cores busy |',
+    '|---|---|---|---|---|---|---|---|',
     loopRow(`API, ${COMPLETIONS_PER_SECOND}/s wait`, m.loop.api),
     loopRow(`subscriber, ${COMPLETIONS_PER_SECOND}/s wait`, m.loop.subscriber),
     loopRow(`benchmark (the callers), ${COMPLETIONS_PER_SECOND}/s wait`, m.loop.bench),
@@ -730,6 +759,7 @@ function report(
     `| subscriber, per event | ${withSpread(m.cpu.subscriberMsPerEvent, sp('cpu', 'subscriberMsPerEvent'))} | its Bigtable write + notification publish made alone | ${withSpread(m.cpu.writeAndPublishAloneMsPerEvent, sp('cpu', 'writeAndPublishAloneMsPerEvent'))} |`,
     `| API, per GET (16 callers, ${CPU_READS} GETs) | ${withSpread(m.cpu.apiMsPerGet, sp('cpu', 'apiMsPerGet'))} | the same read with the store alone | ${withSpread(m.cpu.storeReadAloneMsPerGet, sp('cpu', 'storeReadAloneMsPerGet'))} |`,
     `| API, per request that reads nothing (a 404 for an unrouted path) | ${withSpread(m.cpu.apiMsPerUnroutedRequest, sp('cpu', 'apiMsPerUnroutedRequest'))} | | |`,
+    `| the functions framework alone, per request (a function that only answers) | ${withSpread(m.cpu.frameworkMsPerRequest, sp('cpu', 'frameworkMsPerRequest'))} | | |`,
     `| the store read inside a domain, as the functions framework runs each request | ${withSpread(m.cpu.storeReadInDomainMsPerGet, sp('cpu', 'storeReadInDomainMsPerGet'))} | the same read in the same child process without | ${withSpread(m.cpu.storeReadInChildMsPerGet, sp('cpu', 'storeReadInChildMsPerGet'))} |`,
     `| API, per wait (request, read, notification) | ${withSpread(m.cpu.apiMsPerWait, sp('cpu', 'apiMsPerWait'))} | | |`,
     `| subscriber, per completion in the wait | ${withSpread(m.cpu.subscriberMsPerCompletion, sp('cpu', 'subscriberMsPerCompletion'))} | | |`,
@@ -828,6 +858,7 @@ async function measureRun(stack: Stack, run: number) {
       apiMsPerGet: cpuAlone.apiMsPerGet,
       storeReadAloneMsPerGet: cpuAlone.storeReadAloneMsPerGet,
       apiMsPerUnroutedRequest: cpuAlone.apiMsPerUnroutedRequest,
+      frameworkMsPerRequest: cpuAlone.frameworkMsPerRequest,
       storeReadInChildMsPerGet: cpuAlone.storeReadInChildMsPerGet,
       storeReadInDomainMsPerGet: cpuAlone.storeReadInDomainMsPerGet,
       apiMsPerWait: round((loop.api?.cpuMs ?? Number.NaN) / WAITS, 3),
