@@ -106,7 +106,7 @@ export async function handleEventMessage(
     if (event.type === 'heartbeat') {
       const renewed = await applyHeartbeat(event, deps.store);
       if (renewed.outcome === 'renewed') {
-        const applyLatencyMs = latencySince(message.publishTime);
+        const applyLatencyMs = latencySince(message.publishTime, Date.now());
         log.info('event applied', {
           ...fields,
           type: event.type,
