@@ -8,11 +8,14 @@
  * `client.withParent(name)` or by `runWithParent(name, fn)` for everything `fn` calls, so that
  * operations created while handling one become its children. `parentFromHeaders(req.headers)`
  * reads the header that an incoming request carried, to forward it.
+ *
+ * This module is the entry point of the `@cloud-lro/client` package (packages/client): it and
+ * what it imports must not depend on any package (no zod, no Google Cloud client).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { defaults } from './defaults.js';
 import { Code, codeOfHttpStatus, type ErrorDetail, isCode, LroError } from './errors.js';
-import type { Any, Operation, OperationNode } from './model.js';
+import type { Any, Operation, OperationNode } from './operation.js';
 
 export const PARENT_HEADER = 'x-lro-parent';
 
@@ -430,3 +433,24 @@ function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
     signal?.addEventListener('abort', done, { once: true });
   });
 }
+
+export {
+  Code,
+  type CodeName,
+  codeName,
+  type ErrorBody,
+  type ErrorDetail,
+  httpStatusOf,
+  isCode,
+  LroError,
+} from './errors.js';
+export type { Any, Operation, OperationNode, Status } from './operation.js';
+export {
+  type BarOptions,
+  messageOf,
+  percentOf,
+  renderBar,
+  renderProgressLine,
+  type StateName,
+  stateOf,
+} from './progress.js';

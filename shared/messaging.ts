@@ -3,7 +3,12 @@
  * listening. The only module that imports @google-cloud/pubsub.
  */
 import { PubSub, type Subscription, type Topic } from '@google-cloud/pubsub';
-import type { Config } from './config.js';
+
+/** Where Pub/Sub is: the project, and the emulator's `host:port` when one is used. */
+export interface PubSubOptions {
+  projectId: string;
+  pubsubEmulatorHost?: string | undefined;
+}
 
 export interface PublishOptions {
   attributes?: Record<string, string>;
@@ -47,7 +52,7 @@ export class Messaging {
   readonly pubsub: PubSub;
   private readonly topics = new Map<string, Topic>();
 
-  constructor(config: Pick<Config, 'projectId' | 'pubsubEmulatorHost'>) {
+  constructor(config: PubSubOptions) {
     this.pubsub = new PubSub({
       projectId: config.projectId,
       ...(config.pubsubEmulatorHost

@@ -10,7 +10,7 @@
  * Values outside the range are clamped; anything else means "progress unknown". A short text
  * shown beside the bar comes from `message`, `stage` or `state` (the first string found).
  */
-import type { Any, Operation } from './model.js';
+import type { Any, Operation } from './operation.js';
 
 /** Progress in percent (0–100) from metadata, or undefined when it carries none. */
 export function percentOf(metadata: Any | undefined): number | undefined {

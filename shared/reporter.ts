@@ -35,24 +35,28 @@
  * Pub/Sub rely on the notification alone: open the reporter before starting the work.
  */
 import { randomUUID } from 'node:crypto';
-import type { Config } from './config.js';
 import { defaults } from './defaults.js';
 import { Code, failedPrecondition, invalidArgument, LroError } from './errors.js';
 import { checkEvent, eventAttributes, FailedStatusSchema, type WorkerEvent } from './events.js';
 import { log as defaultLog, type Logger } from './log.js';
-import { type Listener, Messaging } from './messaging.js';
+import { type Listener, Messaging, type PubSubOptions } from './messaging.js';
 import { type Any, AnySchema, describeIssues, type Status, toOperationName } from './model.js';
 import { parseNotification } from './notifications.js';
-import type { OperationStore } from './store.js';
+import type { Operation } from './operation.js';
 
 /** Whether the operation's cancellation was requested (polling fallback). */
 export type CancellationCheck = (operation: string) => Promise<boolean>;
+
+/** Pub/Sub and the topics a reporter uses (the service's Config has this shape too). */
+export interface ReporterConfig extends PubSubOptions {
+  topics: { events: string; notifications: string };
+}
 
 export interface ReporterOptions {
   /** The operation: its name (`operations/{id}`) or ID. */
   operation: string;
   /** Topics and Pub/Sub endpoint. Either this or `messaging` plus `topics`. */
-  config?: Pick<Config, 'projectId' | 'pubsubEmulatorHost' | 'topics'>;
+  config?: ReporterConfig;
   /** A Messaging to share between reporters (not closed by `close()`). */
   messaging?: Messaging;
   /** Override the config's topics. `notifications: false` disables the cancellation listener. */
@@ -323,7 +327,9 @@ export function statusOf(failure: Failure): Status {
 }
 
 /** Polling fallback for workers with store access: cancellation was recorded, or it ended so. */
-export function cancellationFromStore(store: Pick<OperationStore, 'get'>): CancellationCheck {
+export function cancellationFromStore(store: {
+  get(name: string): Promise<{ cancelRequestTime?: Date; operation: Operation }>;
+}): CancellationCheck {
   return async (operation) => {
     const record = await store.get(operation);
     return (

@@ -1,0 +1,33 @@
+/**
+ * The wire types of google.longrunning as plain TypeScript, without zod: what the client package
+ * declares, so that it depends on nothing. The zod schemas of model.ts are their source of truth
+ * (a type test checks that each type here equals the schema's inferred type).
+ */
+
+/** google.protobuf.Any in JSON: an object with `@type` and the message's fields. */
+export interface Any {
+  '@type': string;
+  [field: string]: unknown;
+}
+
+/** google.rpc.Status. */
+export interface Status {
+  code: number;
+  message: string;
+  details?: Any[] | undefined;
+}
+
+/** google.longrunning.Operation; `name` is `operations/{id}`. */
+export interface Operation {
+  name: string;
+  metadata?: Any | undefined;
+  done: boolean;
+  error?: Status | undefined;
+  response?: Any | undefined;
+}
+
+/** A node of the operation tree (traverse). */
+export interface OperationNode {
+  operation: string;
+  childrenOperations: OperationNode[];
+}
