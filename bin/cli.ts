@@ -554,7 +554,8 @@ async function followOnce(
     } else if (event.event === 'error') {
       const body = JSON.parse(event.data) as unknown;
       throw errorOfReply(500, JSON.stringify(body));
-    } else if (event.event === 'timeout') {
+    } else if (event.event === 'timeout' || event.event === 'end') {
+      // The server ended the stream (its time limit, or its shutdown): reconnect.
       return;
     }
   }

@@ -10,10 +10,17 @@ import { isDeadLetterDelivery, storeDeadLetter } from '../shared/dead-letter-han
 import { DeadLetterStore } from '../shared/dead-letter-store.js';
 import { log } from '../shared/log.js';
 import { Messaging } from '../shared/messaging.js';
+import { installGracefulShutdown, onShutdown } from '../shared/shutdown.js';
 import { eventMessageOf, handleEventMessage, type SubscriberDeps } from '../shared/subscriber.js';
 import { traceFields, withFields } from '../shared/trace.js';
 
 let deps: (SubscriberDeps & { projectId: string; deadLetters: DeadLetterStore }) | undefined;
+
+// On SIGTERM/SIGINT the deliveries in flight finish before the process exits.
+installGracefulShutdown();
+onShutdown('close', async () => {
+  if (deps) await Promise.allSettled([deps.store.close(), deps.messaging.close()]);
+});
 
 /** Config, store and publisher, created on the first event and kept for the instance's life. */
 function dependencies(): SubscriberDeps & { projectId: string; deadLetters: DeadLetterStore } {

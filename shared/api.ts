@@ -19,6 +19,7 @@
  *   /v1/deadLetters...                        dead letters (dead-letter-api.ts)
  *   GET    /console/...                      the web console, outside the table (console-files.ts)
  */
+import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import type { Config } from './config.js';
@@ -57,6 +58,7 @@ import {
   WaitOperationRequestSchema,
 } from './model.js';
 import { formatTiming, type NotificationType, publishNotification } from './notifications.js';
+import { onShutdown, shuttingDown } from './shutdown.js';
 import type { OperationRecord, OperationStore } from './store.js';
 import { traceFields, withFields } from './trace.js';
 import { NotificationHub, Waiter } from './waiter.js';
@@ -337,6 +339,10 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
     }
     let operation: string | undefined;
     try {
+      if (shuttingDown()) {
+        res.setHeader('connection', 'close');
+        throw new LroError(Code.UNAVAILABLE, 'this instance is shutting down; retry');
+      }
       const resolved = await services();
       logger = withFields(
         resolved.logger ?? defaultLog,
@@ -567,16 +573,27 @@ async function batchWait(
 
 /**
  * Server-sent events: `event: operation` with the Operation JSON, first the current state and
- * then each change, ending after the done state. A stream ends at the maximum wait timeout
- * too (with `event: timeout`); clients reconnect. Comment lines keep idle connections alive.
+ * then each change, ending after the done state. Each operation event has an `id:` naming that
+ * state; a client that reconnects with `Last-Event-ID` is not sent the current state again when
+ * it is the one it saw last. A stream ends at the maximum wait timeout too (with `event:
+ * timeout`), and when the instance shuts down (with `event: end`, data `{name, reason:
+ * "shutdown", resumable: true}`); clients reconnect. Comment lines keep idle connections alive.
  */
+/** The event ID of an operation state: a digest of its JSON. */
+function stateId(operation: Operation): string {
+  return createHash('sha256').update(JSON.stringify(operation)).digest('base64url').slice(0, 16);
+}
+
 async function watch(ctx: Context): Promise<void> {
   const { res } = ctx;
   // The operation must exist before the stream starts, so that a missing one is a plain 404.
   await ctx.services.store.get(ctx.name);
-  const send = (event: string, data: unknown) => {
-    if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  const send = (event: string, data: unknown, id?: string) => {
+    const line = id === undefined ? '' : `id: ${id}\n`;
+    if (!res.writableEnded) res.write(`${line}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
   };
+  const header = ctx.req.headers['last-event-id'];
+  let lastEventId = Array.isArray(header) ? header[0] : header;
   let started = false;
   const start = () => {
     if (started) return;
@@ -596,11 +613,16 @@ async function watch(ctx: Context): Promise<void> {
       signal: ctx.signal,
       onChange: (operation) => {
         start();
-        send('operation', operation);
+        const id = stateId(operation);
+        if (id !== lastEventId) send('operation', operation, id);
+        lastEventId = undefined;
       },
     });
     start();
     if (outcome.reason === 'timeout') send('timeout', { name: ctx.name });
+    if (outcome.reason === 'shutdown') {
+      send('end', { name: ctx.name, reason: 'shutdown', resumable: true });
+    }
     res.end();
   } catch (err) {
     if (!started) throw err;
@@ -613,8 +635,9 @@ async function watch(ctx: Context): Promise<void> {
 
 /**
  * The handler of a function instance: config, store, messaging and the notification hub are
- * built on the first request and kept; SIGTERM removes the hub's subscription before the
- * framework's own handler exits the process.
+ * built on the first request and kept. On SIGTERM or SIGINT (shutdown.ts, when installed) pending
+ * waits are answered with the latest state, watches end with `event: end`, then the hub's
+ * subscription is deleted.
  */
 export function instanceApiHandler(
   load: () => Config,
@@ -632,7 +655,9 @@ export function instanceApiHandler(
     const waiter = new Waiter({ store, ...(hub ? { hub } : {}) });
     const deadLetters = new DeadLetterStore(config);
     services = { config, store, waiter, messaging, deadLetters };
-    onShutdown(async () => {
+    // Pending waits are answered and watches ended first; then the listener's subscription goes.
+    onShutdown('drain', () => waiter.endAll());
+    onShutdown('close', async () => {
       await hub?.close();
       await Promise.allSettled([store.close(), messaging.close(), deadLetters.close()]);
     });
@@ -643,24 +668,4 @@ export function instanceApiHandler(
     return services;
   };
   return createApiHandler(build);
-}
-
-/** Runs `cleanup` (bounded in time) on SIGTERM, then the SIGTERM handlers registered before. */
-function onShutdown(cleanup: () => Promise<void>): void {
-  const previous = process.listeners('SIGTERM');
-  for (const listener of previous) process.removeListener('SIGTERM', listener);
-  process.once('SIGTERM', () => {
-    let timer: NodeJS.Timeout | undefined;
-    const bounded = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, defaults.shutdownCleanupMaxMs);
-    });
-    const cleaned = cleanup().catch((err: unknown) => {
-      defaultLog.warn('clean-up on shutdown failed', { error: err });
-    });
-    void Promise.race([cleaned, bounded]).then(() => {
-      clearTimeout(timer);
-      if (previous.length === 0) process.exit(0);
-      for (const listener of previous) listener('SIGTERM');
-    });
-  });
 }

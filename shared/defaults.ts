@@ -52,8 +52,8 @@ export const defaults = {
   clientRetryMaxMs: 5_000,
   /** Wait: first safety-net poll while notifications flow (waitPollInitialMs when they do not). */
   waitPollNotifiedInitialMs: 10_000,
-  /** API shutdown: how long SIGTERM waits for the listener's subscription to be removed. */
-  shutdownCleanupMaxMs: 5_000,
+  /** Shutdown on SIGTERM/SIGINT: exit at the latest this long after the signal (Cloud Run: 10 s). */
+  shutdownGraceMs: 9_000,
   /** Deadlines: how far ahead a deadline may lie at most. */
   deadlineMaxMs: 366 * 24 * 3600 * 1000,
   /** Heartbeat timeouts: the shortest and longest accepted. */

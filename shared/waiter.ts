@@ -280,8 +280,8 @@ export interface FollowOptions {
 
 export interface WaitOutcome {
   operation: Operation;
-  /** Why the follow ended. */
-  reason: 'done' | 'timeout' | 'aborted';
+  /** Why the follow ended (`shutdown`: the instance is stopping; the state is the latest). */
+  reason: 'done' | 'timeout' | 'aborted' | 'shutdown';
   /** Bigtable reads this follower waited on (shared reads count for each of their followers). */
   reads: number;
   /** The timing of the notification that ended the follow, when one did. */
@@ -302,6 +302,9 @@ export class Waiter {
   private readonly hub: NotificationHub | undefined;
   private readonly poll: PollSchedule;
   private readonly inflight = new Map<string, Promise<Operation>>();
+  /** Ends each follower in progress with its latest state (see endAll). */
+  private readonly enders = new Set<() => void>();
+  private ending = false;
   /** Followers in progress (for tests and logs). */
   active = 0;
   /** Bigtable reads made by followers. */
@@ -341,6 +344,7 @@ export class Waiter {
    * signal aborts. NOT_FOUND when it does not exist or is deleted meanwhile.
    */
   async follow(name: string, options: FollowOptions): Promise<WaitOutcome> {
+    if (this.ending) options = { ...options, deadline: Date.now() };
     const hub = this.hub;
     const poll = this.poll;
     const initialDelay = () => (hub?.healthy ? poll.notifiedInitialMs : poll.initialMs);
@@ -364,8 +368,15 @@ export class Waiter {
     outcome.catch(() => undefined);
 
     let unregister = () => {};
+    const end = () => {
+      if (finished) return;
+      clearTimeout(timer);
+      void readAndOffer().then(() => succeed('shutdown'));
+    };
+    this.enders.add(end);
     const cleanup = () => {
       finished = true;
+      this.enders.delete(end);
       clearTimeout(timer);
       unregister();
       options.signal?.removeEventListener('abort', onAbort);
@@ -436,6 +447,7 @@ export class Waiter {
 
     if (options.signal?.aborted) {
       this.active--;
+      this.enders.delete(end);
       throw new LroError(Code.CANCELLED, 'the caller went away');
     }
     options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -467,6 +479,16 @@ export class Waiter {
       else schedule();
     }
     return outcome;
+  }
+
+  /**
+   * Ends every follower now and every later one at once, each with the operation's latest state
+   * (read again) and reason `shutdown`: an instance that stops answers its waits instead of
+   * dropping them.
+   */
+  endAll(): void {
+    this.ending = true;
+    for (const end of [...this.enders]) end();
   }
 
   /** WaitOperation: the state when done, or the latest at the deadline. */
