@@ -69,6 +69,7 @@ const STYLE = `
 body { margin: 0; font: 15px/1.45 system-ui, sans-serif; color: var(--fg); background: var(--bg); }
 a { color: var(--accent); }
 :focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+h1[tabindex="-1"]:focus { outline: none; }
 .skip { position: absolute; left: -999px; } .skip:focus { left: 8px; top: 8px; background: var(--bg); padding: 4px 8px; }
 .top { display: flex; gap: 24px; align-items: center; padding: 10px 20px; border-bottom: 1px solid var(--line); background: var(--panel); flex-wrap: wrap; }
 .brand { font-weight: 700; }
@@ -94,6 +95,8 @@ td.name { overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-si
 .progress { display: flex; gap: 8px; align-items: center; min-width: 180px; }
 .progress progress { flex: 1; height: 12px; accent-color: var(--accent); }
 .progress .pct { font-variant-numeric: tabular-nums; min-width: 3.2em; text-align: right; }
+#summary .progress { max-width: 640px; }
+.tree .progress { display: inline-flex; width: 280px; min-width: 0; vertical-align: middle; margin-left: 6px; }
 .progress .msg { color: var(--muted); font-size: .85rem; overflow-wrap: anywhere; }
 .pager { display: flex; gap: 12px; margin-top: 12px; align-items: center; }
 dl.fields { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0 0 12px; }

@@ -238,12 +238,14 @@ locals {
   runtime = "nodejs24"
 
   # Files of the deployed archive, relative to source_root: the manifest, the lock file and the
-  # compiled entry points with the library they import (no tests, benches, scripts or maps).
+  # compiled entry points with the library they import, and the web console's scripts (no tests,
+  # benches, scripts or maps).
   source_patterns = [
     "package.json",
     "package-lock.json",
     "dist/functions/**/*.js",
     "dist/shared/**/*.js",
+    "dist/console-app/**/*.js",
   ]
   source_files = sort(distinct(flatten([for p in local.source_patterns : tolist(fileset(var.source_root, p))])))
 

@@ -1,0 +1,170 @@
+/** The dead-letters pages: the list (reason, operation, time) and one entry with replay and discard. */
+import { type DeadLetter, type DeadLettersPage, enc, request } from './api.js';
+import { announce, confirmAction, h, json, replace } from './dom.js';
+import { errorBox } from './operations.js';
+import { href, navigate, type View } from './router.js';
+
+const OPERATION_NAME = /^operations\/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const idOfLetter = (letter: DeadLetter) => letter.name.replace(/^deadLetters\//, '');
+
+/** The operation as a link when it is a valid operation name, as plain text otherwise. */
+function operationCell(operation: string | undefined): Node {
+  if (operation === undefined) return document.createTextNode('—');
+  if (!OPERATION_NAME.test(operation)) return h('span', { class: 'name' }, operation);
+  return h('a', { href: href({ operation: operation.slice('operations/'.length) }) }, operation);
+}
+
+export async function renderDeadLetters(main: HTMLElement, view: View): Promise<void> {
+  const one = view.params.get('deadLetter');
+  if (one) {
+    await renderDeadLetter(main, one);
+    return;
+  }
+  const page = view.params.get('page') ?? '';
+  const body = h('div', {}, h('p', { class: 'muted' }, 'Loading…'));
+  replace(
+    main,
+    h('h1', { tabindex: -1 }, 'Dead letters'),
+    h(
+      'p',
+      { class: 'muted' },
+      'Events that could not be applied, newest first. Replay one once its cause is fixed.',
+    ),
+    body,
+  );
+  let result: DeadLettersPage;
+  try {
+    result = await request<DeadLettersPage>(
+      'GET',
+      `v1/deadLetters?pageSize=25${page ? `&pageToken=${enc(page)}` : ''}`,
+    );
+  } catch (err) {
+    replace(body, errorBox(err));
+    return;
+  }
+  const letters = result.deadLetters ?? [];
+  if (letters.length === 0) {
+    replace(body, h('p', { class: 'muted' }, 'No dead letters.'));
+  } else {
+    replace(
+      body,
+      h(
+        'table',
+        { class: 'responsive', id: 'dead-letters' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            h('th', { scope: 'col' }, 'Time'),
+            h('th', { scope: 'col' }, 'Operation'),
+            h('th', { scope: 'col' }, 'Reason'),
+            h('th', { scope: 'col' }, 'Entry'),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          ...letters.map((letter) =>
+            h(
+              'tr',
+              { 'data-name': letter.name },
+              h('td', { 'data-label': 'Time' }, new Date(letter.deadLetterTime).toLocaleString()),
+              h(
+                'td',
+                { class: 'name', 'data-label': 'Operation' },
+                operationCell(letter.operation),
+              ),
+              h('td', { class: 'reason', 'data-label': 'Reason' }, letter.reason),
+              h(
+                'td',
+                { 'data-label': 'Entry' },
+                h(
+                  'a',
+                  { href: href({ view: 'dead-letters', deadLetter: idOfLetter(letter) }) },
+                  'Show',
+                ),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+  const pager = h('div', { class: 'pager' });
+  if (page) pager.append(h('a', { href: href({ view: 'dead-letters' }) }, 'First page'));
+  if (result.nextPageToken) {
+    pager.append(
+      h(
+        'a',
+        { href: href({ view: 'dead-letters', page: result.nextPageToken }), rel: 'next' },
+        'Next page',
+      ),
+    );
+  }
+  body.append(pager);
+}
+
+async function renderDeadLetter(main: HTMLElement, id: string): Promise<void> {
+  const name = `deadLetters/${id}`;
+  const heading = h('h1', { tabindex: -1 }, name);
+  const back = h('p', {}, h('a', { href: href({ view: 'dead-letters' }) }, 'All dead letters'));
+  replace(main, heading, h('p', { class: 'muted' }, 'Loading…'));
+  let letter: DeadLetter;
+  try {
+    letter = await request<DeadLetter>('GET', `v1/deadLetters/${enc(id)}`);
+  } catch (err) {
+    replace(main, heading, errorBox(err), back);
+    return;
+  }
+  const replay = h('button', { type: 'button', id: 'replay' }, 'Replay');
+  const discard = h('button', { type: 'button', id: 'discard', class: 'danger' }, 'Discard');
+  replay.addEventListener('click', async () => {
+    if (!(await confirmAction(`Publish ${name} to the events topic again?`, 'Replay'))) return;
+    try {
+      await request('POST', `v1/deadLetters/${enc(id)}:replay`, {});
+      announce(`${name} replayed`);
+      navigate({ view: 'dead-letters' });
+    } catch (err) {
+      announce(errorBox(err).textContent ?? '');
+    }
+  });
+  discard.addEventListener('click', async () => {
+    if (!(await confirmAction(`Discard ${name}? The event is lost.`, 'Discard'))) return;
+    try {
+      await request('DELETE', `v1/deadLetters/${enc(id)}`);
+      announce(`${name} discarded`);
+      navigate({ view: 'dead-letters' });
+    } catch (err) {
+      announce(errorBox(err).textContent ?? '');
+    }
+  });
+  replace(
+    main,
+    heading,
+    back,
+    h(
+      'dl',
+      { class: 'fields' },
+      h('dt', {}, 'Time'),
+      h('dd', {}, letter.deadLetterTime),
+      h('dt', {}, 'Operation'),
+      h('dd', {}, operationCell(letter.operation)),
+      h('dt', {}, 'Reason'),
+      h('dd', { id: 'reason' }, letter.reason),
+    ),
+    h('div', { class: 'actions' }, replay, discard),
+    h('h2', {}, 'Event'),
+    letter.event === undefined
+      ? h(
+          'div',
+          {},
+          h('p', { class: 'muted' }, 'The body is not JSON; its bytes in base64:'),
+          h('pre', { class: 'json' }, letter.data),
+        )
+      : json(letter.event, 'event'),
+    h('h2', {}, 'Attributes'),
+    json(letter.attributes, 'attributes'),
+  );
+}
