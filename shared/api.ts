@@ -338,19 +338,18 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
       return;
     }
     let operation: string | undefined;
+    let trace: Record<string, unknown> = {};
     try {
       if (shuttingDown()) {
         res.setHeader('connection', 'close');
         throw new LroError(Code.UNAVAILABLE, 'this instance is shutting down; retry');
       }
       const resolved = await services();
-      logger = withFields(
-        resolved.logger ?? defaultLog,
-        traceFields(resolved.config.projectId, {
-          traceparent: headerOf(req, 'traceparent'),
-          xCloudTraceContext: headerOf(req, 'x-cloud-trace-context'),
-        }),
-      );
+      trace = traceFields(resolved.config.projectId, {
+        traceparent: headerOf(req, 'traceparent'),
+        xCloudTraceContext: headerOf(req, 'x-cloud-trace-context'),
+      });
+      logger = withFields(resolved.logger ?? defaultLog, trace);
       if (url.pathname === '/console' || url.pathname.startsWith('/console/')) {
         return await consoleRoute(method, url.pathname, res);
       }
@@ -386,7 +385,7 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
         log: logger,
       });
     } catch (err) {
-      sendError(res, err, { operation, path: url.pathname });
+      sendError(res, err, { ...trace, operation, path: url.pathname });
     } finally {
       const fields: Record<string, unknown> = {
         httpRequest: {
