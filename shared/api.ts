@@ -164,7 +164,8 @@ export const apiRoutes: readonly ApiRoute[] = [
     body: CreateOperationRequestSchema,
     bodyName: 'create request',
     headers: {
-      [PARENT_HEADER]: "The parent operation's name, when the body names none.",
+      [PARENT_HEADER]:
+        "The parent operation's name; when the body names one too, both must be the same.",
     },
     response: OperationSchema,
     handler: create,
@@ -494,12 +495,19 @@ async function create(ctx: Context<unknown, CreateOperationRequest>): Promise<vo
   const header = ctx.req.headers[PARENT_HEADER];
   const headerParent = Array.isArray(header) ? header[0] : header;
   let parent = request.parent;
-  if (parent === undefined && headerParent !== undefined && headerParent !== '') {
+  if (headerParent !== undefined && headerParent !== '') {
     const parsed = OperationNameSchema.safeParse(headerParent);
     if (!parsed.success) {
       throw new LroError(
         Code.INVALID_ARGUMENT,
         `invalid ${PARENT_HEADER} header ${JSON.stringify(headerParent.slice(0, 100))}: must be "operations/{id}"`,
+      );
+    }
+    // Both may be given only when they agree: neither silently wins over the other.
+    if (parent !== undefined && parent !== parsed.data) {
+      throw new LroError(
+        Code.INVALID_ARGUMENT,
+        `the body's parent ${parent} and the ${PARENT_HEADER} header ${parsed.data} disagree; send one`,
       );
     }
     parent = parsed.data;

@@ -50,6 +50,8 @@ const common = {
     .describe('Unique per event (a UUID is recommended); duplicates of one eventId apply once.'),
   emitTime: z.iso
     .datetime({ offset: true })
+    // Metadata order keys are epoch milliseconds: a time before 1970 would sort backwards.
+    .refine((value) => Date.parse(value) >= 0, 'must not be before 1970-01-01T00:00:00Z')
     .describe('When the worker emitted the event (RFC 3339); the newest metadata wins.'),
   metadata: AnySchema.optional().describe('Operation metadata (google.protobuf.Any in JSON).'),
 };

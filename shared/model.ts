@@ -102,10 +102,11 @@ export const CreateOperationRequestSchema = z.strictObject({
 });
 export type CreateOperationRequest = z.infer<typeof CreateOperationRequestSchema>;
 
-const pageSize = z.coerce
-  .number()
-  .int('must be an integer')
-  .min(0, 'must not be negative')
+/** A page size in the query: decimal digits only (no `0x10`, `1e3`, sign or spaces). */
+const pageSize = z
+  .string()
+  .regex(/^[0-9]{1,9}$/, 'must be a non-negative decimal integer')
+  .transform(Number)
   .transform((n) =>
     n === 0 ? defaults.listPageSizeDefault : Math.min(n, defaults.listPageSizeMax),
   );
