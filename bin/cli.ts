@@ -381,9 +381,9 @@ const handlers: Record<Command, (ctx: Context) => Promise<number>> = {
   },
 
   async get(ctx) {
-    const op = await ctx.client.get(ctx.name);
+    const { operation: op, cancelRequestTime } = await ctx.client.getWithCancellation(ctx.name);
     if (ctx.json) printJson(ctx, op);
-    else ctx.io.stdout(`${formatOperation(op)}\n`);
+    else ctx.io.stdout(`${formatOperation(op, { cancelRequestTime })}\n`);
     return Exit.ok;
   },
 

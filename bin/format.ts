@@ -25,9 +25,16 @@ export function formatSummary(operation: Operation): string {
   return parts.join('  ');
 }
 
-/** The full human view of one operation. */
-export function formatOperation(operation: Operation): string {
+/**
+ * The full human view of one operation; `cancelRequestTime` (the API's x-lro-cancel-requested
+ * header) adds a line while the worker has not ended it yet, and after.
+ */
+export function formatOperation(
+  operation: Operation,
+  extra: { cancelRequestTime?: string | undefined } = {},
+): string {
   const lines = [`${operation.name}  ${formatSummary(operation)}`];
+  if (extra.cancelRequestTime) lines.push(`  cancel requested: ${extra.cancelRequestTime}`);
   if (operation.metadata) lines.push(`  metadata: ${JSON.stringify(operation.metadata)}`);
   if (operation.response) lines.push(`  response: ${JSON.stringify(operation.response)}`);
   if (operation.error) {

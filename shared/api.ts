@@ -22,6 +22,7 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { CANCEL_REQUESTED_HEADER, cancelRequestedValue } from './cancel-requested.js';
 import type { Config } from './config.js';
 import { consoleRoute } from './console-files.js';
 import { deadLetterRoutes } from './dead-letter-api.js';
@@ -467,6 +468,9 @@ function page(records: OperationRecord[], nextPageToken: string) {
 
 async function get(ctx: Context): Promise<void> {
   const record = await ctx.services.store.get(ctx.name);
+  if (record.cancelRequestTime) {
+    ctx.res.setHeader(CANCEL_REQUESTED_HEADER, cancelRequestedValue(record.cancelRequestTime));
+  }
   sendJson(ctx.res, 200, record.operation);
 }
 

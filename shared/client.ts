@@ -13,6 +13,7 @@
  * what it imports must not depend on any package (no zod, no Google Cloud client).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { cancelRequestedOf } from './cancel-requested.js';
 import { defaults } from './defaults.js';
 import { Code, codeOfHttpStatus, type ErrorDetail, isCode, LroError } from './errors.js';
 import type { Any, Operation, OperationNode } from './operation.js';
@@ -136,6 +137,26 @@ export class OperationsClient {
     return this.call('GET', `/v1/${nameOf(name)}`, undefined, options.signal);
   }
 
+  /**
+   * The operation and, when cancellation was requested, when (the `x-lro-cancel-requested`
+   * header: the Operation JSON has no such field). A worker polls this to learn of a cancellation.
+   */
+  async getWithCancellation(
+    name: string,
+    options: CallOptions = {},
+  ): Promise<{ operation: Operation; cancelRequestTime?: string }> {
+    const reply = await this.request<Operation>(
+      'GET',
+      `/v1/${nameOf(name)}`,
+      undefined,
+      options.signal,
+    );
+    const cancelRequestTime = cancelRequestedOf(reply.headers);
+    return cancelRequestTime === undefined
+      ? { operation: reply.body }
+      : { operation: reply.body, cancelRequestTime };
+  }
+
   list(options: ListOptions = {}): Promise<OperationsPage> {
     const query = new URLSearchParams();
     if (options.filter) query.set('filter', options.filter);
@@ -254,6 +275,15 @@ export class OperationsClient {
     body: unknown,
     signal: AbortSignal | undefined,
   ): Promise<T> {
+    return (await this.request<T>(method, path, body, signal)).body;
+  }
+
+  private async request<T>(
+    method: string,
+    path: string,
+    body: unknown,
+    signal: AbortSignal | undefined,
+  ): Promise<{ body: T; headers: Headers }> {
     const headers = await this.headers();
     const init: RequestInit = { method, headers };
     if (body !== undefined) {
@@ -285,7 +315,7 @@ export class OperationsClient {
     if (parsed === undefined) {
       throw new LroError(Code.INTERNAL, `${method} ${path}: the reply is not JSON`);
     }
-    return parsed as T;
+    return { body: parsed as T, headers: res.headers };
   }
 }
 

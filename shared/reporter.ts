@@ -30,11 +30,18 @@
  * reporter and deleted with the last. A subscription only sees messages published after it
  * exists, and a notification can be lost, so a polling fallback can be given (`pollCancellation`):
  * `cancellationFromStore(store)` for workers with Bigtable access (reads `cancelRequestTime`), or
- * `cancellationFromApi(baseUrl)` for workers elsewhere (sees the operation ended CANCELLED). It
- * runs once at start and then every `cancelPollIntervalMs`. Without it, workers that only have
- * Pub/Sub rely on the notification alone: open the reporter before starting the work.
+ * `cancellationFromApi(baseUrl)` for workers elsewhere (reads the `x-lro-cancel-requested` header
+ * of GET). It runs once at start and then every `cancelPollIntervalMs`. Without it, workers that
+ * only have Pub/Sub rely on the notification alone: open the reporter before starting the work.
+ *
+ * Permissions: publishing needs roles/pubsub.publisher on the events topic. The listener needs
+ * pubsub.subscriptions.create/get/consume/delete in the project and roles/pubsub.subscriber on the
+ * notifications topic; where it cannot be created (the deployed worker account may not), `open()`
+ * still succeeds: one warning per process, and cancellation relies on `pollCancellation` alone
+ * (nothing when none is given). `cancellationFromApi` needs roles/run.invoker on the API.
  */
 import { randomUUID } from 'node:crypto';
+import { cancelRequestedOf } from './cancel-requested.js';
 import { defaults } from './defaults.js';
 import { Code, failedPrecondition, invalidArgument, LroError } from './errors.js';
 import { checkEvent, eventAttributes, FailedStatusSchema, type WorkerEvent } from './events.js';
@@ -95,6 +102,7 @@ export class OperationReporter {
   private lastMetadata: Any | undefined;
   private finished = false;
   private closed = false;
+  private isListening = false;
 
   constructor(options: ReporterOptions) {
     this.operation = toOperationName(options.operation);
@@ -117,25 +125,25 @@ export class OperationReporter {
       options.topics?.notifications === undefined
         ? options.config?.topics.notifications
         : options.topics.notifications || undefined;
-    this.watch = notifications ? this.startWatching(notifications) : Promise.resolve();
-    // Marked handled here; `ready()` still hands the failure to whoever awaits it.
-    this.watch.catch((err: unknown) => {
-      this.log.warn('cancellation listener not started', {
-        operation: this.operation,
-        error: err instanceof Error ? err : String(err),
-      });
-    });
+    const pollIntervalMs = options.cancelPollIntervalMs ?? defaults.cancelPollIntervalMs;
+    this.watch = notifications
+      ? this.startWatching(notifications).then(
+          () => {
+            this.isListening = true;
+          },
+          (err: unknown) =>
+            listenerUnavailable(this.log, notifications, err, {
+              operation: this.operation,
+              pollIntervalMs: options.pollCancellation ? pollIntervalMs : undefined,
+            }),
+        )
+      : Promise.resolve();
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? defaults.heartbeatIntervalMs;
     if (!(this.heartbeatIntervalMs >= 0)) {
       throw invalidArgument('heartbeatIntervalMs must be a non-negative number');
     }
     this.scheduleHeartbeat();
-    if (options.pollCancellation) {
-      this.startPolling(
-        options.pollCancellation,
-        options.cancelPollIntervalMs ?? defaults.cancelPollIntervalMs,
-      );
-    }
+    if (options.pollCancellation) this.startPolling(options.pollCancellation, pollIntervalMs);
   }
 
   /** A reporter whose cancellation listener is ready (see `ready()`). */
@@ -150,9 +158,18 @@ export class OperationReporter {
     return this.controller.signal;
   }
 
-  /** Resolves once the cancellation listener receives notifications published from now on. */
+  /**
+   * Resolves once the cancellation listener receives notifications published from now on, or once
+   * it is known that it cannot be created (see `listening`): it never rejects, the reporter then
+   * relies on `pollCancellation` alone.
+   */
   ready(): Promise<void> {
     return this.watch;
+  }
+
+  /** Whether the cancellation listener runs (false before `ready()` and when it could not start). */
+  get listening(): boolean {
+    return this.isListening;
   }
 
   /** Publishes progress: new metadata for the running operation. */
@@ -312,6 +329,41 @@ export class OperationReporter {
   }
 }
 
+/** Notifications topics whose listener failure was already reported in this process. */
+const unavailableListeners = new Set<string>();
+
+/**
+ * The cancellation listener could not be created (typically PERMISSION_DENIED: the worker's
+ * account may publish events but not create subscriptions, or the topic does not exist). Publishing
+ * is unaffected; one warning per topic and process says what cancellation now relies on.
+ */
+function listenerUnavailable(
+  log: Logger,
+  topic: string,
+  err: unknown,
+  context: { operation: string; pollIntervalMs: number | undefined },
+): void {
+  if (unavailableListeners.has(topic)) return;
+  unavailableListeners.add(topic);
+  const polling = context.pollIntervalMs !== undefined;
+  log.warn(
+    polling
+      ? 'cancellation listener unavailable; cancellation is seen by polling only'
+      : 'cancellation listener unavailable and no polling fallback: cancellation requests are not seen',
+    {
+      operation: context.operation,
+      topic,
+      error: err instanceof Error ? err : String(err),
+      fallback: polling ? `pollCancellation every ${context.pollIntervalMs} ms` : 'none',
+      ...(polling
+        ? {}
+        : {
+            hint: 'pass pollCancellation: cancellationFromApi(apiUrl, headers) (or topics.notifications: false to skip the listener)',
+          }),
+    },
+  );
+}
+
 /** The Status a failure is reported as. */
 export function statusOf(failure: Failure): Status {
   if (failure instanceof LroError) {
@@ -340,16 +392,26 @@ export function cancellationFromStore(store: {
 }
 
 /**
- * Polling fallback through the HTTP API (`GET {baseUrl}/v1/operations/{id}`): the Operation JSON
- * shows a cancellation once the operation ended CANCELLED. `headers` may carry credentials.
+ * Polling fallback through the HTTP API (`GET {baseUrl}/v1/operations/{id}`): a pending request is
+ * in the `x-lro-cancel-requested` response header, and an operation that ended CANCELLED counts
+ * too. `headers` may carry credentials (an ID token for the API's URL), or be a function that
+ * returns fresh ones on every poll.
  */
 export function cancellationFromApi(
   baseUrl: string,
-  headers: Record<string, string> = {},
+  headers:
+    | Record<string, string>
+    | (() => Record<string, string> | Promise<Record<string, string>>) = {},
 ): CancellationCheck {
   return async (operation) => {
-    const response = await fetch(`${baseUrl.replace(/\/$/, '')}/v1/${operation}`, { headers });
+    const response = await fetch(`${baseUrl.replace(/\/$/, '')}/v1/${operation}`, {
+      headers: typeof headers === 'function' ? await headers() : headers,
+    });
     if (!response.ok) throw new Error(`GET ${operation}: HTTP ${response.status}`);
+    if (cancelRequestedOf(response.headers) !== undefined) {
+      await response.body?.cancel();
+      return true;
+    }
     const body = (await response.json()) as { done?: boolean; error?: { code?: number } };
     return body.done === true && body.error?.code === Code.CANCELLED;
   };

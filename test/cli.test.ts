@@ -317,6 +317,14 @@ describe('lro against a running stack', () => {
       expect(cancelled.code).toBe(0);
       expect(cancelled.stdout).toBe('cancellation of operations/cli-cancel requested\n');
       expect((await lro('cancel', 'cli-cancel', '--json')).stdout.trim()).toBe('{}');
+      // Pending: get shows when it was requested; --json stays the Operation alone.
+      const pending = await lro('get', 'cli-cancel');
+      expect(pending.stdout).toMatch(/^ {2}cancel requested: \d{4}-\d{2}-\d{2}T[\d:.]+Z$/m);
+      expect(pending.stdout).toContain('RUNNING');
+      expect(JSON.parse((await lro('get', 'cli-cancel', '--json')).stdout)).toEqual({
+        name: 'operations/cli-cancel',
+        done: false,
+      });
       await new Promise<void>((r) => {
         if (reporter.signal.aborted) r();
         else reporter.signal.addEventListener('abort', () => r());

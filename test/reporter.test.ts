@@ -1,6 +1,8 @@
 /** The worker SDK against the emulators: publishing through the real pipeline, and cancellation. */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, LroError } from '../shared/errors.js';
+import { createLogger } from '../shared/log.js';
 import { publishNotification } from '../shared/notifications.js';
 import { cancellationFromStore, OperationReporter } from '../shared/reporter.js';
 import { type EventStack, progress, startEventStack, until } from './support/event-stack.js';
@@ -152,5 +154,79 @@ describe('OperationReporter', () => {
     } finally {
       await reporter.close();
     }
+  });
+
+  it('opens without its listener when the subscription is refused: one warning, publishing and polling go on', async () => {
+    const first = (await s.store.create()).operation.name;
+    const second = (await s.store.create()).operation.name;
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({}, (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+    // A notifications topic that does not exist: the emulator refuses the subscription (NOT_FOUND),
+    // as Pub/Sub refuses an account without subscription rights (PERMISSION_DENIED).
+    const topics = { notifications: `missing-notifications-${randomUUID()}` };
+    const polled = await OperationReporter.open({
+      config: s.config,
+      operation: first,
+      topics,
+      pollCancellation: cancellationFromStore(s.store),
+      cancelPollIntervalMs: 200,
+      log,
+    });
+    const unpolled = await OperationReporter.open({
+      config: s.config,
+      operation: second,
+      topics,
+      log,
+    });
+    try {
+      expect(polled.listening).toBe(false);
+      expect(unpolled.listening).toBe(false);
+      const warnings = lines.filter((l) => l.severity === 'WARNING');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]).toMatchObject({
+        message: 'cancellation listener unavailable; cancellation is seen by polling only',
+        topic: topics.notifications,
+        fallback: 'pollCancellation every 200 ms',
+      });
+
+      await polled.progress(progress(1));
+      await unpolled.succeed(result('published anyway'));
+      await s.store.requestCancel(first);
+      const reason = await aborted(polled.signal, 10_000);
+      expect((reason as LroError).code).toBe(Code.CANCELLED);
+      await polled.fail(reason as LroError);
+    } finally {
+      await Promise.all([polled.close(), unpolled.close()]);
+    }
+    expect(await doneOperation(second)).toMatchObject({
+      done: true,
+      response: result('published anyway'),
+    });
+    expect(await doneOperation(first)).toMatchObject({
+      done: true,
+      metadata: progress(1),
+      error: { code: Code.CANCELLED },
+    });
+  });
+
+  it('says when no fallback is left once the listener is refused', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = createLogger({}, (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
+    const operation = (await s.store.create()).operation.name;
+    const reporter = await OperationReporter.open({
+      config: s.config,
+      operation,
+      topics: { notifications: `missing-notifications-${randomUUID()}` },
+      log,
+    });
+    await reporter.close();
+    expect(lines.filter((l) => l.severity === 'WARNING')).toEqual([
+      expect.objectContaining({
+        message:
+          'cancellation listener unavailable and no polling fallback: cancellation requests are not seen',
+        fallback: 'none',
+        hint: expect.stringContaining('cancellationFromApi'),
+      }),
+    ]);
   });
 });
