@@ -180,6 +180,16 @@ function operationOf(route: ApiRoute, described: Record<string, JsonSchema>): Js
         }
       : {
           description: 'OK',
+          ...(route.responseHeaders
+            ? {
+                headers: Object.fromEntries(
+                  Object.entries(route.responseHeaders).map(([name, description]) => [
+                    name,
+                    { description, schema: { type: 'string', format: 'date-time' } },
+                  ]),
+                ),
+              }
+            : {}),
           content: {
             'application/json': { schema: convert(route.response, 'output', described) },
           },

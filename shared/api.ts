@@ -132,6 +132,8 @@ export interface ApiRoute<Q = unknown, B = unknown> {
   bodyName?: string;
   /** Headers the route reads, with their meaning (documentation). */
   headers?: Record<string, string>;
+  /** Headers the 200 reply may carry, with their meaning (documentation). */
+  responseHeaders?: Record<string, string>;
   /** The 200 reply: a schema, or server-sent events. */
   response: z.ZodType | { eventStream: string };
   handler: (ctx: Context<Q, B>) => Promise<void>;
@@ -186,6 +188,10 @@ export const apiRoutes: readonly ApiRoute[] = [
     path: '/v1/operations/{id}',
     operationId: 'GetOperation',
     summary: 'The latest state of an operation.',
+    responseHeaders: {
+      [CANCEL_REQUESTED_HEADER]:
+        'When cancellation was requested (RFC 3339), once `:cancel` was called; absent otherwise. The Operation JSON has no such field: workers that speak only HTTP poll this.',
+    },
     response: OperationSchema,
     handler: get,
   }),
