@@ -1405,3 +1405,63 @@ describe('a first apply on an empty project', () => {
     expect(rootProviders).toContain('hashicorp/time');
   });
 });
+
+describe('page-token secret', () => {
+  /**
+   * Evaluates the functions module's secret locals with `terraform console` in a scratch
+   * directory holding only them (no provider is needed for plain expressions).
+   */
+  function secretOf(id: string | null): unknown {
+    const functions = child('functions');
+    const unwrap = (value: unknown) => String(value).replace(/^\$\{([\s\S]*)\}$/, '$1');
+    const dir = mkdtempSync(path.join(tmpdir(), 'lro-tf-secret-'));
+    try {
+      writeFileSync(
+        path.join(dir, 'main.tf'),
+        [
+          'variable "project_id" {\n  type = string\n}',
+          'variable "page_token_secret_id" {\n  type    = string\n  default = null\n}',
+          'locals {',
+          `  page_token_secret_parts = ${unwrap(functions.locals.page_token_secret_parts)}`,
+          `  page_token_secret = ${unwrap(functions.locals.page_token_secret)}`,
+          '}',
+        ].join('\n'),
+      );
+      const args = ['console', '-var', 'project_id=deploy-project'];
+      if (id !== null) args.push('-var', `page_token_secret_id=${id}`);
+      const output = execFileSync('terraform', args, {
+        cwd: dir,
+        input: 'jsonencode(local.page_token_secret)\n',
+        encoding: 'utf8',
+        timeout: 60_000,
+        env: { ...process.env, TF_IN_AUTOMATION: '1', CHECKPOINT_DISABLE: '1' },
+      });
+      return JSON.parse(JSON.parse(output.trim()) as string);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('keeps the project of projects/X/secrets/ID, and defaults an ID alone to this project', () => {
+    expect(secretOf(null)).toEqual([]);
+    expect(secretOf('lro-page-token-key')).toEqual([
+      { project: 'deploy-project', id: 'lro-page-token-key' },
+    ]);
+    expect(secretOf('projects/shared-secrets/secrets/lro-key')).toEqual([
+      { project: 'shared-secrets', id: 'lro-key' },
+    ]);
+    // Both the mounted secret and the accessor grant use that project.
+    const service = first(fn('operations').body.service_config);
+    const content = first(first(asBody(service.dynamic).secret_environment_variables).content);
+    expect(content.project_id).toBe(expr('secret_environment_variables.value.project'));
+    expect(content.secret).toBe(expr('secret_environment_variables.value.id'));
+    const grant = findBlock(
+      child('functions'),
+      'resource',
+      'google_secret_manager_secret_iam_member',
+      'api_page_token',
+    ).body;
+    expect(grant.project).toBe(expr('each.value.project'));
+    expect(grant.secret_id).toBe(expr('each.value.id'));
+  });
+});

@@ -275,7 +275,13 @@ locals {
     GOOGLE_NODE_RUN_SCRIPTS = ""
   }
 
-  page_token_secret = var.page_token_secret_id == null ? [] : [element(split("/", var.page_token_secret_id), length(split("/", var.page_token_secret_id)) - 1)]
+  # The page-token secret as { project, id }: from projects/PROJECT/secrets/ID (the secret may live
+  # in another project), or an ID alone in this project; none when null.
+  page_token_secret_parts = var.page_token_secret_id == null ? [] : split("/", var.page_token_secret_id)
+  page_token_secret = var.page_token_secret_id == null ? [] : [{
+    project = length(local.page_token_secret_parts) == 4 ? local.page_token_secret_parts[1] : var.project_id
+    id      = element(local.page_token_secret_parts, length(local.page_token_secret_parts) - 1)
+  }]
 }
 
 data "archive_file" "source" {
@@ -362,8 +368,8 @@ resource "google_cloudfunctions2_function" "operations" {
       for_each = local.page_token_secret
       content {
         key        = "LRO_PAGE_TOKEN_KEY"
-        project_id = var.project_id
-        secret     = secret_environment_variables.value
+        project_id = secret_environment_variables.value.project
+        secret     = secret_environment_variables.value.id
         version    = "latest"
       }
     }
@@ -408,10 +414,10 @@ resource "google_cloudfunctions2_function" "subscriber" {
 }
 
 resource "google_secret_manager_secret_iam_member" "api_page_token" {
-  for_each = toset(local.page_token_secret)
+  for_each = { for s in local.page_token_secret : "${s.project}/${s.id}" => s }
 
-  project   = var.project_id
-  secret_id = each.value
+  project   = each.value.project
+  secret_id = each.value.id
   role      = "roles/secretmanager.secretAccessor"
   member    = "serviceAccount:${var.api_service_account}"
 }
