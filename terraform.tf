@@ -374,10 +374,13 @@ variable "api_cpu" {
   }
 }
 
+# Sized from `npm run bench:memory` on Node.js 24 (the deployed runtime), figures in
+# infra/functions/main.tf: 243 MiB with a warm table client + 1,000 waits × 35.5 KiB = 278 MiB at
+# the default api_concurrency; 512 MiB leaves 1.8 times that. Raise it with api_concurrency.
 variable "api_memory" {
-  description = "Memory of an API instance, e.g. 512Mi or 1Gi."
+  description = "Memory of an API instance, e.g. 512Mi or 1Gi (512Mi holds api_concurrency = 1000 waits with 1.8x headroom)."
   type        = string
-  default     = "1Gi"
+  default     = "512Mi"
 
   validation {
     condition     = can(regex("^[0-9]+(Mi|Gi)$", var.api_memory))

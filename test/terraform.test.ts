@@ -1465,3 +1465,31 @@ describe('page-token secret', () => {
     expect(grant.secret_id).toBe(expr('each.value.id'));
   });
 });
+
+describe('memory', () => {
+  /** `npm run bench:memory` on Node.js 24 (see infra/functions/main.tf): peak RSS in MiB. */
+  const measured = { apiAt1000Waits: 278, subscriberAt80Deliveries: 395 };
+  const mib = (size: unknown) => {
+    const m = /^(\d+)(Mi|Gi)$/.exec(String(size));
+    if (!m) throw new Error(`${String(size)} is not a size`);
+    return Number(m[1]) * (m[2] === 'Gi' ? 1024 : 1);
+  };
+
+  it('gives each function at least 1.5 times its measured peak at the configured concurrency', () => {
+    const functions = child('functions');
+    const api = first(fn('operations').body.service_config);
+    expect(tracedNumber(functions, api.max_instance_request_concurrency)).toBe(1000);
+    expect(mib(trace(functions, api.available_memory).value)).toBeGreaterThanOrEqual(
+      1.5 * measured.apiAt1000Waits,
+    );
+    const subscriber = first(fn('subscriber').body.service_config);
+    expect(tracedNumber(functions, subscriber.max_instance_request_concurrency)).toBe(80);
+    expect(mib(trace(functions, subscriber.available_memory).value)).toBeGreaterThanOrEqual(
+      1.5 * measured.subscriberAt80Deliveries,
+    );
+    // No more than twice the need either: the API used to get 1 GiB.
+    expect(mib(trace(functions, api.available_memory).value)).toBeLessThanOrEqual(
+      2 * measured.apiAt1000Waits,
+    );
+  });
+});

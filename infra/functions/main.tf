@@ -165,7 +165,7 @@ variable "api_cpu" {
 variable "api_memory" {
   description = "Memory of an API instance."
   type        = string
-  default     = "1Gi"
+  default     = "512Mi"
 }
 
 variable "api_timeout_seconds" {
@@ -236,6 +236,16 @@ locals {
   # decommissioned since 2026-10-30); dates and their source in infra/runtime-support.json, which
   # the offline checks compare with today. The test suite also runs under this Node major.
   runtime = "nodejs24"
+
+  # Memory, from `npm run bench:memory` run on Node.js 24.22 (2026-11-29, emulators, a shared
+  # 2-core machine; RSS in MiB, settled = lowest of five samples a second apart):
+  #   API         idle 182; after 1,000 creates 243; holding 1,000 waits 278 -> 35.5 KiB per wait.
+  #               At api_concurrency = 1,000: 243 + 1,000 x 35.5 / 1,024 = 278 MiB; the default
+  #               api_memory of 512Mi is 1.8 times that.
+  #   subscriber  idle 180; peak 395 with 80 push deliveries in flight (subscriber_concurrency)
+  #               -> (395 - 180) / 80 = 2.7 MiB per delivery, garbage not yet collected included.
+  #               At 80: 180 + 80 x 2.7 = 395 MiB; 768Mi is 1.9 times that (512Mi left 1.3).
+  subscriber_memory = "768Mi"
 
   # Files of the deployed archive, relative to source_root: the manifest, the lock file and the
   # compiled entry points with the library they import, and the web console's scripts (no tests,
@@ -406,7 +416,7 @@ resource "google_cloudfunctions2_function" "subscriber" {
     max_instance_count               = var.subscriber_max_instances
     max_instance_request_concurrency = var.subscriber_concurrency
     available_cpu                    = "1"
-    available_memory                 = "512Mi"
+    available_memory                 = local.subscriber_memory
     timeout_seconds                  = var.subscriber_timeout_seconds
     all_traffic_on_latest_revision   = true
     environment_variables            = local.common_environment
