@@ -96,7 +96,7 @@ beforeAll(async () => {
   child.stderr?.on('data', (chunk: Buffer) => {
     out += chunk.toString();
   });
-  const deadline = Date.now() + 45_000;
+  const deadline = Date.now() + 110_000;
   while (!out.includes('Ctrl-C stops')) {
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`no stack:\n${out}`);
     await new Promise((r) => setTimeout(r, 50));
