@@ -1,11 +1,13 @@
 /**
  * The whole system on one machine: the emulators (started, or reused when the emulator
  * variables are set), the table, topics and subscriptions (the events topic pushes to the
- * subscriber exactly as in the cloud), and both functions under the functions framework.
+ * subscriber exactly as in the cloud), the three functions under the functions framework, and a
+ * timer that calls the sweeper every 2 seconds, as Cloud Scheduler does every minute.
  * `npm start`, the benchmarks and the end-to-end tests all use it.
  */
 import { type Config, loadConfig } from '../shared/config.js';
-import { type RunningEmulators, startEmulators } from '../shared/emulators.js';
+import { defaults } from '../shared/defaults.js';
+import { freePort, type RunningEmulators, startEmulators } from '../shared/emulators.js';
 import { type ProvisionedStack, provisionStack } from '../shared/provision.js';
 import { type RunningFunction, startFunction } from './run-function.js';
 
@@ -18,9 +20,16 @@ export interface StackOptions {
   subscriberPort?: number;
   /** Ports for emulators this stack starts (free ports when absent; unused when reused). */
   emulatorPorts?: { bigtable?: number; pubsub?: number };
+  /** Port of the sweeper function; a free port when absent. */
+  sweeperPort?: number;
+  /** How often the sweeper is called (default 2 s). */
+  sweepIntervalMs?: number;
   /** Delivery attempts before an event is dead-lettered. */
   maxDeliveryAttempts?: number;
-  onOutput?: (source: 'api' | 'subscriber' | 'bigtable' | 'pubsub', chunk: string) => void;
+  onOutput?: (
+    source: 'api' | 'subscriber' | 'sweeper' | 'bigtable' | 'pubsub',
+    chunk: string,
+  ) => void;
 }
 
 export interface Stack {
@@ -32,6 +41,8 @@ export interface Stack {
   emulators: RunningEmulators;
   api: RunningFunction;
   subscriber: RunningFunction;
+  /** The sweeper function, called every `sweepIntervalMs` by the stack's timer. */
+  sweeper: RunningFunction;
   /** Stops what this stack started (functions, then emulators it started), nothing else. */
   stop(): Promise<void>;
 }
@@ -58,7 +69,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     env.PUBSUB_EMULATOR_HOST = emulators.pubsub;
     const config = loadConfig({ ...env, PORT: String(apiPort) });
     const onOutput = options.onOutput;
-    const run = (target: 'operations' | 'subscriber', port: number) =>
+    const run = (target: 'operations' | 'subscriber' | 'sweeper', port: number) =>
       startFunction(target, env, port, {
         ...(onOutput
           ? {
@@ -69,17 +80,27 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       });
     // Both functions start at once (each takes about a second); the API reads the table and
     // topics only when requests come, after provisioning.
+    const sweeperPort = options.sweeperPort ?? (await freePort());
     const results = await Promise.allSettled([
       run('subscriber', subscriberPort),
       run('operations', apiPort),
+      run('sweeper', sweeperPort),
     ]);
     for (const result of results) if (result.status === 'fulfilled') started.push(result.value);
     for (const result of results) if (result.status === 'rejected') throw result.reason;
-    const [subscriber, api] = started as [RunningFunction, RunningFunction];
+    const [subscriber, api, sweeper] = started as [
+      RunningFunction,
+      RunningFunction,
+      RunningFunction,
+    ];
     const provisioned = await provisionStack(config, {
       subscriberUrl: `${subscriber.url}/`,
       ...(options.maxDeliveryAttempts ? { maxDeliveryAttempts: options.maxDeliveryAttempts } : {}),
     });
+    const scheduler = scheduleSweeps(
+      sweeper.url,
+      options.sweepIntervalMs ?? defaults.sweepLocalIntervalMs,
+    );
     let stopping: Promise<void> | undefined;
     return {
       config,
@@ -88,8 +109,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       emulators,
       api,
       subscriber,
+      sweeper,
       stop: () => {
         stopping ??= (async () => {
+          await scheduler.stop();
           await Promise.all(started.map((f) => f.stop()));
           await emulators.stop();
         })();
@@ -101,4 +124,33 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     await emulators.stop();
     throw err;
   }
+}
+
+/**
+ * Calls the sweeper every `intervalMs`, one call at a time, as Cloud Scheduler calls the deployed
+ * one (an HTTP POST). A failed call is retried at the next tick; the sweeper's own log says why.
+ */
+function scheduleSweeps(url: string, intervalMs: number): { stop(): Promise<void> } {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let current: Promise<void> = Promise.resolve();
+  const tick = () => {
+    current = fetch(url, { method: 'POST', signal: AbortSignal.timeout(60_000) })
+      .then((res) => res.arrayBuffer())
+      .then(
+        () => undefined,
+        () => undefined,
+      )
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, intervalMs);
+      });
+  };
+  timer = setTimeout(tick, intervalMs);
+  return {
+    stop: async () => {
+      stopped = true;
+      clearTimeout(timer);
+      await current;
+    },
+  };
 }

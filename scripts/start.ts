@@ -114,6 +114,7 @@ export function readyBlock(stack: Stack, seconds: number): string {
     `  API         ${api}   (the operations function)`,
     `  console     ${api}/console/   (open it in a browser)`,
     `  subscriber  ${stack.subscriber.url}   (push endpoint of ${provisioned.eventsSubscription})`,
+    `  sweeper     ${stack.sweeper.url}   (called every 2 s: ends operations past their deadline or heartbeat timeout)`,
     `  Bigtable    ${emulators.bigtable}   emulator, ${how(emulators.started.bigtable)}; instance ${config.bigtable.instance}, table ${config.bigtable.table}`,
     `  Pub/Sub     ${emulators.pubsub}   emulator, ${how(emulators.started.pubsub)}; project ${config.projectId}`,
     `  topics      ${config.topics.events} (workers publish here), ${config.topics.notifications}, ${config.topics.deadLetter}`,
@@ -137,7 +138,7 @@ export function readyBlock(stack: Stack, seconds: number): string {
 function outputFilter(showAll: boolean, write: (line: string) => void) {
   const partial = new Map<string, string>();
   return (source: string, chunk: string) => {
-    if (source !== 'api' && source !== 'subscriber') return; // the emulators' chatter
+    if (source !== 'api' && source !== 'subscriber' && source !== 'sweeper') return; // the emulators' chatter
     const text = (partial.get(source) ?? '') + chunk;
     const lines = text.split('\n');
     partial.set(source, lines.pop() ?? '');
@@ -239,7 +240,7 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
     stack = await starting;
     if (stopping) return await done;
     say(readyBlock(stack, (Date.now() - started) / 1000));
-    for (const fn of [stack.api, stack.subscriber]) {
+    for (const fn of [stack.api, stack.subscriber, stack.sweeper]) {
       fn.process.once('exit', (code, signal) => {
         // A terminal's Ctrl-C reaches the functions too; give our own handler a moment.
         setTimeout(() => {

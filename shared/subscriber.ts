@@ -29,6 +29,7 @@ import type { Messaging } from './messaging.js';
 import type { Operation } from './model.js';
 import { type NotificationType, publishNotification } from './notifications.js';
 import type { OperationStore, Outcome, WriteResult } from './store.js';
+import { endStrandedOperation } from './stranded.js';
 import { countedEmitTime } from './worker-clock.js';
 
 /** Events that change the Operation JSON (a heartbeat does not). */
@@ -89,6 +90,7 @@ export async function handleEventMessage(
       reason: decoded.reason,
       ...(decoded.operation === undefined ? {} : { operation: decoded.operation }),
     });
+    await endStrandedOperation(message, decoded.reason, deps, log);
     return { outcome: 'dead-lettered', reason: decoded.reason };
   }
   const event = decoded.event;
@@ -144,6 +146,10 @@ export async function handleEventMessage(
   } else if (isStoredState(event, operation)) {
     outcome = 'reannounced';
   } else {
+    if (operation.done && event.type !== 'metadata') {
+      // Typically a worker finishing after its operation was cancelled or timed out.
+      log.info('event ignored: the operation had already ended', { ...fields, type: event.type });
+    }
     return { outcome: 'ignored', reason: operation.done ? 'done' : 'stale' };
   }
 
