@@ -1,14 +1,20 @@
 /**
  * The whole system on one machine: the emulators (started, or reused when the emulator
  * variables are set), the table, topics and subscriptions (the events topic pushes to the
- * subscriber exactly as in the cloud), the three functions under the functions framework, and a
- * timer that calls the sweeper every 2 seconds, as Cloud Scheduler does every minute.
+ * subscriber exactly as in the cloud), the API and subscriber functions under the functions
+ * framework, and a sweep every 2 seconds in this process (shared/sweeper.ts, the logic of the
+ * `sweeper` function that Cloud Scheduler calls every minute in the cloud).
  * `npm start`, the benchmarks and the end-to-end tests all use it.
  */
+
+import { createStore } from '../shared/bigtable-store.js';
 import { type Config, loadConfig } from '../shared/config.js';
 import { defaults } from '../shared/defaults.js';
-import { freePort, type RunningEmulators, startEmulators } from '../shared/emulators.js';
+import { type RunningEmulators, startEmulators } from '../shared/emulators.js';
+import { createLogger } from '../shared/log.js';
+import { Messaging } from '../shared/messaging.js';
 import { type ProvisionedStack, provisionStack } from '../shared/provision.js';
+import { sweep } from '../shared/sweeper.js';
 import { type RunningFunction, startFunction } from './run-function.js';
 
 export interface StackOptions {
@@ -20,9 +26,7 @@ export interface StackOptions {
   subscriberPort?: number;
   /** Ports for emulators this stack starts (free ports when absent; unused when reused). */
   emulatorPorts?: { bigtable?: number; pubsub?: number };
-  /** Port of the sweeper function; a free port when absent. */
-  sweeperPort?: number;
-  /** How often the sweeper is called (default 2 s). */
+  /** How often the sweeper runs (default 2 s). */
   sweepIntervalMs?: number;
   /** Delivery attempts before an event is dead-lettered. */
   maxDeliveryAttempts?: number;
@@ -41,8 +45,6 @@ export interface Stack {
   emulators: RunningEmulators;
   api: RunningFunction;
   subscriber: RunningFunction;
-  /** The sweeper function, called every `sweepIntervalMs` by the stack's timer. */
-  sweeper: RunningFunction;
   /** Stops what this stack started (functions, then emulators it started), nothing else. */
   stop(): Promise<void>;
 }
@@ -69,7 +71,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     env.PUBSUB_EMULATOR_HOST = emulators.pubsub;
     const config = loadConfig({ ...env, PORT: String(apiPort) });
     const onOutput = options.onOutput;
-    const run = (target: 'operations' | 'subscriber' | 'sweeper', port: number) =>
+    const run = (target: 'operations' | 'subscriber', port: number) =>
       startFunction(target, env, port, {
         ...(onOutput
           ? {
@@ -80,26 +82,21 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       });
     // Both functions start at once (each takes about a second); the API reads the table and
     // topics only when requests come, after provisioning.
-    const sweeperPort = options.sweeperPort ?? (await freePort());
     const results = await Promise.allSettled([
       run('subscriber', subscriberPort),
       run('operations', apiPort),
-      run('sweeper', sweeperPort),
     ]);
     for (const result of results) if (result.status === 'fulfilled') started.push(result.value);
     for (const result of results) if (result.status === 'rejected') throw result.reason;
-    const [subscriber, api, sweeper] = started as [
-      RunningFunction,
-      RunningFunction,
-      RunningFunction,
-    ];
+    const [subscriber, api] = started as [RunningFunction, RunningFunction];
     const provisioned = await provisionStack(config, {
       subscriberUrl: `${subscriber.url}/`,
       ...(options.maxDeliveryAttempts ? { maxDeliveryAttempts: options.maxDeliveryAttempts } : {}),
     });
     const scheduler = scheduleSweeps(
-      sweeper.url,
+      config,
       options.sweepIntervalMs ?? defaults.sweepLocalIntervalMs,
+      (chunk) => onOutput?.('sweeper', chunk),
     );
     let stopping: Promise<void> | undefined;
     return {
@@ -109,7 +106,6 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       emulators,
       api,
       subscriber,
-      sweeper,
       stop: () => {
         stopping ??= (async () => {
           await scheduler.stop();
@@ -127,19 +123,29 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
 }
 
 /**
- * Calls the sweeper every `intervalMs`, one call at a time, as Cloud Scheduler calls the deployed
- * one (an HTTP POST). A failed call is retried at the next tick; the sweeper's own log says why.
+ * Runs a sweep every `intervalMs`, one at a time, with its own store and publisher; its log lines
+ * go to `write` (the stack's output), tagged as the sweeper's. A failed sweep is logged and the
+ * next one runs as usual.
  */
-function scheduleSweeps(url: string, intervalMs: number): { stop(): Promise<void> } {
+function scheduleSweeps(
+  config: Config,
+  intervalMs: number,
+  write: (chunk: string) => void,
+): { stop(): Promise<void> } {
+  const store = createStore(config);
+  const messaging = new Messaging(config);
+  const log = createLogger({}, (line) => write(`${line}\n`));
+  const deps = { store, messaging, topics: { notifications: config.topics.notifications }, log };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
   const tick = () => {
-    current = fetch(url, { method: 'POST', signal: AbortSignal.timeout(60_000) })
-      .then((res) => res.arrayBuffer())
+    current = sweep(deps)
       .then(
-        () => undefined,
-        () => undefined,
+        (report) => {
+          if (report.ended > 0 || report.failed > 0) log.info('sweep done', { ...report });
+        },
+        (err: unknown) => log.warn('sweep failed; the next one retries', { error: err }),
       )
       .finally(() => {
         if (!stopped) timer = setTimeout(tick, intervalMs);
@@ -151,6 +157,7 @@ function scheduleSweeps(url: string, intervalMs: number): { stop(): Promise<void
       stopped = true;
       clearTimeout(timer);
       await current;
+      await Promise.allSettled([store.close(), messaging.close()]);
     },
   };
 }

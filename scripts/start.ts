@@ -114,7 +114,7 @@ export function readyBlock(stack: Stack, seconds: number): string {
     `  API         ${api}   (the operations function)`,
     `  console     ${api}/console/   (open it in a browser)`,
     `  subscriber  ${stack.subscriber.url}   (push endpoint of ${provisioned.eventsSubscription})`,
-    `  sweeper     ${stack.sweeper.url}   (called every 2 s: ends operations past their deadline or heartbeat timeout)`,
+    '  sweeper     every 2 s in this process   (ends operations past their deadline or heartbeat timeout)',
     `  Bigtable    ${emulators.bigtable}   emulator, ${how(emulators.started.bigtable)}; instance ${config.bigtable.instance}, table ${config.bigtable.table}`,
     `  Pub/Sub     ${emulators.pubsub}   emulator, ${how(emulators.started.pubsub)}; project ${config.projectId}`,
     `  topics      ${config.topics.events} (workers publish here), ${config.topics.notifications}, ${config.topics.deadLetter}`,
@@ -240,7 +240,7 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
     stack = await starting;
     if (stopping) return await done;
     say(readyBlock(stack, (Date.now() - started) / 1000));
-    for (const fn of [stack.api, stack.subscriber, stack.sweeper]) {
+    for (const fn of [stack.api, stack.subscriber]) {
       fn.process.once('exit', (code, signal) => {
         // A terminal's Ctrl-C reaches the functions too; give our own handler a moment.
         setTimeout(() => {

@@ -7,14 +7,17 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BigtableOperationStore, deleteTable, ensureTable } from '../shared/bigtable-store.js';
 import type { Config } from '../shared/config.js';
+import { loadConfig } from '../shared/config.js';
 import { Code } from '../shared/errors.js';
 import { Messaging } from '../shared/messaging.js';
 import { type Notification, parseNotification } from '../shared/notifications.js';
 import { type SweeperDeps, sweep } from '../shared/sweeper.js';
 import { countedEmitTime } from '../shared/worker-clock.js';
-import { testConfig, uniqueSuffix } from './support/env.js';
+import { testConfig, testEnv, uniqueSuffix } from './support/env.js';
 import { until } from './support/event-stack.js';
+import { startFunction } from './support/functions.js';
 
+let env: Record<string, string>;
 let config: Config;
 let store: BigtableOperationStore;
 let messaging: Messaging;
@@ -24,7 +27,8 @@ const subscription = `sweeper-test-${uniqueSuffix()}`;
 const id = () => `op-${uniqueSuffix()}`;
 
 beforeAll(async () => {
-  config = testConfig();
+  env = testEnv();
+  config = loadConfig(env);
   await ensureTable(config);
   store = new BigtableOperationStore(config);
   messaging = new Messaging(config);
@@ -309,5 +313,34 @@ describe('worker clocks', () => {
     expect(countedEmitTime('2100-01-01T00:00:00.000Z').toISOString()).toBe(
       '2100-01-01T00:00:00.000Z',
     );
+  });
+});
+
+describe('the sweeper function', () => {
+  it('runs one sweep per POST under the functions framework and answers with what it did', async () => {
+    const fn = await startFunction('sweeper', env);
+    try {
+      const op = await store.create({ id: id(), heartbeatTimeoutMs: 1_000 });
+      await until(
+        async () => {
+          const res = await fetch(fn.url, { method: 'POST' });
+          expect(res.status).toBe(200);
+          const report = (await res.json()) as { ended: number; rowsRead: number };
+          expect(report.rowsRead).toBeGreaterThanOrEqual(0);
+          return (await store.get(op.operation.name)).operation.done;
+        },
+        30_000,
+        'ended by the function',
+      );
+      expect((await store.get(op.operation.name)).operation.error?.code).toBe(
+        Code.DEADLINE_EXCEEDED,
+      );
+      await announced(op.operation.name);
+      expect(fn.output()).toContain('"message":"operation deadline exceeded"');
+      const wrong = await fetch(fn.url, { method: 'PUT' });
+      expect(wrong.status).toBe(400);
+    } finally {
+      await fn.stop();
+    }
   });
 });

@@ -20,7 +20,7 @@ import { ROOT } from './support/functions.js';
 import { call } from './support/operations-stack.js';
 
 let stack: Stack;
-const HEARTBEAT_TIMEOUT_S = 6;
+const HEARTBEAT_TIMEOUT_S = 8;
 const SWEEP_INTERVAL_MS = 2_000;
 
 beforeAll(async () => {
@@ -38,20 +38,29 @@ afterAll(async () => {
   await teardownStack(stack.config);
 });
 
-/** A worker process: opens a reporter (heartbeats every second), reports 10 %, then works. */
-function startWorker(operation: string): { child: ChildProcess; ready: Promise<void> } {
+/**
+ * A worker process as a backend runs one: creates its operation through the API with a heartbeat
+ * timeout, opens a reporter (heartbeats every second), reports 10 %, then works for ever.
+ */
+function startWorker(): { child: ChildProcess; ready: Promise<string> } {
   const module = (file: string) => JSON.stringify(pathToFileURL(resolve(ROOT, file)).href);
   const script = [
     `const { loadConfig } = await import(${module('dist/shared/config.js')});`,
     `const { OperationReporter } = await import(${module('dist/shared/reporter.js')});`,
+    `const created = await fetch(${JSON.stringify(`${stack.api.url}/v1/operations`)}, {`,
+    "  method: 'POST',",
+    "  headers: { 'content-type': 'application/json' },",
+    `  body: JSON.stringify({ heartbeatTimeout: '${HEARTBEAT_TIMEOUT_S}s' }),`,
+    '});',
+    'const { name } = await created.json();',
     'const reporter = await OperationReporter.open({',
     '  config: loadConfig(process.env),',
-    `  operation: ${JSON.stringify(operation)},`,
+    '  operation: name,',
     '  topics: { notifications: false },',
     '  heartbeatIntervalMs: 1000,',
     '});',
     "await reporter.progress({ '@type': 'type.googleapis.com/test.Progress', percent: 10 });",
-    "process.stdout.write('working\\n');",
+    'process.stdout.write(`working on ${name}\\n`);',
     'setInterval(() => {}, 60_000);',
   ].join('\n');
   const child = spawn(process.execPath, ['--input-type=module', '-e', script], {
@@ -60,10 +69,11 @@ function startWorker(operation: string): { child: ChildProcess; ready: Promise<v
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const ready = new Promise<void>((resolveReady, reject) => {
+  const ready = new Promise<string>((resolveReady, reject) => {
     const collect = (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('working\n')) resolveReady();
+      const name = /working on (operations\/\S+)\n/.exec(output)?.[1];
+      if (name) resolveReady(name);
     };
     child.stdout?.on('data', collect);
     child.stderr?.on('data', collect);
@@ -93,13 +103,8 @@ describe('a worker killed mid-operation', () => {
       'warm-up event applied',
     );
 
-    const created = await call(api, 'POST', '/v1/operations', {
-      heartbeatTimeout: `${HEARTBEAT_TIMEOUT_S}s`,
-    });
-    expect(created.status).toBe(200);
-    const name: string = created.body.name;
-    const worker = startWorker(name);
-    await worker.ready;
+    const worker = startWorker();
+    const name = await worker.ready;
     await until(
       async () => (await call(api, 'GET', `/v1/${name}`)).body.metadata?.percent === 10,
       30_000,
