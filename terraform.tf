@@ -503,6 +503,7 @@ locals {
     "monitoring.googleapis.com",           # alert policies, dashboard
     "pubsub.googleapis.com",               # topics, subscriptions
     "run.googleapis.com",                  # the functions' Cloud Run services and their IAM
+    "cloudscheduler.googleapis.com",       # the sweeper's schedule
     "storage.googleapis.com",              # source bucket
   ], var.page_token_secret_id == null ? [] : ["secretmanager.googleapis.com"])
 }
@@ -522,8 +523,8 @@ data "google_project" "this" {
 
 locals {
   pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-  # Cloud Run service of the sweeper function, for its alert policy; null while none is deployed.
-  sweeper_service_name = null
+  # Cloud Run service of the sweeper function, for its alert policy.
+  sweeper_service_name = module.sweeper.function_name
 }
 
 module "identities" {
@@ -675,6 +676,29 @@ module "dead_letter_store" {
   labels                     = var.labels
 }
 
+module "sweeper" {
+  source = "./infra/sweeper"
+
+  depends_on = [module.services]
+
+  project_id               = var.project_id
+  region                   = var.region
+  name_prefix              = var.name_prefix
+  labels                   = var.labels
+  runtime                  = module.functions.runtime
+  source_bucket            = module.functions.source_bucket
+  source_object            = module.functions.source_object
+  build_service_account_id = module.identities.build_service_account_id
+  bigtable_instance        = module.bigtable.instance_name
+  bigtable_table           = module.bigtable.table_name
+  bigtable_app_profile     = module.bigtable.app_profile_id
+  row_key_prefix           = var.row_key_prefix
+  events_topic             = module.pubsub.events_topic_name
+  notifications_topic      = module.pubsub.notifications_topic_name
+  dead_letter_topic        = module.pubsub.dead_letter_topic_name
+  retention_seconds        = var.retention_seconds
+}
+
 # ---------------------------------------------------------------------------------------------
 # Outputs
 # ---------------------------------------------------------------------------------------------
@@ -692,6 +716,16 @@ output "api_function" {
 output "subscriber_function" {
   description = "Name of the subscriber function."
   value       = module.functions.subscriber_function_name
+}
+
+output "sweeper_function" {
+  description = "Name of the sweeper function, called every minute by Cloud Scheduler."
+  value       = module.sweeper.function_name
+}
+
+output "sweeper_service_account" {
+  description = "Runtime service account of the sweeper function."
+  value       = module.sweeper.service_account
 }
 
 output "events_topic" {

@@ -485,6 +485,7 @@ describe('terraform configuration', () => {
         'infra/pubsub',
         'infra/push-subscription',
         'infra/services',
+        'infra/sweeper',
       ].sort(),
     );
     const infraDirs = readdirSync(path.join(repoRoot, 'infra')).filter((d) =>
@@ -1491,5 +1492,85 @@ describe('memory', () => {
     expect(mib(trace(functions, api.available_memory).value)).toBeLessThanOrEqual(
       2 * measured.apiAt1000Waits,
     );
+  });
+});
+
+describe('sweeper', () => {
+  const sweeperModule = () => child('sweeper');
+  const sweeperFn = () =>
+    findBlock(sweeperModule(), 'resource', 'google_cloudfunctions2_function', 'sweeper');
+
+  it('deploys the sweeper entry point from the same archive and runtime as the other functions', () => {
+    const m = sweeperModule();
+    const build = first(sweeperFn().body.build_config);
+    expect(build.entry_point).toBe('sweeper');
+    expect(trace(m, build.runtime).value).toBe(child('functions').locals.runtime);
+    const storage = first(first(build.source).storage_source);
+    expect(tracedResource(m, storage.object).block.type).toBe('google_storage_bucket_object');
+    const service = first(sweeperFn().body.service_config);
+    const env = asBody(service.environment_variables);
+    const known = new Set<string>(configVariableNames);
+    for (const key of Object.keys(env)) expect(known.has(key), key).toBe(true);
+    for (const key of requiredInCloud) expect(key in env, key).toBe(true);
+    for (const key of forbiddenInCloud) expect(key in env, key).toBe(false);
+    expect(tracedResource(m, env.LRO_NOTIFICATIONS_TOPIC).block.name).toBe('notifications');
+    expect(tracedResource(m, env.LRO_BIGTABLE_APP_PROFILE).block.type).toBe(
+      'google_bigtable_app_profile',
+    );
+    const built = readFileSync(path.join(repoRoot, 'dist/functions/index.js'), 'utf8');
+    expect(built).toContain('./sweeper.js');
+  });
+
+  it('is called every minute by Cloud Scheduler with an OIDC token of its own account, the only invoker', () => {
+    const m = sweeperModule();
+    const job = findBlock(m, 'resource', 'google_cloud_scheduler_job', 'sweep').body;
+    expect(trace(m, job.schedule).value).toBe('* * * * *');
+    const target = first(job.http_target);
+    expect(target.http_method).toBe('POST');
+    const uri = tracedResource(m, target.uri);
+    expect(uri.block).toBe(sweeperFn());
+    expect(uri.attribute).toBe('service_config[0].uri');
+    const oidc = first(target.oidc_token);
+    expect(tracedResource(m, oidc.service_account_email).block.name).toBe('scheduler');
+    expect(tracedResource(m, oidc.audience).block).toBe(sweeperFn());
+
+    const invokers = blocksOfType(modules, 'google_cloud_run_v2_service_iam_member').filter(
+      ({ module, block }) => tracedResource(module, block.body.name).block === sweeperFn(),
+    );
+    expect(invokers).toHaveLength(1);
+    const invoker = invokers[0]?.block.body ?? {};
+    expect(invoker.role).toBe('roles/run.invoker');
+    expect(tracedResource(m, invoker.member).block.name).toBe('scheduler');
+  });
+
+  it('grants its runtime account Bigtable use and publishing notifications, nothing more', () => {
+    const m = sweeperModule();
+    const service = first(sweeperFn().body.service_config);
+    const runtime = tracedResource(m, service.service_account_email).block;
+    expect(runtime.name).toBe('sweeper');
+    const grants = m.blocks
+      .filter((b) => /_iam_member$/.test(b.type))
+      .filter((b) => tracedResource(m, b.body.member).block === runtime)
+      .map((b) => `${b.type}:${String(b.body.role)}`)
+      .sort();
+    expect(grants).toEqual([
+      'google_bigtable_instance_iam_member:roles/bigtable.user',
+      'google_pubsub_topic_iam_member:roles/pubsub.publisher',
+    ]);
+    const publisher = findBlock(
+      m,
+      'resource',
+      'google_pubsub_topic_iam_member',
+      'sweeper_notifications',
+    );
+    expect(tracedResource(m, publisher.body.topic).block.name).toBe('notifications');
+    const bigtable = findBlock(m, 'resource', 'google_bigtable_instance_iam_member', 'sweeper');
+    expect(tracedResource(m, bigtable.body.instance).block.type).toBe('google_bigtable_instance');
+    // The scheduler's account holds nothing but the invoker grant.
+    const scheduler = findBlock(m, 'resource', 'google_service_account', 'scheduler');
+    const schedulerGrants = m.blocks.filter(
+      (b) => /_iam_member$/.test(b.type) && tracedResource(m, b.body.member).block === scheduler,
+    );
+    expect(schedulerGrants.map((b) => b.type)).toEqual(['google_cloud_run_v2_service_iam_member']);
   });
 });

@@ -488,6 +488,11 @@ output "subscriber_function_name" {
   value       = google_cloudfunctions2_function.subscriber.name
 }
 
+output "runtime" {
+  description = "Node.js runtime of the functions."
+  value       = local.runtime
+}
+
 output "source_bucket" {
   description = "Bucket holding the source archives."
   value       = google_storage_bucket.source.name
