@@ -101,7 +101,16 @@ export const OperationNodeSchema: z.ZodType<OperationNode> = z.strictObject({
   },
 });
 const GetParentResponseSchema = z.strictObject({ parent: OperationNameSchema.optional() });
-const BatchWaitResponseSchema = z.strictObject({ operations: z.array(OperationSchema) });
+const BatchWaitResponseSchema = z.strictObject({
+  operations: z.array(OperationSchema),
+  truncated: z
+    .array(OperationNameSchema)
+    .optional()
+    .describe(
+      'Operations answered as {name, done} only, because their full states would pass the ' +
+        "response's byte budget (LRO_RESPONSE_MAX_BYTES); GET them one by one.",
+    ),
+});
 
 /**
  * One route of the API. The dispatcher validates the query with `query` (none accepted when it
@@ -585,7 +594,27 @@ async function batchWait(
     signal: ctx.signal,
   });
   if (ctx.signal.aborted) return;
-  sendJson(ctx.res, 200, { operations });
+  sendJson(ctx.res, 200, withinBudget(operations, ctx.services.config.responseMaxBytes));
+}
+
+/**
+ * A batch wait answer within a byte budget: in the order of the names, full states while they
+ * fit; the ones that would pass it as `{name, done}`, listed in `truncated`.
+ */
+function withinBudget(operations: Operation[], maxBytes: number) {
+  // Room for the envelope and every name in `truncated`.
+  let left = maxBytes - 4096 - operations.reduce((n, op) => n + op.name.length + 3, 0);
+  const truncated: string[] = [];
+  const answered = operations.map((operation) => {
+    const size = Buffer.byteLength(JSON.stringify(operation)) + 1;
+    if (size <= left) {
+      left -= size;
+      return operation;
+    }
+    truncated.push(operation.name);
+    return { name: operation.name, done: operation.done };
+  });
+  return truncated.length === 0 ? { operations: answered } : { operations: answered, truncated };
 }
 
 /**

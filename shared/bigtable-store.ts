@@ -233,6 +233,14 @@ function livenessOf(cells: Cells): Liveness {
   return live;
 }
 
+/** Room kept in a page's byte budget for `{"operations":[…],"nextPageToken":"…"}`. */
+const PAGE_ENVELOPE_BYTES = 4096;
+
+/** The JSON bytes an operation adds to a page (its text and a comma). */
+function operationBytes(record: OperationRecord): number {
+  return Buffer.byteLength(JSON.stringify(record.operation)) + 1;
+}
+
 /** A value filter matching exactly `text` (operation IDs have no regular-expression syntax). */
 const exactly = (text: string) => `^${text.replace(/[^a-z0-9-]/g, '\\$&')}$`;
 
@@ -260,6 +268,7 @@ export class BigtableOperationStore implements OperationStore {
   private readonly prefix: string;
   private readonly retentionMs: number;
   private readonly tokens: PageTokens;
+  private readonly pageMaxBytes: number;
 
   constructor(
     config: Config,
@@ -269,6 +278,7 @@ export class BigtableOperationStore implements OperationStore {
     this.prefix = config.bigtable.rowKeyPrefix;
     this.retentionMs = config.retentionMs;
     this.tokens = new PageTokens(config.pageTokenKey);
+    this.pageMaxBytes = config.responseMaxBytes - PAGE_ENVELOPE_BYTES;
   }
 
   private opKey(id: string) {
@@ -487,15 +497,22 @@ export class BigtableOperationStore implements OperationStore {
     const operations: OperationRecord[] = [];
     let cursor = position;
     let examined = 0;
+    let bytes = 0;
     const batchSize = Math.min(Math.max(options.pageSize * 2, 100), 1000);
     for (;;) {
       const rows = await this.scan(prefix, cursor, batchSize);
       for (const [index, row] of rows.entries()) {
         const id = row.id.slice(prefix.length);
+        const before = cursor;
         cursor = id;
         examined++;
         const record = this.toRecord(id, this.cellsOf(row));
         if (!record || !predicate(record)) continue;
+        // The byte budget: the page ends before the operation that would pass it.
+        bytes += operationBytes(record);
+        if (operations.length > 0 && bytes > this.pageMaxBytes && before !== undefined) {
+          return { operations, nextPageToken: this.tokens.encode(before, scope) };
+        }
         operations.push(record);
         if (operations.length === options.pageSize) {
           const more = index < rows.length - 1 || rows.length === batchSize;
@@ -517,17 +534,23 @@ export class BigtableOperationStore implements OperationStore {
     const prefix = `${this.prefix}c/${parentId}/`;
     const operations: OperationRecord[] = [];
     let cursor = position;
+    let bytes = 0;
     const batchSize = Math.min(options.pageSize + 1, 1000);
     for (;;) {
       const entries = await this.scan(prefix, cursor, batchSize, INDEX);
       const ids = entries.map((row) => row.id.slice(prefix.length));
       const found = await this.findMany(ids);
       for (const [index, id] of ids.entries()) {
+        const before = cursor;
         cursor = id;
         const record = found.get(id);
         if (!record || record.parent !== parent) {
           this.dropDanglingIndex(entries[index] as RawRow, record === undefined);
           continue;
+        }
+        bytes += operationBytes(record);
+        if (operations.length > 0 && bytes > this.pageMaxBytes && before !== undefined) {
+          return { operations, nextPageToken: this.tokens.encode(before, scope) };
         }
         operations.push(record);
         if (operations.length === options.pageSize) {

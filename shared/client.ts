@@ -251,13 +251,20 @@ export class OperationsClient {
   ): Promise<Operation[]> {
     const body: Record<string, unknown> = { names: names.map(nameOf) };
     if (options.timeoutMs !== undefined) body.timeout = durationOf(options.timeoutMs);
-    const reply = await this.call<{ operations?: Operation[] }>(
+    const reply = await this.call<{ operations?: Operation[]; truncated?: string[] }>(
       'POST',
       '/v1/operations:batchWait',
       body,
       options.signal,
     );
-    return reply.operations ?? [];
+    const operations = reply.operations ?? [];
+    // States left out of a reply that would have passed the server's byte budget: read each.
+    const truncated = new Set(reply.truncated ?? []);
+    if (truncated.size === 0) return operations;
+    const call = options.signal ? { signal: options.signal } : {};
+    return Promise.all(
+      operations.map((op) => (truncated.has(op.name) ? this.get(op.name, call) : op)),
+    );
   }
 
   private async headers(): Promise<Record<string, string>> {

@@ -40,6 +40,13 @@ export const ConfigEnvSchema = z.object({
   LRO_HEARTBEAT_TIMEOUT_DEFAULT: HeartbeatTimeoutSchema.optional(),
   /** Key that signs page tokens; any stable secret shared by the API's instances. */
   LRO_PAGE_TOKEN_KEY: z.string().min(1).optional(),
+  /** Bytes of one list, children or batchWait response at most (64 KiB to 30 MiB). */
+  LRO_RESPONSE_MAX_BYTES: z.coerce
+    .number()
+    .int()
+    .min(64 * 1024)
+    .max(30 * 1024 * 1024)
+    .default(defaults.responseMaxBytes),
   PORT: z.coerce.number().int().min(1).max(65535).default(8080),
   BIGTABLE_EMULATOR_HOST: hostPort.optional(),
   PUBSUB_EMULATOR_HOST: hostPort.optional(),
@@ -69,6 +76,8 @@ export interface Config {
     readonly notifications: boolean;
   };
   readonly pageTokenKey: string;
+  /** JSON bytes of one list, children or batchWait response at most. */
+  readonly responseMaxBytes: number;
   readonly port: number;
   /** Limits given to operations created without their own (contract 5). */
   readonly limits: {
@@ -122,6 +131,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     pageTokenKey:
       e.LRO_PAGE_TOKEN_KEY ??
       `lro:${e.GOOGLE_CLOUD_PROJECT}/${e.LRO_BIGTABLE_INSTANCE}/${e.LRO_BIGTABLE_TABLE}/${e.LRO_ROW_KEY_PREFIX}`,
+    responseMaxBytes: e.LRO_RESPONSE_MAX_BYTES,
     port: e.PORT,
     limits: {
       deadlineDefaultMs: e.LRO_DEADLINE_DEFAULT,

@@ -20,6 +20,11 @@ export const defaults = {
   waitPollInitialMs: 1_000,
   waitPollMultiplier: 1.5,
   waitPollMaxMs: 10_000,
+  /**
+   * JSON bytes of one list, children or batchWait response at most (LRO_RESPONSE_MAX_BYTES);
+   * Cloud Run refuses HTTP/1 responses over 32 MiB.
+   */
+  responseMaxBytes: 16 * 1024 * 1024,
   /** Batch wait: names in one request at most. */
   batchWaitNamesMax: 100,
   /** HTTP request bodies larger than this are rejected with 413. */
