@@ -89,6 +89,17 @@ export function isCode(value: unknown): value is Code {
   return typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 16;
 }
 
+/**
+ * Whether a value is an LroError, including one of another copy of this module: the client and
+ * worker packages each carry their own, and an error of one may reach the other.
+ */
+export function isLroError(value: unknown): value is LroError {
+  if (value instanceof LroError) return true;
+  if (!(value instanceof Error) || value.name !== 'LroError') return false;
+  const { code, details } = value as { code?: unknown; details?: unknown };
+  return isCode(code) && Array.isArray(details);
+}
+
 /** JSON details attached to an error (google.protobuf.Any in proto3 JSON form). */
 export type ErrorDetail = { '@type': string } & Record<string, unknown>;
 

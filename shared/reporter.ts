@@ -43,7 +43,7 @@
 import { randomUUID } from 'node:crypto';
 import { cancelRequestedOf } from './cancel-requested.js';
 import { defaults } from './defaults.js';
-import { Code, failedPrecondition, invalidArgument, LroError } from './errors.js';
+import { Code, failedPrecondition, invalidArgument, isLroError, LroError } from './errors.js';
 import { checkEvent, eventAttributes, FailedStatusSchema, type WorkerEvent } from './events.js';
 import { log as defaultLog, type Logger } from './log.js';
 import { type Listener, Messaging, type PubSubOptions } from './messaging.js';
@@ -366,7 +366,7 @@ function listenerUnavailable(
 
 /** The Status a failure is reported as. */
 export function statusOf(failure: Failure): Status {
-  if (failure instanceof LroError) {
+  if (isLroError(failure)) {
     const code = failure.code === Code.OK ? Code.UNKNOWN : failure.code;
     return failure.details.length > 0
       ? { code, message: failure.message, details: failure.details }
