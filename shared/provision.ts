@@ -3,7 +3,9 @@
  * notifications and dead-letter topics, the push subscription that delivers events to the
  * subscriber function (dead-letter and retry policies, no message ordering), and a pull
  * subscription on the dead-letter topic so that dead-lettered messages are kept until someone
- * reads them. `npm start` and the tests use it; in the cloud, Terraform declares the same.
+ * reads them, and a push subscription of the dead-letter topic to the subscriber, which stores
+ * each message for the API's /v1/deadLetters. `npm start` and the tests use it; in the cloud,
+ * Terraform declares the same.
  */
 import { deleteTable, ensureTable } from './bigtable-store.js';
 import type { Config } from './config.js';
