@@ -6,7 +6,10 @@
 import { constants, monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 
 export interface LoopSnapshot {
-  /** Event-loop delay (ms) beyond the 10 ms sampling timer: how late callbacks ran. */
+  /**
+   * Event-loop delay (ms): how much later than due the 10 ms sampling timer ran (the histogram
+   * records the whole interval; the 10 ms are subtracted), i.e. how long callbacks waited.
+   */
   delayMs: { p50: number; p99: number; max: number; mean: number };
   /** Garbage-collection pauses during the phase (major: mark-compact of the old space). */
   gc: { count: number; totalMs: number; maxMs: number; major: number; majorMaxMs: number };
@@ -22,7 +25,8 @@ export interface LoopMonitor {
 }
 
 export function loopMonitor(): LoopMonitor {
-  const histogram = monitorEventLoopDelay({ resolution: 10 });
+  const RESOLUTION_MS = 10;
+  const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
   histogram.enable();
   const empty = () => ({ count: 0, totalMs: 0, maxMs: 0, major: 0, majorMaxMs: 0 });
   let gc = empty();
@@ -41,7 +45,7 @@ export function loopMonitor(): LoopMonitor {
   observer.observe({ entryTypes: ['gc'] });
   let cpu = process.cpuUsage();
   let since = performance.now();
-  const ms = (ns: number) => Number((ns / 1e6).toFixed(2));
+  const ms = (ns: number) => Number(Math.max(0, ns / 1e6 - RESOLUTION_MS).toFixed(2));
   return {
     take() {
       const used = process.cpuUsage(cpu);
