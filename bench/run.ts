@@ -75,7 +75,7 @@ const EVENTS_PER_OP = 10;
 const COMPLETIONS_PER_SECOND = 30;
 const SATURATION_PER_SECOND = 100;
 const SATURATION_WAITS = Math.round(600 * scale);
-const CPU_READS = Math.round(4_000 * scale);
+const CPU_READS = Math.round(2_000 * scale);
 const CPU_WRITES = Math.round(1_000 * scale);
 const argv = process.argv.slice(2);
 const flag = (name: string) => {
