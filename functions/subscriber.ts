@@ -10,6 +10,7 @@ import { isDeadLetterDelivery, storeDeadLetter } from '../shared/dead-letter-han
 import { DeadLetterStore } from '../shared/dead-letter-store.js';
 import { log } from '../shared/log.js';
 import { Messaging } from '../shared/messaging.js';
+import { installPushGuard } from '../shared/push-guard.js';
 import { installGracefulShutdown, onShutdown } from '../shared/shutdown.js';
 import { eventMessageOf, handleEventMessage, type SubscriberDeps } from '../shared/subscriber.js';
 import { traceFields, withFields } from '../shared/trace.js';
@@ -18,6 +19,8 @@ let deps: (SubscriberDeps & { projectId: string; deadLetters: DeadLetterStore })
 
 // On SIGTERM/SIGINT the deliveries in flight finish before the process exits.
 installGracefulShutdown();
+// Requests that are not Pub/Sub pushes get a 4xx saying what this endpoint is.
+installPushGuard('subscriber');
 onShutdown('close', async () => {
   if (deps) await Promise.allSettled([deps.store.close(), deps.messaging.close()]);
 });
