@@ -15,9 +15,11 @@ import { type Stack, startStack } from './stack.js';
 /** Where `npm start` runs the emulators when it starts them: the gcloud emulators' own defaults. */
 export const LOCAL_EMULATOR_PORTS = { bigtable: 8086, pubsub: 8085 } as const;
 
-const USAGE = `Usage: npm start -- [--port N] [--subscriber-port N] [--demo] [--logs]
+const USAGE = `Usage: npm start -- [--port N] [--subscriber-port N] [--bigtable-port N] [--pubsub-port N] [--demo] [--logs]
   --port N             port of the operations API (default: PORT, else 8080)
   --subscriber-port N  port of the subscriber function (default: the API port + 1)
+  --bigtable-port N    port of the Bigtable emulator that npm start starts (default: 8086)
+  --pubsub-port N      port of the Pub/Sub emulator that npm start starts (default: 8085)
   --demo               run the demo once everything is up (same as "npm run demo")
   --logs               show every log line of the functions (default: warnings and errors)
 `;
@@ -35,6 +37,7 @@ class StartError extends Error {
 interface Flags {
   apiPort: number;
   subscriberPort: number;
+  emulatorPorts: { bigtable: number; pubsub: number };
   demo: boolean;
   logs: boolean;
 }
@@ -47,6 +50,8 @@ function parseFlags(argv: string[], config: Config): Flags | 'help' {
       options: {
         port: { type: 'string' },
         'subscriber-port': { type: 'string' },
+        'bigtable-port': { type: 'string' },
+        'pubsub-port': { type: 'string' },
         demo: { type: 'boolean' },
         logs: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
@@ -71,7 +76,20 @@ function parseFlags(argv: string[], config: Config): Flags | 'help' {
   if (subscriberPort === apiPort) {
     throw new StartError('the API and the subscriber need different ports', 2);
   }
-  return { apiPort, subscriberPort, demo: values.demo === true, logs: values.logs === true };
+  const emulatorPorts = {
+    bigtable: port(values['bigtable-port'], 'bigtable-port') ?? LOCAL_EMULATOR_PORTS.bigtable,
+    pubsub: port(values['pubsub-port'], 'pubsub-port') ?? LOCAL_EMULATOR_PORTS.pubsub,
+  };
+  if (new Set([apiPort, subscriberPort, emulatorPorts.bigtable, emulatorPorts.pubsub]).size < 4) {
+    throw new StartError('the API, the subscriber and the two emulators need different ports', 2);
+  }
+  return {
+    apiPort,
+    subscriberPort,
+    emulatorPorts,
+    demo: values.demo === true,
+    logs: values.logs === true,
+  };
 }
 
 /** Whether nothing listens on the port (on any interface), by binding it for a moment. */
@@ -90,10 +108,16 @@ async function checkPorts(flags: Flags, env: Record<string, string | undefined>)
   ];
   const reuse = 'or point BIGTABLE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST at running emulators';
   if (!env.BIGTABLE_EMULATOR_HOST) {
-    wanted.push([LOCAL_EMULATOR_PORTS.bigtable, `the Bigtable emulator (free it, ${reuse})`]);
+    wanted.push([
+      flags.emulatorPorts.bigtable,
+      `the Bigtable emulator (free it, choose another with --bigtable-port N, ${reuse})`,
+    ]);
   }
   if (!env.PUBSUB_EMULATOR_HOST) {
-    wanted.push([LOCAL_EMULATOR_PORTS.pubsub, `the Pub/Sub emulator (free it, ${reuse})`]);
+    wanted.push([
+      flags.emulatorPorts.pubsub,
+      `the Pub/Sub emulator (free it, choose another with --pubsub-port N, ${reuse})`,
+    ]);
   }
   for (const [port, what] of wanted) {
     if (!(await portIsFree(port)))
@@ -234,7 +258,7 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
       env: { METADATA_SERVER_DETECTION: 'none', ...env },
       apiPort: flags.apiPort,
       subscriberPort: flags.subscriberPort,
-      emulatorPorts: LOCAL_EMULATOR_PORTS,
+      emulatorPorts: flags.emulatorPorts,
       onOutput: outputFilter(flags.logs, (line) => process.stderr.write(`${line}\n`)),
     });
     stack = await starting;
