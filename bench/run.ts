@@ -67,6 +67,7 @@ import {
   type WakeTimestamps,
 } from './stages.js';
 import { cpuTimeMs, round, rssMiB, type Summary, summarize } from './stats.js';
+import { measureSweeper } from './sweeper.js';
 
 const scale = Number(process.env.BENCH_SCALE ?? '1') || 1;
 const WAITS = Math.round(300 * scale);
@@ -936,6 +937,7 @@ async function main() {
     const api = await measureApi(stack);
     say('memory of concurrent waits…');
     const memory = await measureWaitMemory(stack);
+    const sweeper = await measureSweeper(stack.config, say);
     const m = medianOfRuns(runs.map((r) => r.figures));
     const ours = m.wake['notification wait'] as WakeResult;
     const fixed = m.wake['fixed 1 s polling'] as WakeResult;
@@ -963,6 +965,7 @@ async function main() {
       },
       api,
       memory,
+      sweeper,
       spread: spreadOfRuns(runs.map((r) => r.figures)),
       runDetails: runs.map((r) => ({ ...r.figures, targets: targetsOf(r.figures) })),
     };

@@ -4,6 +4,9 @@
  * and a reindex; workers report their progress through the worker SDK (events topic, subscriber,
  * Bigtable) over a few seconds; the export succeeds, the import fails, and the reindex is
  * cancelled through the API, which its worker sees on its AbortSignal and reports as CANCELLED.
+ * A backup is created with a 10 s heartbeat timeout; its worker sends heartbeats every second,
+ * then dies half-way (it stops without a result, as a killed process would), and the sweeper
+ * ends the backup with DEADLINE_EXCEEDED.
  * While it runs, the caller's view (read through the API) is printed whenever it changes.
  *
  *   node dist/scripts/demo.js [--url http://127.0.0.1:8080] [--step-ms 400]
@@ -44,6 +47,7 @@ export interface DemoResult {
   steps: Operation[];
   import: Operation;
   reindex: Operation;
+  backup: Operation;
 }
 
 const progress = (percent: number, message: string): Any => ({
@@ -102,8 +106,13 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       operationId: `${prefix}-reindex`,
       metadata: progress(0, 'queued'),
     });
+    const backupOp = await client.create({
+      operationId: `${prefix}-backup`,
+      metadata: progress(0, 'queued'),
+      heartbeatTimeout: '10s',
+    });
     const urlFlag = options.apiUrl === 'http://127.0.0.1:8080' ? '' : ` --url ${options.apiUrl}`;
-    const all = [exportOp, ...steps, importOp, reindexOp];
+    const all = [exportOp, ...steps, importOp, reindexOp, backupOp];
     const labels = new Map(
       all.map((op) => [op.name, op.name.slice(`operations/${prefix}-`.length)]),
     );
@@ -186,7 +195,24 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       await client.cancel(reindexOp.name);
     };
 
-    await Promise.all([exportWorker(), importWorker(), reindexWorker(), caller()]);
+    const backupWorker = async () => {
+      // Heartbeats every second (the SDK's default is 15 s, for timeouts of a minute or more).
+      const reporter = await OperationReporter.open({
+        operation: backupOp.name,
+        messaging,
+        topics: { events: options.config.topics.events, notifications: false },
+        heartbeatIntervalMs: 1_000,
+        log,
+      });
+      for (const percent of [10, 20, 30, 40]) {
+        await reporter.progress(progress(percent, `backing up (${percent}%)`));
+        await sleep(stepMs);
+      }
+      write('demo: the backup worker dies half-way (no result, no more heartbeats)');
+      await reporter.close();
+    };
+
+    await Promise.all([exportWorker(), importWorker(), reindexWorker(), backupWorker(), caller()]);
     const final = await waitForOperations(
       client,
       all.map((op) => op.name),
@@ -210,6 +236,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
       steps: steps.map(pick),
       import: pick(importOp),
       reindex: pick(reindexOp),
+      backup: pick(backupOp),
     };
   } finally {
     await Promise.allSettled(reporters.map((r) => r.close()));

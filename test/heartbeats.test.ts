@@ -85,13 +85,11 @@ describe('heartbeat events', () => {
     } finally {
       await reporter.close();
     }
-    const heartbeats = appliedCount(operation.name, 'heartbeat');
-    // Closed: no more heartbeats, and a sweep after the timeout ends the operation.
+    // Closed: a sweep after the timeout ends the operation, with the last progress kept.
     await sweep(sweeperDeps(Date.now() + 5_000));
     const ended = (await s.store.get(operation.name)).operation;
     expect(ended.error?.code).toBe(Code.DEADLINE_EXCEEDED);
     expect(ended.metadata).toEqual(progress(1));
-    expect(appliedCount(operation.name, 'heartbeat')).toBe(heartbeats);
   });
 });
 
