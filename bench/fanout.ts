@@ -16,11 +16,11 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ROOT } from '../scripts/run-function.js';
 import { startStack } from '../scripts/stack.js';
-import { createStore } from '../shared/bigtable-store.js';
-import { freePort } from '../shared/emulators.js';
-import { Messaging } from '../shared/messaging.js';
-import type { Operation } from '../shared/model.js';
-import { publishNotification } from '../shared/notifications.js';
+import { freePort } from '../shared/local/emulators.js';
+import { Messaging } from '../shared/sdk/messaging.js';
+import type { Operation } from '../shared/sdk/model.js';
+import { publishNotification } from '../shared/sdk/notifications.js';
+import { createStore } from '../shared/service/bigtable-store.js';
 import { httpJson, keepAliveAgent } from './http.js';
 import { cpuTimeMs, round } from './stats.js';
 

@@ -16,8 +16,8 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { type Stack, startStack } from '../scripts/stack.js';
-import { freePort } from '../shared/emulators.js';
-import { eventAttributes, type WorkerEvent } from '../shared/events.js';
+import { freePort } from '../shared/local/emulators.js';
+import { eventAttributes, type WorkerEvent } from '../shared/sdk/events.js';
 import { httpJson, keepAliveAgent } from './http.js';
 import { round, rssMiB } from './stats.js';
 

@@ -14,13 +14,13 @@
  * emulators unless BIGTABLE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST point at running ones).
  */
 import { pathToFileURL } from 'node:url';
-import { createStore, deleteTable, ensureTable } from '../shared/bigtable-store.js';
-import { type Config, loadConfig } from '../shared/config.js';
-import { defaults } from '../shared/defaults.js';
-import { startEmulators } from '../shared/emulators.js';
-import { createLogger } from '../shared/log.js';
-import { Messaging } from '../shared/messaging.js';
-import { sweep } from '../shared/sweeper.js';
+import { startEmulators } from '../shared/local/emulators.js';
+import { defaults } from '../shared/sdk/defaults.js';
+import { createLogger } from '../shared/sdk/log.js';
+import { Messaging } from '../shared/sdk/messaging.js';
+import { createStore, deleteTable, ensureTable } from '../shared/service/bigtable-store.js';
+import { type Config, loadConfig } from '../shared/service/config.js';
+import { sweep } from '../shared/service/sweeper.js';
 import { round, summarize } from './stats.js';
 
 const RUNNING = 10_000;

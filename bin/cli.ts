@@ -9,10 +9,15 @@ import {
   OperationsClient,
   WaitError,
   waitForOperation,
-} from '../shared/client.js';
-import { Code, codeName, codeOfHttpStatus, isCode, LroError } from '../shared/errors.js';
-import { AnySchema, type Operation, type OperationNode, toOperationName } from '../shared/model.js';
-import { renderProgressLine } from '../shared/progress.js';
+} from '../shared/sdk/client.js';
+import { Code, codeName, codeOfHttpStatus, isCode, LroError } from '../shared/sdk/errors.js';
+import {
+  AnySchema,
+  type Operation,
+  type OperationNode,
+  toOperationName,
+} from '../shared/sdk/model.js';
+import { renderProgressLine } from '../shared/sdk/progress.js';
 import { EXTRA_COMMANDS, runExtraCommand } from './extra-commands.js';
 import { formatList, formatOperation, formatStatus, formatTree, namesOfTree } from './format.js';
 import { readEvents } from './sse.js';

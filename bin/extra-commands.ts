@@ -3,7 +3,7 @@
  * `console` (bin/console-proxy.ts). They share the URL, token and error handling of cli.ts.
  */
 import { parseArgs } from 'node:util';
-import { Code, LroError } from '../shared/errors.js';
+import { Code, LroError } from '../shared/sdk/errors.js';
 import {
   type CliEnv,
   type CliIo,

@@ -2,9 +2,9 @@
  * Human output of the `lro` CLI: pure functions from API replies to text, so that they can be
  * tested without a terminal. `--json` output does not go through here.
  */
-import { codeName, isCode } from '../shared/errors.js';
-import type { Operation, OperationNode, Status } from '../shared/model.js';
-import { messageOf, percentOf, stateOf } from '../shared/progress.js';
+import { codeName, isCode } from '../shared/sdk/errors.js';
+import type { Operation, OperationNode, Status } from '../shared/sdk/model.js';
+import { messageOf, percentOf, stateOf } from '../shared/sdk/progress.js';
 
 /** `CODE_NAME (n): message` for a google.rpc.Status. */
 export function formatStatus(status: Pick<Status, 'code' | 'message'>): string {

@@ -2,7 +2,7 @@
  * The API as the console calls it: same origin, paths relative to the console's own URL (so an
  * API served under a path prefix works too), Google error bodies turned into ApiError.
  */
-import type { Operation } from '../shared/model.js';
+import type { Operation } from '../shared/sdk/model.js';
 
 export type { Operation };
 

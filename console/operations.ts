@@ -3,7 +3,7 @@
  * operation (fields, metadata, result, parent, children tree, live updates from :watch, cancel
  * and delete).
  */
-import { messageOf, percentOf, stateOf } from '../shared/progress.js';
+import { messageOf, percentOf, stateOf } from '../shared/sdk/progress.js';
 import {
   ApiError,
   apiUrl,

@@ -1,10 +1,10 @@
-/** The `operations` HTTP function: the operations API (shared/api.ts). */
+/** The `operations` HTTP function: the operations API (shared/service/api.ts). */
 import * as functions from '@google-cloud/functions-framework';
-import { instanceApiHandler } from '../shared/api.js';
-import { createStore } from '../shared/bigtable-store.js';
-import { loadConfig } from '../shared/config.js';
-import { installFrameworkErrorBodies } from '../shared/http.js';
-import { installGracefulShutdown } from '../shared/shutdown.js';
+import { instanceApiHandler } from '../shared/service/api.js';
+import { createStore } from '../shared/service/bigtable-store.js';
+import { loadConfig } from '../shared/service/config.js';
+import { installFrameworkErrorBodies } from '../shared/service/http.js';
+import { installGracefulShutdown } from '../shared/service/shutdown.js';
 
 installFrameworkErrorBodies();
 installGracefulShutdown();

@@ -1,19 +1,23 @@
 /**
  * The subscriber function: a CloudEvent function for `google.cloud.pubsub.topic.v1.messagePublished`
  * (an Eventarc trigger on the events topic, or a plain push subscription, whose body the functions
- * framework converts). All logic is in shared/subscriber.ts; this file wires it once per instance.
+ * framework converts). All logic is in shared/service/subscriber.ts; this file wires it once per instance.
  */
 import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
-import { createStore } from '../shared/bigtable-store.js';
-import { loadConfig } from '../shared/config.js';
-import { isDeadLetterDelivery, storeDeadLetter } from '../shared/dead-letter-handler.js';
-import { DeadLetterStore } from '../shared/dead-letter-store.js';
-import { log } from '../shared/log.js';
-import { Messaging } from '../shared/messaging.js';
-import { installPushGuard } from '../shared/push-guard.js';
-import { installGracefulShutdown, onShutdown } from '../shared/shutdown.js';
-import { eventMessageOf, handleEventMessage, type SubscriberDeps } from '../shared/subscriber.js';
-import { traceFields, withFields } from '../shared/trace.js';
+import { log } from '../shared/sdk/log.js';
+import { Messaging } from '../shared/sdk/messaging.js';
+import { createStore } from '../shared/service/bigtable-store.js';
+import { loadConfig } from '../shared/service/config.js';
+import { isDeadLetterDelivery, storeDeadLetter } from '../shared/service/dead-letter-handler.js';
+import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
+import { installPushGuard } from '../shared/service/push-guard.js';
+import { installGracefulShutdown, onShutdown } from '../shared/service/shutdown.js';
+import {
+  eventMessageOf,
+  handleEventMessage,
+  type SubscriberDeps,
+} from '../shared/service/subscriber.js';
+import { traceFields, withFields } from '../shared/service/trace.js';
 
 let deps: (SubscriberDeps & { projectId: string; deadLetters: DeadLetterStore }) | undefined;
 

@@ -1,16 +1,16 @@
 /**
- * The `sweeper` HTTP function: one sweep per request (shared/sweeper.ts), answering with what it
+ * The `sweeper` HTTP function: one sweep per request (shared/service/sweeper.ts), answering with what it
  * did. Cloud Scheduler calls it every minute with an OIDC token; only its service account may
  * invoke it. Concurrent calls are safe (the sweep is built for several sweepers at once).
  */
 import * as functions from '@google-cloud/functions-framework';
-import { createStore } from '../shared/bigtable-store.js';
-import { loadConfig } from '../shared/config.js';
-import { Code, LroError } from '../shared/errors.js';
-import { sendError, sendJson } from '../shared/http.js';
-import { log } from '../shared/log.js';
-import { Messaging } from '../shared/messaging.js';
-import { type SweeperDeps, sweep } from '../shared/sweeper.js';
+import { Code, LroError } from '../shared/sdk/errors.js';
+import { log } from '../shared/sdk/log.js';
+import { Messaging } from '../shared/sdk/messaging.js';
+import { createStore } from '../shared/service/bigtable-store.js';
+import { loadConfig } from '../shared/service/config.js';
+import { sendError, sendJson } from '../shared/service/http.js';
+import { type SweeperDeps, sweep } from '../shared/service/sweeper.js';
 
 let deps: SweeperDeps | undefined;
 

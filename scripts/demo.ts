@@ -17,14 +17,14 @@
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { formatList } from '../bin/format.js';
-import { OperationsClient, waitForOperations } from '../shared/client.js';
-import { type Config, loadConfig } from '../shared/config.js';
-import { Code } from '../shared/errors.js';
-import { createLogger } from '../shared/log.js';
-import { Messaging } from '../shared/messaging.js';
-import type { Any, Operation } from '../shared/model.js';
-import { renderProgressLine } from '../shared/progress.js';
-import { OperationReporter } from '../shared/reporter.js';
+import { OperationsClient, waitForOperations } from '../shared/sdk/client.js';
+import { Code } from '../shared/sdk/errors.js';
+import { createLogger } from '../shared/sdk/log.js';
+import { Messaging } from '../shared/sdk/messaging.js';
+import type { Any, Operation } from '../shared/sdk/model.js';
+import { renderProgressLine } from '../shared/sdk/progress.js';
+import { OperationReporter } from '../shared/sdk/reporter.js';
+import { type Config, loadConfig } from '../shared/service/config.js';
 
 const PROGRESS = 'type.googleapis.com/lro.demo.Progress';
 

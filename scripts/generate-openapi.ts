@@ -4,7 +4,7 @@
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { log } from '../shared/log.js';
+import { log } from '../shared/sdk/log.js';
 import { openApiText } from './openapi.js';
 
 // Compiled to dist/scripts/, two levels below the repository root.

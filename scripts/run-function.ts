@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isListening } from '../shared/emulators.js';
+import { isListening } from '../shared/local/emulators.js';
 
 /** The repository root, from dist/scripts or scripts alike. */
 export const ROOT = (() => {

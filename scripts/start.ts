@@ -7,8 +7,8 @@
  */
 import { createServer } from 'node:net';
 import { parseArgs } from 'node:util';
-import { type Config, loadConfig } from '../shared/config.js';
-import { EmulatorError } from '../shared/emulators.js';
+import { EmulatorError } from '../shared/local/emulators.js';
+import { type Config, loadConfig } from '../shared/service/config.js';
 import { runDemo } from './demo.js';
 import { type Stack, startStack } from './stack.js';
 

@@ -4,9 +4,9 @@
  * announces each change, and the waiting caller is woken by that announcement.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OperationsClient, waitForOperation } from '../shared/client.js';
-import type { Any } from '../shared/model.js';
-import { OperationReporter } from '../shared/reporter.js';
+import { OperationsClient, waitForOperation } from '../shared/sdk/client.js';
+import type { Any } from '../shared/sdk/model.js';
+import { OperationReporter } from '../shared/sdk/reporter.js';
 import { type EventStack, startEventStack } from './support/event-stack.js';
 import { type RunningFunction, startFunction } from './support/functions.js';
 

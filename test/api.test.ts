@@ -4,7 +4,7 @@
  */
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaults } from '../shared/defaults.js';
+import { defaults } from '../shared/sdk/defaults.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 
 let s: OperationsStack;

@@ -4,7 +4,7 @@
  * as {name, done} and lists them in `truncated`, and the client SDK reads those one by one.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OperationsClient } from '../shared/client.js';
+import { OperationsClient } from '../shared/sdk/client.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 
 const BUDGET = 1024 * 1024;

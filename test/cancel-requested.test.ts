@@ -4,10 +4,10 @@
  * fallback read it. Against the operations function on the emulators.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CANCEL_REQUESTED_HEADER } from '../shared/cancel-requested.js';
-import { OperationsClient } from '../shared/client.js';
-import { Code } from '../shared/errors.js';
-import { cancellationFromApi } from '../shared/reporter.js';
+import { CANCEL_REQUESTED_HEADER } from '../shared/sdk/cancel-requested.js';
+import { OperationsClient } from '../shared/sdk/client.js';
+import { Code } from '../shared/sdk/errors.js';
+import { cancellationFromApi } from '../shared/sdk/reporter.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 
 let s: OperationsStack;

@@ -9,9 +9,9 @@ import {
   WaitError,
   waitForOperation,
   waitForOperations,
-} from '../shared/client.js';
-import { Code, LroError } from '../shared/errors.js';
-import type { Any } from '../shared/model.js';
+} from '../shared/sdk/client.js';
+import { Code, LroError } from '../shared/sdk/errors.js';
+import type { Any } from '../shared/sdk/model.js';
 import { type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 
 let s: OperationsStack;

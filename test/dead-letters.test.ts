@@ -5,11 +5,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../shared/config.js';
-import { storeDeadLetter } from '../shared/dead-letter-handler.js';
-import { DeadLetterStore } from '../shared/dead-letter-store.js';
-import { deadLetterIdOf } from '../shared/dead-letters.js';
-import { Code } from '../shared/errors.js';
+import { Code } from '../shared/sdk/errors.js';
+import { loadConfig } from '../shared/service/config.js';
+import { storeDeadLetter } from '../shared/service/dead-letter-handler.js';
+import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
+import { deadLetterIdOf } from '../shared/service/dead-letters.js';
 import { type EventStack, event, progress, startEventStack, until } from './support/event-stack.js';
 import { type RunningFunction, startFunction } from './support/functions.js';
 import { call } from './support/operations-stack.js';

@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { defaults } from '../shared/defaults.js';
-import { decodeEvent, eventSchemaText } from '../shared/events.js';
-import { eventMessageOf } from '../shared/subscriber.js';
+import { defaults } from '../shared/sdk/defaults.js';
+import { decodeEvent, eventSchemaText } from '../shared/sdk/events.js';
+import { eventMessageOf } from '../shared/service/subscriber.js';
 
 const base = {
   operation: 'operations/job-1',

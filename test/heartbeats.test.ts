@@ -4,9 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Code } from '../shared/errors.js';
-import { OperationReporter } from '../shared/reporter.js';
-import { sweep } from '../shared/sweeper.js';
+import { Code } from '../shared/sdk/errors.js';
+import { OperationReporter } from '../shared/sdk/reporter.js';
+import { sweep } from '../shared/service/sweeper.js';
 import { type EventStack, event, progress, startEventStack, until } from './support/event-stack.js';
 
 let s: EventStack;

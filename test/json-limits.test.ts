@@ -4,10 +4,10 @@
  * retries.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaults } from '../shared/defaults.js';
-import { jsonDepth, parseJsonWithin } from '../shared/json-limits.js';
-import { parseNotification } from '../shared/notifications.js';
-import { DEAD_LETTER_ATTRIBUTES } from '../shared/subscriber.js';
+import { defaults } from '../shared/sdk/defaults.js';
+import { jsonDepth, parseJsonWithin } from '../shared/sdk/json-limits.js';
+import { parseNotification } from '../shared/sdk/notifications.js';
+import { DEAD_LETTER_ATTRIBUTES } from '../shared/service/subscriber.js';
 import { type EventStack, progress, startEventStack, until } from './support/event-stack.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 

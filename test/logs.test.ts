@@ -5,14 +5,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '../shared/log.js';
+import { createLogger } from '../shared/sdk/log.js';
 import {
   SAMPLED_FIELD,
   SPAN_FIELD,
   TRACE_FIELD,
   traceFields,
   withFields,
-} from '../shared/trace.js';
+} from '../shared/service/trace.js';
 import { type EventStack, event, startEventStack, until } from './support/event-stack.js';
 import {
   entryOf,

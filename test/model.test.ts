@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { loadConfig } from '../shared/config.js';
-import { formatDuration, parseDurationMs } from '../shared/duration.js';
-import { Code, httpStatusOf, LroError, toLroError } from '../shared/errors.js';
+import { formatDuration, parseDurationMs } from '../shared/sdk/duration.js';
+import { Code, httpStatusOf, LroError, toLroError } from '../shared/sdk/errors.js';
 import {
   CreateOperationRequestSchema,
   ListOperationsRequestSchema,
@@ -10,7 +9,8 @@ import {
   operationIdOf,
   parseOrInvalid,
   toOperationName,
-} from '../shared/model.js';
+} from '../shared/sdk/model.js';
+import { loadConfig } from '../shared/service/config.js';
 
 describe('operation names and IDs', () => {
   it('accepts caller IDs of the documented form and generated UUIDs', () => {

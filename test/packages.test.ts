@@ -14,10 +14,10 @@ import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, expectTypeOf, it } from 'vitest';
-import { Code, LroError } from '../shared/errors.js';
-import type * as model from '../shared/model.js';
-import type * as plain from '../shared/operation.js';
-import { statusOf } from '../shared/reporter.js';
+import { Code, LroError } from '../shared/sdk/errors.js';
+import type * as model from '../shared/sdk/model.js';
+import type * as plain from '../shared/sdk/operation.js';
+import { statusOf } from '../shared/sdk/reporter.js';
 import { type EventStack, startEventStack } from './support/event-stack.js';
 import { ROOT, type RunningFunction, startFunction } from './support/functions.js';
 
@@ -296,7 +296,7 @@ describe('one package\u2019s errors in the other', () => {
   it('a failure reported with the client package\u2019s LroError keeps its code', async () => {
     const entry = resolve(ROOT, 'packages/client/dist/client.js');
     if (!existsSync(entry)) throw new Error(`${entry} is missing: run "npm run build" first`);
-    const client = (await import(entry)) as typeof import('../shared/client.js');
+    const client = (await import(entry)) as typeof import('../shared/sdk/client.js');
     expect(client.LroError).not.toBe(LroError); // another copy of the module
     const failure = new client.LroError(client.Code.NOT_FOUND, 'no such table');
     expect(statusOf(failure)).toEqual({ code: Code.NOT_FOUND, message: 'no such table' });

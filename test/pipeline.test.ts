@@ -7,11 +7,11 @@ import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import { PubSub } from '@google-cloud/pubsub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaults } from '../shared/defaults.js';
-import { Code } from '../shared/errors.js';
-import type { WorkerEventInput } from '../shared/events.js';
-import type { Operation } from '../shared/model.js';
-import { DEAD_LETTER_ATTRIBUTES } from '../shared/subscriber.js';
+import { defaults } from '../shared/sdk/defaults.js';
+import { Code } from '../shared/sdk/errors.js';
+import type { WorkerEventInput } from '../shared/sdk/events.js';
+import type { Operation } from '../shared/sdk/model.js';
+import { DEAD_LETTER_ATTRIBUTES } from '../shared/service/subscriber.js';
 import { type EventStack, event, progress, startEventStack, until } from './support/event-stack.js';
 
 let s: EventStack;

@@ -1,10 +1,10 @@
 /** The worker SDK against the emulators: publishing through the real pipeline, and cancellation. */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Code, LroError } from '../shared/errors.js';
-import { createLogger } from '../shared/log.js';
-import { publishNotification } from '../shared/notifications.js';
-import { cancellationFromStore, OperationReporter } from '../shared/reporter.js';
+import { Code, LroError } from '../shared/sdk/errors.js';
+import { createLogger } from '../shared/sdk/log.js';
+import { publishNotification } from '../shared/sdk/notifications.js';
+import { cancellationFromStore, OperationReporter } from '../shared/sdk/reporter.js';
 import { type EventStack, progress, startEventStack, until } from './support/event-stack.js';
 
 let s: EventStack;

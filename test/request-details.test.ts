@@ -4,7 +4,7 @@
  * schema violation (metadata order keys are epoch milliseconds).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeEvent } from '../shared/events.js';
+import { decodeEvent } from '../shared/sdk/events.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 
 let s: OperationsStack;

@@ -5,7 +5,7 @@
  * the platform's 10 s.
  */
 import { describe, expect, it } from 'vitest';
-import type { Operation } from '../shared/model.js';
+import type { Operation } from '../shared/sdk/model.js';
 import { until } from './support/event-stack.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 

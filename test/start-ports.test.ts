@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { freePort } from '../shared/emulators.js';
+import { freePort } from '../shared/local/emulators.js';
 import { ROOT } from './support/functions.js';
 
 const START = resolve(ROOT, 'dist/scripts/start.js');

@@ -7,9 +7,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { loadConfig } from '../shared/config.js';
-import { freePort } from '../shared/emulators.js';
-import { teardownStack } from '../shared/provision.js';
+import { freePort } from '../shared/local/emulators.js';
+import { teardownStack } from '../shared/local/provision.js';
+import { loadConfig } from '../shared/service/config.js';
 import { testEnv } from './support/env.js';
 import { ROOT } from './support/functions.js';
 

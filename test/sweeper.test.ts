@@ -5,14 +5,18 @@
  * sweeper's injected clock, so nothing here sleeps.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BigtableOperationStore, deleteTable, ensureTable } from '../shared/bigtable-store.js';
-import type { Config } from '../shared/config.js';
-import { loadConfig } from '../shared/config.js';
-import { Code } from '../shared/errors.js';
-import { Messaging } from '../shared/messaging.js';
-import { type Notification, parseNotification } from '../shared/notifications.js';
-import { type SweeperDeps, sweep } from '../shared/sweeper.js';
-import { countedEmitTime } from '../shared/worker-clock.js';
+import { Code } from '../shared/sdk/errors.js';
+import { Messaging } from '../shared/sdk/messaging.js';
+import { type Notification, parseNotification } from '../shared/sdk/notifications.js';
+import {
+  BigtableOperationStore,
+  deleteTable,
+  ensureTable,
+} from '../shared/service/bigtable-store.js';
+import type { Config } from '../shared/service/config.js';
+import { loadConfig } from '../shared/service/config.js';
+import { type SweeperDeps, sweep } from '../shared/service/sweeper.js';
+import { countedEmitTime } from '../shared/service/worker-clock.js';
 import { testConfig, testEnv, uniqueSuffix } from './support/env.js';
 import { until } from './support/event-stack.js';
 import { startFunction } from './support/functions.js';

@@ -7,7 +7,7 @@
  *   provider 6.x): the `Config` interfaces of each resource's `index.d.ts` list every argument,
  *   its Terraform name, whether it is required and which nested block it opens.
  * - The functions' entry points are registered by the build, their environment is what
- *   shared/config.ts reads, topic and Bigtable names trace back to the resources that create them,
+ *   shared/service/config.ts reads, topic and Bigtable names trace back to the resources that create them,
  *   the archive carries every file the entry points import, and no invoker is public.
  */
 import { execFileSync } from 'node:child_process';
@@ -26,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from '@cdktf/hcl2json';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { configVariableNames } from '../shared/config.js';
+import { configVariableNames } from '../shared/service/config.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -674,7 +674,7 @@ describe('functions', () => {
       for (const key of [...keys.keys(), ...secrets]) {
         expect(
           known.has(String(key)),
-          `${name}: ${String(key)} is not read by shared/config.ts`,
+          `${name}: ${String(key)} is not read by shared/service/config.ts`,
         ).toBe(true);
       }
       for (const key of requiredInCloud) expect(keys.has(key), `${name}: ${key}`).toBe(true);
@@ -1001,7 +1001,7 @@ describe('monitoring', () => {
   const sourceText = () =>
     ['shared', 'functions']
       .flatMap((dir) =>
-        readdirSync(path.join(repoRoot, dir))
+        (readdirSync(path.join(repoRoot, dir), { recursive: true }) as string[])
           .filter((f) => f.endsWith('.ts'))
           .map((f) => readFileSync(path.join(repoRoot, dir, f), 'utf8')),
       )

@@ -6,8 +6,8 @@
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { defaults } from '../shared/defaults.js';
-import type { Operation } from '../shared/model.js';
+import { defaults } from '../shared/sdk/defaults.js';
+import type { Operation } from '../shared/sdk/model.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 
 const RESPONSE = { response: { '@type': 'type.googleapis.com/test.Done' } };

@@ -10,10 +10,10 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Stack, startStack } from '../scripts/stack.js';
-import { freePort } from '../shared/emulators.js';
-import { Code } from '../shared/errors.js';
-import { Messaging } from '../shared/messaging.js';
-import { teardownStack } from '../shared/provision.js';
+import { freePort } from '../shared/local/emulators.js';
+import { teardownStack } from '../shared/local/provision.js';
+import { Code } from '../shared/sdk/errors.js';
+import { Messaging } from '../shared/sdk/messaging.js';
 import { testEnv } from './support/env.js';
 import { event, until } from './support/event-stack.js';
 import { ROOT } from './support/functions.js';
@@ -45,8 +45,8 @@ afterAll(async () => {
 function startWorker(): { child: ChildProcess; ready: Promise<string> } {
   const module = (file: string) => JSON.stringify(pathToFileURL(resolve(ROOT, file)).href);
   const script = [
-    `const { loadConfig } = await import(${module('dist/shared/config.js')});`,
-    `const { OperationReporter } = await import(${module('dist/shared/reporter.js')});`,
+    `const { loadConfig } = await import(${module('dist/shared/service/config.js')});`,
+    `const { OperationReporter } = await import(${module('dist/shared/sdk/reporter.js')});`,
     `const created = await fetch(${JSON.stringify(`${stack.api.url}/v1/operations`)}, {`,
     "  method: 'POST',",
     "  headers: { 'content-type': 'application/json' },",

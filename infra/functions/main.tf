@@ -7,7 +7,7 @@
 # dist/ (Cloud Build runs `npm ci` with devDependencies omitted and runs no build script). Its name
 # carries the content hash, so a new build redeploys both functions and an unchanged one does not.
 #
-# Configuration is passed only through environment variables, named as in shared/config.ts.
+# Configuration is passed only through environment variables, named as in shared/service/config.ts.
 # PORT is set by the platform; the emulator variables are never set here.
 
 terraform {

@@ -1,7 +1,7 @@
 # Operating the service: log-based metrics from the functions' structured logs, alert policies and
 # one dashboard.
 #
-# Log-based metrics (the lines they count are written by shared/subscriber.ts, shared/api.ts and
+# Log-based metrics (the lines they count are written by shared/service/subscriber.ts, shared/service/api.ts and
 # the sweeper; the functions log one JSON object per line, which Cloud Logging reads as jsonPayload):
 #   <prefix>_events_applied             subscriber, `event applied`, labels type and outcome
 #   <prefix>_events_dead_lettered       subscriber, `event dead-lettered` (a permanent failure)

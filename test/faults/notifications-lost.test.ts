@@ -5,8 +5,8 @@
  * waits after that wake on notifications again.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Operation } from '../../shared/model.js';
-import { OperationReporter } from '../../shared/reporter.js';
+import type { Operation } from '../../shared/sdk/model.js';
+import { OperationReporter } from '../../shared/sdk/reporter.js';
 import {
   api,
   createOperation,

@@ -4,8 +4,8 @@
  * so every operation still ends exactly as its worker reported it.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Operation } from '../../shared/model.js';
-import { OperationReporter } from '../../shared/reporter.js';
+import type { Operation } from '../../shared/sdk/model.js';
+import { OperationReporter } from '../../shared/sdk/reporter.js';
 import {
   api,
   collect,

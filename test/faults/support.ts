@@ -9,19 +9,27 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, request, type Server } from 'node:http';
 import { isDeepStrictEqual } from 'node:util';
-import { createStore } from '../../shared/bigtable-store.js';
-import { type Config, loadConfig } from '../../shared/config.js';
 import {
   bigtableEmulatorPath,
   findSdkRoot,
   freePort,
   isListening,
-} from '../../shared/emulators.js';
-import type { WorkerEventInput } from '../../shared/events.js';
-import { Messaging, type PublishOptions, type ReceivedMessage } from '../../shared/messaging.js';
-import type { Operation } from '../../shared/model.js';
-import { type ProvisionedStack, provisionStack, teardownStack } from '../../shared/provision.js';
-import type { OperationStore } from '../../shared/store.js';
+} from '../../shared/local/emulators.js';
+import {
+  type ProvisionedStack,
+  provisionStack,
+  teardownStack,
+} from '../../shared/local/provision.js';
+import type { WorkerEventInput } from '../../shared/sdk/events.js';
+import {
+  Messaging,
+  type PublishOptions,
+  type ReceivedMessage,
+} from '../../shared/sdk/messaging.js';
+import type { Operation } from '../../shared/sdk/model.js';
+import { createStore } from '../../shared/service/bigtable-store.js';
+import { type Config, loadConfig } from '../../shared/service/config.js';
+import type { OperationStore } from '../../shared/service/store.js';
 import { testEnv } from '../support/env.js';
 import { until } from '../support/event-stack.js';
 import { type RunningFunction, startFunction } from '../support/functions.js';

@@ -1,7 +1,7 @@
 /** Per-test configuration: the run's emulators and uniquely named table and topics. */
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
-import { type Config, loadConfig } from '../../shared/config.js';
+import { type Config, loadConfig } from '../../shared/service/config.js';
 
 /** A short unique suffix for resource names of one test. */
 export function uniqueSuffix(): string {

@@ -4,13 +4,17 @@
  * the notifications topic whose messages are collected, and clean-up of exactly those.
  */
 import { randomUUID } from 'node:crypto';
-import { createStore } from '../../shared/bigtable-store.js';
-import { type Config, loadConfig } from '../../shared/config.js';
-import type { WorkerEventInput } from '../../shared/events.js';
-import { type Listener, Messaging, type ReceivedMessage } from '../../shared/messaging.js';
-import { type Notification, parseNotification } from '../../shared/notifications.js';
-import { type ProvisionedStack, provisionStack, teardownStack } from '../../shared/provision.js';
-import type { OperationStore } from '../../shared/store.js';
+import {
+  type ProvisionedStack,
+  provisionStack,
+  teardownStack,
+} from '../../shared/local/provision.js';
+import type { WorkerEventInput } from '../../shared/sdk/events.js';
+import { type Listener, Messaging, type ReceivedMessage } from '../../shared/sdk/messaging.js';
+import { type Notification, parseNotification } from '../../shared/sdk/notifications.js';
+import { createStore } from '../../shared/service/bigtable-store.js';
+import { type Config, loadConfig } from '../../shared/service/config.js';
+import type { OperationStore } from '../../shared/service/store.js';
 import { testEnv } from './env.js';
 import { type RunningFunction, startFunction } from './functions.js';
 

@@ -5,7 +5,7 @@ import {
   type RunningFunction,
   startFunction as start,
 } from '../../scripts/run-function.js';
-import { freePort } from '../../shared/emulators.js';
+import { freePort } from '../../shared/local/emulators.js';
 
 export { ROOT, type RunningFunction } from '../../scripts/run-function.js';
 

@@ -3,7 +3,7 @@
  * and PUBSUB_EMULATOR_HOST) and hands their addresses to the tests.
  */
 import type { TestProject } from 'vitest/node';
-import { type EmulatorHosts, startEmulators } from '../../shared/emulators.js';
+import { type EmulatorHosts, startEmulators } from '../../shared/local/emulators.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {

@@ -2,17 +2,18 @@
  * The operations function under the functions framework, with its own table and notifications
  * topic on the run's emulators, a store to play the worker's part, and small HTTP helpers.
  */
-import { createStore, deleteTable, ensureTable } from '../../shared/bigtable-store.js';
-import { type Config, loadConfig } from '../../shared/config.js';
-import { Messaging } from '../../shared/messaging.js';
-import type { Operation } from '../../shared/model.js';
+
+import { Messaging } from '../../shared/sdk/messaging.js';
+import type { Operation } from '../../shared/sdk/model.js';
 import {
   type Notification,
   type NotificationType,
   parseNotification,
   publishNotification,
-} from '../../shared/notifications.js';
-import type { OperationStore } from '../../shared/store.js';
+} from '../../shared/sdk/notifications.js';
+import { createStore, deleteTable, ensureTable } from '../../shared/service/bigtable-store.js';
+import { type Config, loadConfig } from '../../shared/service/config.js';
+import type { OperationStore } from '../../shared/service/store.js';
 import { testEnv, uniqueSuffix } from './env.js';
 import { type RunningFunction, startFunction } from './functions.js';
 

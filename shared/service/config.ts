@@ -3,9 +3,9 @@
  * project reads `process.env`; tests and scripts pass their own env to `loadConfig`.
  */
 import { z } from 'zod';
-import { DeadlineDefaultSchema, HeartbeatTimeoutSchema } from './deadlines.js';
-import { defaults } from './defaults.js';
-import { DurationMs, formatDuration } from './duration.js';
+import { DeadlineDefaultSchema, HeartbeatTimeoutSchema } from '../sdk/deadlines.js';
+import { defaults } from '../sdk/defaults.js';
+import { DurationMs, formatDuration } from '../sdk/duration.js';
 
 const name = z.string().regex(/^[A-Za-z][A-Za-z0-9._~%+-]{0,254}$/, 'not a valid resource name');
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port');

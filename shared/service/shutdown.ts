@@ -17,8 +17,8 @@
  * It finds the framework's server by watching `http.createServer` once, as http.ts does.
  */
 import http, { type Server } from 'node:http';
-import { defaults } from './defaults.js';
-import { log } from './log.js';
+import { defaults } from '../sdk/defaults.js';
+import { log } from '../sdk/log.js';
 
 type Hook = () => Promise<void> | void;
 

@@ -4,6 +4,9 @@
  * written before the delivery is acknowledged; a failed write fails the delivery, so Pub/Sub
  * redelivers and nothing given to the store is lost. Redeliveries write the same entry again.
  */
+
+import { toLroError, unavailable } from '../sdk/errors.js';
+import { log as defaultLog, type Logger } from '../sdk/log.js';
 import type { DeadLetterStore } from './dead-letter-store.js';
 import {
   type DeadLetterEntry,
@@ -12,8 +15,6 @@ import {
   reasonOf,
   sentByPolicy,
 } from './dead-letters.js';
-import { toLroError, unavailable } from './errors.js';
-import { log as defaultLog, type Logger } from './log.js';
 import type { EventMessage } from './subscriber.js';
 
 /** Suffix of the push subscription on the dead-letter topic (`{dead-letter topic}-store`). */

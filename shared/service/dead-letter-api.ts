@@ -8,6 +8,9 @@
  */
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
+import { Code, LroError, unavailable } from '../sdk/errors.js';
+import type { Logger } from '../sdk/log.js';
+import type { Messaging } from '../sdk/messaging.js';
 import type { ApiRoute } from './api.js';
 import type { Config } from './config.js';
 import type { DeadLetterStore } from './dead-letter-store.js';
@@ -19,10 +22,7 @@ import {
   originalAttributes,
   toDeadLetter,
 } from './dead-letters.js';
-import { Code, LroError, unavailable } from './errors.js';
 import { sendJson } from './http.js';
-import type { Logger } from './log.js';
-import type { Messaging } from './messaging.js';
 
 /** What the dead-letter handlers use of a request's context. */
 interface DeadLetterContext<Q = unknown> {

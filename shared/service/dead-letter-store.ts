@@ -21,10 +21,10 @@
  *   publishes; a replay that crashed after its lease blocks others only until the lease ages.
  */
 import { createHash, randomUUID } from 'node:crypto';
+import { Code, LroError, notFound } from '../sdk/errors.js';
 import { openTable, storageError } from './bigtable-store.js';
 import type { Config } from './config.js';
 import { type DeadLetterEntry, DeadLetterIdSchema } from './dead-letters.js';
-import { Code, LroError, notFound } from './errors.js';
 import { PageTokens } from './page-token.js';
 
 const FAMILY = 's';

@@ -3,8 +3,8 @@
  * `BigtableOperationStore` (bigtable-store.ts) is the implementation; nothing else touches
  * Bigtable.
  */
-import type { Limit } from './deadlines.js';
-import type { Any, Operation, OperationNode, Status } from './model.js';
+import type { Limit } from '../sdk/deadlines.js';
+import type { Any, Operation, OperationNode, Status } from '../sdk/model.js';
 
 /** An operation as stored, with the bookkeeping that the Operation JSON does not carry. */
 export interface OperationRecord {

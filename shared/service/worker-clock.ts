@@ -10,7 +10,7 @@
  * events published out of order still apply newest-last. Without a publishTime (a message that
  * did not come through Pub/Sub) emitTime counts as given.
  */
-import { defaults } from './defaults.js';
+import { defaults } from '../sdk/defaults.js';
 
 /** The time an event's metadata counts at. */
 export function countedEmitTime(emitTime: string, publishTime?: string): Date {

@@ -7,14 +7,14 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
-import { Code, LroError } from './errors.js';
+import { Code, LroError } from '../sdk/errors.js';
 import { methodNotAllowed } from './http.js';
 
 /** Where the compiled console scripts are: dist/console-app, beside dist/shared. */
-const APP_DIR = new URL('../console-app/', import.meta.url);
+const APP_DIR = new URL('../../console-app/', import.meta.url);
 
 /** The scripts the page may load (relative to APP_DIR). */
-const SCRIPT = /^(console\/[a-z-]+\.js|shared\/progress\.js)$/;
+const SCRIPT = /^(console\/[a-z-]+\.js|shared\/sdk\/progress\.js)$/;
 
 export const CONSOLE_CSP = [
   "default-src 'none'",

@@ -10,10 +10,10 @@
  * gives them Google's error shape instead of express's HTML page.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import { defaults } from './defaults.js';
-import { Code, codeName, type ErrorBody, LroError, toLroError } from './errors.js';
-import { jsonDepth } from './json-limits.js';
-import { log } from './log.js';
+import { defaults } from '../sdk/defaults.js';
+import { Code, codeName, type ErrorBody, LroError, toLroError } from '../sdk/errors.js';
+import { jsonDepth } from '../sdk/json-limits.js';
+import { log } from '../sdk/log.js';
 
 /** What the API reads from a request: Node's message plus what the framework adds. */
 export type ApiRequest = IncomingMessage & { rawBody?: Buffer; originalUrl?: string };

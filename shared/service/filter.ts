@@ -10,7 +10,7 @@
  * `metadata.@type` (also `metadata.type_url`), `response.@type`, `parent`, `name`.
  * Values: true, false, integers, code names, quoted strings. Anything else is INVALID_ARGUMENT.
  */
-import { Code, invalidArgument } from './errors.js';
+import { Code, invalidArgument } from '../sdk/errors.js';
 import type { OperationRecord } from './store.js';
 
 export type OperationPredicate = (record: OperationRecord) => boolean;

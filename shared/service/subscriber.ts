@@ -21,13 +21,13 @@
  *   change stored): log-based metrics count events and measure the apply latency from it.
  */
 import { isDeepStrictEqual } from 'node:util';
-import { Code, LroError, toLroError, unavailable } from './errors.js';
-import { decodeEvent, type HeartbeatEvent, type WorkerEvent } from './events.js';
+import { Code, LroError, toLroError, unavailable } from '../sdk/errors.js';
+import { decodeEvent, type HeartbeatEvent, type WorkerEvent } from '../sdk/events.js';
+import { log as defaultLog, type Logger } from '../sdk/log.js';
+import type { Messaging } from '../sdk/messaging.js';
+import type { Operation } from '../sdk/model.js';
+import { type NotificationType, publishNotification } from '../sdk/notifications.js';
 import { applyHeartbeat } from './heartbeats.js';
-import { log as defaultLog, type Logger } from './log.js';
-import type { Messaging } from './messaging.js';
-import type { Operation } from './model.js';
-import { type NotificationType, publishNotification } from './notifications.js';
 import type { OperationStore, Outcome, WriteResult } from './store.js';
 import { endStrandedOperation } from './stranded.js';
 import { countedEmitTime } from './worker-clock.js';

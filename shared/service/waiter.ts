@@ -33,18 +33,18 @@
  *   ends the follower at once: timer cleared, entry removed.
  */
 import { randomBytes } from 'node:crypto';
-import { defaults } from './defaults.js';
-import { Code, LroError, toLroError } from './errors.js';
-import { log as defaultLog, type Logger } from './log.js';
-import type { Listener, Messaging } from './messaging.js';
-import { isNotFound } from './messaging.js';
-import type { Operation } from './model.js';
+import { defaults } from '../sdk/defaults.js';
+import { Code, LroError, toLroError } from '../sdk/errors.js';
+import { log as defaultLog, type Logger } from '../sdk/log.js';
+import type { Listener, Messaging } from '../sdk/messaging.js';
+import { isNotFound } from '../sdk/messaging.js';
+import type { Operation } from '../sdk/model.js';
 import {
   type Notification,
   type NotificationTiming,
   parseNotification,
   timingOf,
-} from './notifications.js';
+} from '../sdk/notifications.js';
 import type { OperationStore } from './store.js';
 
 export interface Follower {

@@ -5,7 +5,7 @@
  * comes from the `traceparent` header (W3C Trace Context) or Google's `X-Cloud-Trace-Context`
  * (`TRACE_ID/SPAN_ID;o=OPTIONS`, the span ID in decimal).
  */
-import type { Logger } from './log.js';
+import type { Logger } from '../sdk/log.js';
 
 export const TRACE_FIELD = 'logging.googleapis.com/trace';
 export const SPAN_FIELD = 'logging.googleapis.com/spanId';

@@ -6,7 +6,7 @@
  * (a done or unknown operation, or a newer heartbeat already stored). An unknown operation fails
  * the delivery like any other event (it may be created a moment later).
  */
-import type { HeartbeatEvent } from './events.js';
+import type { HeartbeatEvent } from '../sdk/events.js';
 import type { OperationStore } from './store.js';
 import type { HandleResult } from './subscriber.js';
 

@@ -4,7 +4,7 @@
  * rejected, and dated so that a stale one is too. Every failure is INVALID_ARGUMENT.
  */
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
-import { invalidArgument } from './errors.js';
+import { invalidArgument } from '../sdk/errors.js';
 
 /** Tokens older than this are refused. */
 export const PAGE_TOKEN_TTL_MS = 24 * 3600 * 1000;

@@ -8,10 +8,10 @@
  * announced as `failed`. Progress and heartbeat events that fail are only dead-lettered: the
  * operation can still end by its next events (or by its limits).
  */
-import { Code, toLroError } from './errors.js';
-import type { Logger } from './log.js';
-import { type Operation, OperationNameSchema, status } from './model.js';
-import { publishNotification } from './notifications.js';
+import { Code, toLroError } from '../sdk/errors.js';
+import type { Logger } from '../sdk/log.js';
+import { type Operation, OperationNameSchema, status } from '../sdk/model.js';
+import { publishNotification } from '../sdk/notifications.js';
 import type { EventMessage, SubscriberDeps } from './subscriber.js';
 
 const TERMINAL_TYPES = new Set(['succeeded', 'failed']);

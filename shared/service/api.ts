@@ -22,25 +22,12 @@
 import { createHash } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { CANCEL_REQUESTED_HEADER, cancelRequestedValue } from './cancel-requested.js';
-import type { Config } from './config.js';
-import { consoleRoute } from './console-files.js';
-import { deadLetterRoutes } from './dead-letter-api.js';
-import { DeadLetterStore } from './dead-letter-store.js';
-import { resolveLimits } from './deadlines.js';
-import { defaults } from './defaults.js';
-import { Code, LroError, toLroError } from './errors.js';
-import {
-  type ApiRequest,
-  jsonBody,
-  methodNotAllowed,
-  queryOf,
-  routeNotFound,
-  sendError,
-  sendJson,
-} from './http.js';
-import { log as defaultLog, type Logger } from './log.js';
-import { Messaging } from './messaging.js';
+import { CANCEL_REQUESTED_HEADER, cancelRequestedValue } from '../sdk/cancel-requested.js';
+import { resolveLimits } from '../sdk/deadlines.js';
+import { defaults } from '../sdk/defaults.js';
+import { Code, LroError, toLroError } from '../sdk/errors.js';
+import { log as defaultLog, type Logger } from '../sdk/log.js';
+import { Messaging } from '../sdk/messaging.js';
 import {
   BatchWaitRequestSchema,
   type CreateOperationRequest,
@@ -57,8 +44,21 @@ import {
   parseOrInvalid,
   toOperationName,
   WaitOperationRequestSchema,
-} from './model.js';
-import { formatTiming, type NotificationType, publishNotification } from './notifications.js';
+} from '../sdk/model.js';
+import { formatTiming, type NotificationType, publishNotification } from '../sdk/notifications.js';
+import type { Config } from './config.js';
+import { consoleRoute } from './console-files.js';
+import { deadLetterRoutes } from './dead-letter-api.js';
+import { DeadLetterStore } from './dead-letter-store.js';
+import {
+  type ApiRequest,
+  jsonBody,
+  methodNotAllowed,
+  queryOf,
+  routeNotFound,
+  sendError,
+  sendJson,
+} from './http.js';
 import { onShutdown, shuttingDown } from './shutdown.js';
 import type { OperationRecord, OperationStore } from './store.js';
 import { traceFields, withFields } from './trace.js';

@@ -40,9 +40,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Bigtable, type Table } from '@google-cloud/bigtable';
-import type { Config } from './config.js';
-import { deadlineExceededMessage, dueOf, type Liveness } from './deadlines.js';
-import { defaults } from './defaults.js';
+import { deadlineExceededMessage, dueOf, type Liveness } from '../sdk/deadlines.js';
+import { defaults } from '../sdk/defaults.js';
 import {
   alreadyExists,
   Code,
@@ -50,9 +49,8 @@ import {
   invalidArgument,
   LroError,
   notFound,
-} from './errors.js';
-import { compileFilter } from './filter.js';
-import { log } from './log.js';
+} from '../sdk/errors.js';
+import { log } from '../sdk/log.js';
 import {
   type Any,
   AnySchema,
@@ -62,7 +60,9 @@ import {
   type OperationNode,
   operationIdOf,
   operationName,
-} from './model.js';
+} from '../sdk/model.js';
+import type { Config } from './config.js';
+import { compileFilter } from './filter.js';
 import { PageTokens } from './page-token.js';
 import type {
   CompleteOptions,

@@ -33,11 +33,11 @@
  * - Several sweepers may run at once: each may read the same entries; only one ends each
  *   operation, and a duplicated move or removal of an entry is idempotent.
  */
-import { defaults } from './defaults.js';
-import { Code } from './errors.js';
-import { log as defaultLog, type Logger } from './log.js';
-import type { Messaging } from './messaging.js';
-import { publishNotification } from './notifications.js';
+import { defaults } from '../sdk/defaults.js';
+import { Code } from '../sdk/errors.js';
+import { log as defaultLog, type Logger } from '../sdk/log.js';
+import type { Messaging } from '../sdk/messaging.js';
+import { publishNotification } from '../sdk/notifications.js';
 import type { DueEntry, OperationStore } from './store.js';
 
 export interface SweeperDeps {

@@ -7,10 +7,11 @@
  * each message for the API's /v1/deadLetters. `npm start` and the tests use it; in the cloud,
  * Terraform declares the same.
  */
-import { deleteTable, ensureTable } from './bigtable-store.js';
-import type { Config } from './config.js';
-import { DEAD_LETTER_STORE_SUFFIX } from './dead-letter-handler.js';
-import { Messaging } from './messaging.js';
+
+import { Messaging } from '../sdk/messaging.js';
+import { deleteTable, ensureTable } from '../service/bigtable-store.js';
+import type { Config } from '../service/config.js';
+import { DEAD_LETTER_STORE_SUFFIX } from '../service/dead-letter-handler.js';
 
 export interface StackNames {
   /** Push subscription of the events topic to the subscriber function. */
