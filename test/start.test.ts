@@ -103,7 +103,7 @@ describe('npm start', () => {
     expect(await started.exited).toBe(0);
     expect(started.stderr()).not.toMatch(/\n\s+at /);
     expect(await portIsFree(port)).toBe(true);
-    expect(await portIsFree(port + 1)).toBe(true);
+    expect(await portIsFree(subscriberPort)).toBe(true);
   });
 
   it('is idempotent: a second start on existing resources comes up and stops on SIGTERM', async () => {
@@ -123,6 +123,7 @@ describe('npm start', () => {
       started.child.kill(signal);
       expect(await started.exited).toBe(0);
       expect(await portIsFree(port)).toBe(true);
+      expect(await portIsFree(subscriberPort)).toBe(true);
     }
   });
 
