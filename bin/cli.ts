@@ -20,6 +20,7 @@ import {
 import { renderProgressLine } from '../shared/sdk/progress.js';
 import { EXTRA_COMMANDS, runExtraCommand } from './extra-commands.js';
 import { formatList, formatOperation, formatStatus, formatTree, namesOfTree } from './format.js';
+import { RESPONSE_TIMEOUT_MS, withResponseTimeout } from './response-timeout.js';
 import { readEvents } from './sse.js';
 
 /** Exit codes of `lro`. */
@@ -90,6 +91,8 @@ export interface CliIo {
   stderrIsTty?: boolean;
   columns?: number;
   fetch?: typeof fetch;
+  /** How long to wait for an answer to start (default RESPONSE_TIMEOUT_MS; not for long polls). */
+  responseTimeoutMs?: number;
   /** Authorization headers for a non-local URL (default: a Google ID token). */
   authHeaders?: (audience: string) => Promise<() => Promise<Record<string, string>>>;
   signal?: AbortSignal;
@@ -151,7 +154,10 @@ type Values = {
 };
 
 interface Context {
+  /** Gives up when an answer does not start within RESPONSE_TIMEOUT_MS. */
   client: Client;
+  /** For the long polls of `wait`, which the server answers only at their end. */
+  longPollClient: Client;
   baseUrl: string;
   values: Values;
   name: string;
@@ -167,6 +173,7 @@ export async function runCli(argv: string[], env: CliEnv, io: CliIo): Promise<nu
   if (first !== undefined && EXTRA_COMMANDS.has(first))
     return runExtraCommand(first, rest, env, io);
   let json = false;
+  let baseUrl: string | undefined;
   try {
     const parsed = parse(argv);
     json = parsed.values.json === true;
@@ -174,8 +181,9 @@ export async function runCli(argv: string[], env: CliEnv, io: CliIo): Promise<nu
       io.stdout(USAGE);
       return Exit.ok;
     }
-    const baseUrl = resolveUrl(parsed.values.url ?? env.apiUrl);
-    const fetchFn = io.fetch ?? globalThis.fetch;
+    baseUrl = resolveUrl(parsed.values.url ?? env.apiUrl);
+    const longPollFetch = io.fetch ?? globalThis.fetch;
+    const fetchFn = withResponseTimeout(longPollFetch, io.responseTimeoutMs ?? RESPONSE_TIMEOUT_MS);
     let headers: () => Promise<Record<string, string>> = async () => ({});
     if (!isLocalUrl(baseUrl)) {
       const audience = parsed.values.audience ?? baseUrl;
@@ -191,6 +199,7 @@ export async function runCli(argv: string[], env: CliEnv, io: CliIo): Promise<nu
     const client = new OperationsClient({ baseUrl, fetch: fetchFn, getHeaders: headers });
     const ctx: Context = {
       client,
+      longPollClient: new OperationsClient({ baseUrl, fetch: longPollFetch, getHeaders: headers }),
       baseUrl,
       values: parsed.values,
       name: parsed.name,
@@ -207,7 +216,7 @@ export async function runCli(argv: string[], env: CliEnv, io: CliIo): Promise<nu
     }
     const error = err instanceof LroError ? err : new LroError(Code.UNKNOWN, messageOf(err));
     if (json) io.stdout(`${JSON.stringify(error.toJSON(), null, 2)}\n`);
-    io.stderr(`lro: ${describeApiError(error)}\n`);
+    io.stderr(`lro: ${describeApiError(error, baseUrl)}\n`);
     return Exit.apiError;
   }
 }
@@ -330,9 +339,14 @@ export async function googleIdTokenHeaders(
   };
 }
 
-export function describeApiError(error: LroError): string {
-  if (error.code === Code.UNAVAILABLE && /failed: fetch failed/.test(error.message)) {
-    return `${error.status}: the API cannot be reached (${error.message}); is "npm start" running, or is --url right?`;
+/** The line `lro` prints for an error; an unreachable API names the URL and how to change it. */
+export function describeApiError(error: LroError, baseUrl?: string): string {
+  if (
+    error.code === Code.UNAVAILABLE &&
+    /failed: (fetch failed|no answer within)/.test(error.message)
+  ) {
+    const where = baseUrl === undefined ? '' : ` at ${baseUrl}`;
+    return `${error.status}: the API cannot be reached${where} (${error.message}); start it with "npm start", or set --url (or LRO_API_URL) to where it runs`;
   }
   return `${error.status}: ${error.message}`;
 }
@@ -439,7 +453,7 @@ const handlers: Record<Command, (ctx: Context) => Promise<number>> = {
     let op = first;
     if (!first.done) {
       try {
-        op = await waitForOperation(ctx.client, ctx.name, {
+        op = await waitForOperation(ctx.longPollClient, ctx.name, {
           ...(timeout !== undefined
             ? { timeout: Math.max(0, timeout - (Date.now() - started)) }
             : {}),
@@ -482,6 +496,14 @@ const handlers: Record<Command, (ctx: Context) => Promise<number>> = {
           failures = 0;
         } catch (err) {
           if (signal.aborted || err instanceof LroError) throw err;
+          if (last === undefined) {
+            // Never connected: an API that is not there, which retrying does not change.
+            throw new LroError(
+              Code.UNAVAILABLE,
+              `GET /v1/${ctx.name}:watch failed: ${messageOf(err)}`,
+              { cause: err },
+            );
+          }
           // The stream broke (network, a restarted API): reconnect a few times.
           if (++failures > 3) {
             throw new LroError(Code.UNAVAILABLE, `watch of ${ctx.name} failed: ${messageOf(err)}`);

@@ -16,6 +16,7 @@ import {
 } from './cli.js';
 import { startConsoleProxy } from './console-proxy.js';
 import { DEAD_LETTERS_USAGE, DeadLetterUsageError, runDeadLetters } from './dead-letters.js';
+import { RESPONSE_TIMEOUT_MS, withResponseTimeout } from './response-timeout.js';
 
 export const CONSOLE_USAGE = `Usage: lro console [--url URL] [--port N] [--audience AUD]
 
@@ -42,7 +43,10 @@ export async function runExtraCommand(
     const url = urlOption(argv);
     const baseUrl = resolveUrl(url ?? env.apiUrl);
     const audience = optionValue(argv, '--audience') ?? baseUrl;
-    const fetchFn = io.fetch ?? globalThis.fetch;
+    const fetchFn = withResponseTimeout(
+      io.fetch ?? globalThis.fetch,
+      io.responseTimeoutMs ?? RESPONSE_TIMEOUT_MS,
+    );
     let headers: () => Promise<Record<string, string>> = async () => ({});
     if (!isLocalUrl(baseUrl)) {
       try {

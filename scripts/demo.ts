@@ -25,6 +25,7 @@ import type { Any, Operation } from '../shared/sdk/model.js';
 import { renderProgressLine } from '../shared/sdk/progress.js';
 import { OperationReporter } from '../shared/sdk/reporter.js';
 import { type Config, loadConfig } from '../shared/service/config.js';
+import { checkDemoCanRun, DemoCheckError } from './demo-checks.js';
 
 const PROGRESS = 'type.googleapis.com/lro.demo.Progress';
 
@@ -297,13 +298,12 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
   // The emulator that `npm start` starts, unless the environment names another.
   const config = loadConfig({ PUBSUB_EMULATOR_HOST: '127.0.0.1:8085', ...env });
   const stepMs = values['step-ms'] === undefined ? undefined : Number(values['step-ms']);
-  const client = new OperationsClient({ baseUrl: apiUrl });
   try {
-    await client.list({ pageSize: 1 });
+    // Before creating anything: nothing is left running when the stack is not where we look.
+    await checkDemoCanRun({ apiUrl, config, pubsubHostFromEnv: Boolean(env.PUBSUB_EMULATOR_HOST) });
   } catch (err) {
-    process.stderr.write(
-      `demo: no operations API at ${apiUrl} (${err instanceof Error ? err.message : err}); start it with "npm start" or pass --url\n`,
-    );
+    if (!(err instanceof DemoCheckError)) throw err;
+    process.stderr.write(`demo: ${err.message}\n`);
     return 1;
   }
   await runDemo({

@@ -2,7 +2,9 @@
  * The Bigtable and Pub/Sub emulators of the Google Cloud SDK, for `npm start` and the tests.
  *
  * `startEmulators` reuses emulators named by BIGTABLE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST when
- * they are set, and otherwise starts each one on a free loopback port, waits until it answers and
+ * they are set (after checking within a few seconds that something answers there, since the
+ * client libraries would otherwise retry for minutes), and otherwise starts each one on a free
+ * loopback port, waits until it answers and
  * returns a handle whose `stop()` ends exactly the processes it started (each in its own process
  * group, since the Pub/Sub emulator is a shell script that starts Java).
  */
@@ -108,7 +110,28 @@ export function isListening(hostPort: string, timeoutMs = 1_000): Promise<boolea
 
 function splitHostPort(hostPort: string): [string, number] {
   const i = hostPort.lastIndexOf(':');
-  return [hostPort.slice(0, i) || '127.0.0.1', Number(hostPort.slice(i + 1))];
+  const host = hostPort.slice(0, i).replace(/^\[|\]$/g, '');
+  return [host || '127.0.0.1', Number(hostPort.slice(i + 1))];
+}
+
+/** How long a reused emulator gets to accept a TCP connection (it runs on this machine). */
+export const EMULATOR_PROBE_TIMEOUT_MS = 3_000;
+
+/**
+ * Throws an EmulatorError naming the variable when nothing accepts connections at the address it
+ * gives: one line that says how to go on.
+ */
+export async function checkEmulatorAnswers(
+  variable: 'BIGTABLE_EMULATOR_HOST' | 'PUBSUB_EMULATOR_HOST',
+  hostPort: string,
+  timeoutMs = EMULATOR_PROBE_TIMEOUT_MS,
+): Promise<void> {
+  const [, port] = splitHostPort(hostPort);
+  const answers = Number.isInteger(port) && port > 0 && port < 65536;
+  if (answers && (await isListening(hostPort, timeoutMs))) return;
+  throw new EmulatorError(
+    `${variable}=${hostPort} does not answer: unset it to have npm start (or npm test) start its own emulator, or start the emulator there`,
+  );
 }
 
 async function waitUntilListening(
@@ -182,6 +205,10 @@ export async function startEmulators(
     let pubsub = env.PUBSUB_EMULATOR_HOST;
     let sdkRoot: string | undefined;
     const started = { bigtable: false, pubsub: false };
+    await Promise.all([
+      bigtable ? checkEmulatorAnswers('BIGTABLE_EMULATOR_HOST', bigtable) : undefined,
+      pubsub ? checkEmulatorAnswers('PUBSUB_EMULATOR_HOST', pubsub) : undefined,
+    ]);
     if (!bigtable) {
       sdkRoot ??= findSdkRoot(env);
       const binary = bigtableEmulatorPath(sdkRoot);

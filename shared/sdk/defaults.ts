@@ -39,6 +39,8 @@ export const defaults = {
   publishRetryInitialMs: 100,
   publishRetryMaxMs: 5_000,
   publishAttemptsMax: 8,
+  /** Worker SDK: how long Pub/Sub may take to answer a first request before it counts as unreachable. */
+  pubsubConnectTimeoutMs: 10_000,
   /** Worker SDK cancellation polling fallback. */
   cancelPollIntervalMs: 10_000,
   /** Wait: the notification listener's recreation backoff after its stream failed. */

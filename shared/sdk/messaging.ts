@@ -3,6 +3,7 @@
  * listening. The only module that imports @google-cloud/pubsub.
  */
 import { PubSub, type Subscription, type Topic } from '@google-cloud/pubsub';
+import { Code, LroError } from './errors.js';
 
 /** Where Pub/Sub is: the project, and the emulator's `host:port` when one is used. */
 export interface PubSubOptions {
@@ -51,6 +52,7 @@ export interface Listener {
 export class Messaging {
   readonly pubsub: PubSub;
   private readonly topics = new Map<string, Topic>();
+  private reached: Promise<void> | undefined;
 
   constructor(config: PubSubOptions) {
     this.pubsub = new PubSub({
@@ -59,6 +61,84 @@ export class Messaging {
         ? { apiEndpoint: config.pubsubEmulatorHost, emulatorMode: true }
         : {}),
     });
+  }
+
+  /**
+   * Where requests go: `host:port`, and whether it is an emulator (named by `pubsubEmulatorHost`,
+   * or by PUBSUB_EMULATOR_HOST, which the client library reads when no host is given).
+   */
+  get endpoint(): { address: string; emulator: boolean } {
+    const { servicePath, port } = this.pubsub.options;
+    return {
+      address: `${servicePath ?? 'pubsub.googleapis.com'}:${port ?? 443}`,
+      emulator: this.pubsub.isEmulator,
+    };
+  }
+
+  /**
+   * Resolves once Pub/Sub answered one request about `topicName` (any answer counts, a refusal or
+   * NOT_FOUND included: they come from Pub/Sub), or rejects within `timeoutMs` with an
+   * UNAVAILABLE LroError saying which endpoint did not answer and what sets it. The client
+   * library would otherwise retry an unreachable endpoint for a minute per call. A success is
+   * remembered for the life of this Messaging; a failure is not.
+   */
+  checkReachable(topicName: string, timeoutMs: number): Promise<void> {
+    this.reached ??= this.probe(topicName, timeoutMs).catch((err: unknown) => {
+      this.reached = undefined;
+      throw err;
+    });
+    return this.reached;
+  }
+
+  private async probe(topicName: string, timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    // The call's own timeout bounds its retries; the timer only guards against a library that
+    // does not keep it (credentials lookup, for instance).
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), timeoutMs + 2_000);
+    });
+    let failure: unknown;
+    try {
+      const outcome = await Promise.race([
+        this.pubsub
+          .topic(topicName)
+          .getMetadata({ timeout: timeoutMs })
+          .then(
+            () => 'answered' as const,
+            (err: unknown) => {
+              failure = err;
+              const code = grpcCode(err);
+              return code === Code.UNAVAILABLE || code === Code.DEADLINE_EXCEEDED
+                ? ('late' as const)
+                : ('answered' as const);
+            },
+          ),
+        late,
+      ]);
+      if (outcome === 'answered') return;
+    } finally {
+      clearTimeout(timer);
+    }
+    const { address, emulator } = this.endpoint;
+    const seconds = `${Math.round(timeoutMs / 100) / 10} s`;
+    throw new LroError(
+      Code.UNAVAILABLE,
+      emulator
+        ? `Pub/Sub emulator at ${address} did not answer within ${seconds}: start it there, or set PUBSUB_EMULATOR_HOST (pubsubEmulatorHost in the config) to where it runs`
+        : `Pub/Sub at ${address} did not answer within ${seconds}: check the network and proxy settings, or set PUBSUB_EMULATOR_HOST (pubsubEmulatorHost in the config) to use an emulator`,
+      failure === undefined ? {} : { cause: failure },
+    );
+  }
+
+  /** Whether the topic exists; NOT_FOUND is false, other failures reject. */
+  async topicExists(name: string, timeoutMs: number): Promise<boolean> {
+    try {
+      await this.pubsub.topic(name).getMetadata({ timeout: timeoutMs });
+      return true;
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
   }
 
   /** A cached publisher for a topic, batching briefly and allowing ordering keys. */

@@ -23,6 +23,12 @@
  * heartbeat. Choose a timeout of at least three intervals, so that one lost or late heartbeat does
  * not end the operation. Each heartbeat costs one Pub/Sub message and one small Bigtable write.
  *
+ * Reachability: before its listener and its first publish, a reporter checks that Pub/Sub answers
+ * at all (one request per Messaging); when nothing answers within `connectTimeoutMs` (default
+ * 10 s), `open()` and publishing reject with an UNAVAILABLE LroError that names the endpoint and
+ * PUBSUB_EMULATOR_HOST, rather than retrying for minutes. Once Pub/Sub answered, publish failures
+ * are retried as described above.
+ *
  * Cancellation: `signal` aborts (reason: an LroError CANCELLED) when the API announces a
  * cancellation request for the operation on the notifications topic. All reporters of a process
  * share one listener: a pull subscription filtered on `attributes.type = "cancelRequested"` with an
@@ -79,6 +85,11 @@ export interface ReporterOptions {
    * defaults.heartbeatIntervalMs, 15 s); 0 sends none.
    */
   heartbeatIntervalMs?: number;
+  /**
+   * How long Pub/Sub may take to answer a first request before `open()` and publishing fail
+   * UNAVAILABLE (default defaults.pubsubConnectTimeoutMs, 10 s).
+   */
+  connectTimeoutMs?: number;
   log?: Logger;
 }
 
@@ -91,6 +102,8 @@ export class OperationReporter {
   private readonly ownsMessaging: boolean;
   private readonly eventsTopic: string;
   private readonly publishAttempts: number;
+  private readonly connectTimeoutMs: number;
+  private unreachable: LroError | undefined;
   private readonly log: Logger;
   private readonly controller = new AbortController();
   private readonly watch: Promise<void>;
@@ -108,6 +121,10 @@ export class OperationReporter {
     this.operation = toOperationName(options.operation);
     this.log = options.log ?? defaultLog;
     this.publishAttempts = options.publishAttempts ?? defaults.publishAttemptsMax;
+    this.connectTimeoutMs = options.connectTimeoutMs ?? defaults.pubsubConnectTimeoutMs;
+    if (!(this.connectTimeoutMs > 0)) {
+      throw invalidArgument('connectTimeoutMs must be a positive number');
+    }
     if (options.messaging) {
       this.messaging = options.messaging;
       this.ownsMessaging = false;
@@ -126,18 +143,25 @@ export class OperationReporter {
         ? options.config?.topics.notifications
         : options.topics.notifications || undefined;
     const pollIntervalMs = options.cancelPollIntervalMs ?? defaults.cancelPollIntervalMs;
-    this.watch = notifications
-      ? this.startWatching(notifications).then(
-          () => {
-            this.isListening = true;
-          },
-          (err: unknown) =>
-            listenerUnavailable(this.log, notifications, err, {
-              operation: this.operation,
-              pollIntervalMs: options.pollCancellation ? pollIntervalMs : undefined,
-            }),
-        )
-      : Promise.resolve();
+    const reached = this.messaging.checkReachable(events, this.connectTimeoutMs).then(
+      () => true,
+      (err: unknown) => {
+        this.unreachable = isLroError(err) ? err : new LroError(Code.UNAVAILABLE, String(err));
+        return false;
+      },
+    );
+    this.watch = reached.then(async (ok) => {
+      if (!ok || !notifications) return;
+      try {
+        await this.startWatching(notifications);
+        this.isListening = true;
+      } catch (err) {
+        listenerUnavailable(this.log, notifications, err, {
+          operation: this.operation,
+          pollIntervalMs: options.pollCancellation ? pollIntervalMs : undefined,
+        });
+      }
+    });
     this.heartbeatIntervalMs = options.heartbeatIntervalMs ?? defaults.heartbeatIntervalMs;
     if (!(this.heartbeatIntervalMs >= 0)) {
       throw invalidArgument('heartbeatIntervalMs must be a non-negative number');
@@ -146,10 +170,18 @@ export class OperationReporter {
     if (options.pollCancellation) this.startPolling(options.pollCancellation, pollIntervalMs);
   }
 
-  /** A reporter whose cancellation listener is ready (see `ready()`). */
+  /**
+   * A reporter whose cancellation listener is ready (see `ready()`). Rejects (UNAVAILABLE) when
+   * Pub/Sub does not answer within `connectTimeoutMs`.
+   */
   static async open(options: ReporterOptions): Promise<OperationReporter> {
     const reporter = new OperationReporter(options);
     await reporter.ready();
+    const unreachable = reporter.unreachable;
+    if (unreachable) {
+      await reporter.close();
+      throw unreachable;
+    }
     return reporter;
   }
 
@@ -272,6 +304,8 @@ export class OperationReporter {
     const checked = checkEvent(event);
     if (!checked.ok) throw invalidArgument(`invalid event: ${checked.reason}`);
     const options = { attributes: eventAttributes(checked.event), orderingKey: this.operation };
+    // Fails within connectTimeoutMs when Pub/Sub never answered (instantly once it did).
+    await this.messaging.checkReachable(this.eventsTopic, this.connectTimeoutMs);
     let delay: number = defaults.publishRetryInitialMs;
     for (let attempt = 1; ; attempt++) {
       try {
