@@ -10,6 +10,7 @@ import { createStore } from '../shared/service/bigtable-store.js';
 import { loadConfig } from '../shared/service/config.js';
 import { isDeadLetterDelivery, storeDeadLetter } from '../shared/service/dead-letter-handler.js';
 import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
+import { leaveFrameworkDomain } from '../shared/service/framework-domain.js';
 import { installPushGuard } from '../shared/service/push-guard.js';
 import { installGracefulShutdown, onShutdown } from '../shared/service/shutdown.js';
 import {
@@ -47,6 +48,7 @@ function dependencies(): SubscriberDeps & { projectId: string; deadLetters: Dead
 }
 
 cloudEvent('subscriber', async (event: CloudEvent<unknown>) => {
+  leaveFrameworkDomain();
   const message = eventMessageOf(event);
   if (!message) {
     // Not a Pub/Sub delivery at all: nothing to retry or dead-letter.

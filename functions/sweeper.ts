@@ -9,6 +9,7 @@ import { log } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { createStore } from '../shared/service/bigtable-store.js';
 import { loadConfig } from '../shared/service/config.js';
+import { leaveFrameworkDomain } from '../shared/service/framework-domain.js';
 import { sendError, sendJson } from '../shared/service/http.js';
 import { type SweeperDeps, sweep } from '../shared/service/sweeper.js';
 
@@ -28,6 +29,7 @@ function dependencies(): SweeperDeps {
 }
 
 functions.http('sweeper', async (req, res) => {
+  leaveFrameworkDomain();
   try {
     if (req.method !== 'POST' && req.method !== 'GET') {
       throw new LroError(Code.INVALID_ARGUMENT, `method ${req.method} not allowed; use POST`);

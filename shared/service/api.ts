@@ -50,6 +50,7 @@ import type { Config } from './config.js';
 import { consoleRoute } from './console-files.js';
 import { deadLetterRoutes } from './dead-letter-api.js';
 import { DeadLetterStore } from './dead-letter-store.js';
+import { leaveFrameworkDomain } from './framework-domain.js';
 import {
   type ApiRequest,
   jsonBody,
@@ -340,6 +341,7 @@ interface Context<Q = unknown, B = unknown> {
 /** The API handler; `services` is called on each request and may build them on first use. */
 export function createApiHandler(services: () => Promise<ApiServices> | ApiServices): ApiHandler {
   return async (req, res) => {
+    leaveFrameworkDomain();
     const started = Date.now();
     const method = (req.method ?? 'GET').toUpperCase();
     const controller = new AbortController();
