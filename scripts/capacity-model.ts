@@ -58,7 +58,7 @@ export interface CpuCosts {
 }
 
 /**
- * Defaults from measured figures (2-core machine, emulators): the README's `npm run bench` run,
+ * Defaults from measured figures (2-core machine, emulators): an earlier `npm run bench` run,
  * subscriber 3.4 ms CPU per event and 1.09 Bigtable reads per wait; `npm run bench:fanout`
  * (2026-11-29, two runs: 0.218 and 0.173 ms), 0.2 ms of API CPU per notification received. The API's CPU per request is taken
  * as the inverse of the measured GET throughput on one busy core (553 req/s: 1.8 ms) and rounded
@@ -71,7 +71,7 @@ export const DEFAULT_CPU: CpuCosts = {
   apiMsPerWait: 3,
   apiMsPerNotification: 0.2,
   bigtableReadsPerWait: 1.09,
-  source: 'measured defaults (README bench figures, bench:fanout) and named assumptions',
+  source: 'measured defaults (an earlier npm run bench, bench:fanout) and named assumptions',
 };
 
 /** Sizes, platform behaviour and limits the model assumes. */
