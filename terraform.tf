@@ -637,16 +637,17 @@ module "push_subscription" {
 module "monitoring" {
   source = "./infra/monitoring"
 
-  project_id                       = var.project_id
-  name_prefix                      = var.name_prefix
-  labels                           = var.labels
-  api_service_name                 = module.functions.api_function_name
-  subscriber_service_name          = module.functions.subscriber_function_name
-  sweeper_service_name             = local.sweeper_service_name
-  events_subscription_name         = module.push_subscription.name
-  notification_channels            = var.notification_channels
-  oldest_unacked_threshold_seconds = var.oldest_unacked_alert_seconds
-  error_ratio_threshold            = var.error_ratio_alert_threshold
+  project_id                          = var.project_id
+  name_prefix                         = var.name_prefix
+  labels                              = var.labels
+  api_service_name                    = module.functions.api_function_name
+  subscriber_service_name             = module.functions.subscriber_function_name
+  sweeper_service_name                = local.sweeper_service_name
+  events_subscription_name            = module.push_subscription.name
+  dead_letter_store_subscription_name = module.dead_letter_store.name
+  notification_channels               = var.notification_channels
+  oldest_unacked_threshold_seconds    = var.oldest_unacked_alert_seconds
+  error_ratio_threshold               = var.error_ratio_alert_threshold
 
   depends_on = [module.services]
 }
@@ -804,6 +805,6 @@ output "dashboard_url" {
 }
 
 output "alert_policies" {
-  description = "Alert policies of the service (dead letters, events backlog, 5xx ratio, sweeper)."
+  description = "Alert policies of the service (dead letters, events backlog, dead letters not stored, 5xx ratio, sweeper)."
   value       = module.monitoring.alert_policies
 }

@@ -1089,6 +1089,7 @@ describe('monitoring', () => {
     const m = monitoring();
     const policies = m.blocks.filter((b) => b.type === 'google_monitoring_alert_policy');
     expect(policies.map((b) => b.name).sort()).toEqual([
+      'dead_letter_store_backlog',
       'dead_letters',
       'error_ratio',
       'events_backlog',
@@ -1118,6 +1119,20 @@ describe('monitoring', () => {
     expect(backlog.filter).toContain(expr('local.push_subscription'));
     expect(rootVariable(m, backlog.threshold_value)).toBe('oldest_unacked_alert_seconds');
     expect(tracedNumber(m, backlog.threshold_value)).toBe(300);
+
+    // Dead letters the store has not taken yet: invisible to `lro dead-letters`, dropped by
+    // Pub/Sub after the retention.
+    const stored = first(conditions('dead_letter_store_backlog')[0]?.condition_threshold);
+    expect(String(stored.filter)).toContain(
+      'pubsub.googleapis.com/subscription/oldest_unacked_message_age',
+    );
+    expect(String(stored.filter)).toContain('var.dead_letter_store_subscription_name');
+    expect(policy('dead_letter_store_backlog').count).toBe(
+      expr('var.dead_letter_store_subscription_name == null ? 0 : 1'),
+    );
+    expect(root.calls.get('monitoring')?.dead_letter_store_subscription_name).toBe(
+      expr('module.dead_letter_store.name'),
+    );
 
     const ratio = first(conditions('error_ratio')[0]?.condition_threshold);
     expect(String(m.locals.requests)).toContain('metric.type="run.googleapis.com/request_count"');

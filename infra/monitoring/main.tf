@@ -60,6 +60,12 @@ variable "events_subscription_name" {
   type        = string
 }
 
+variable "dead_letter_store_subscription_name" {
+  description = "Name of the push subscription that keeps dead letters in Bigtable (infra/dead-letter-store); null for none."
+  type        = string
+  default     = null
+}
+
 variable "notification_channels" {
   description = "Notification channels (projects/PROJECT/notificationChannels/ID) every alert policy notifies."
   type        = list(string)
@@ -330,6 +336,51 @@ resource "google_monitoring_alert_policy" "events_backlog" {
   }
 }
 
+resource "google_monitoring_alert_policy" "dead_letter_store_backlog" {
+  count                 = var.dead_letter_store_subscription_name == null ? 0 : 1
+  project               = var.project_id
+  display_name          = "${var.name_prefix}: dead letters not stored for ${var.oldest_unacked_threshold_seconds}s"
+  combiner              = "OR"
+  severity              = "ERROR"
+  notification_channels = var.notification_channels
+  user_labels           = var.labels
+
+  conditions {
+    display_name = "Oldest unacknowledged dead letter on ${coalesce(var.dead_letter_store_subscription_name, "-")}"
+
+    condition_threshold {
+      filter = join(" AND ", [
+        "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\"",
+        "resource.type=\"pubsub_subscription\"",
+        "resource.label.subscription_id=\"${coalesce(var.dead_letter_store_subscription_name, "-")}\"",
+      ])
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.oldest_unacked_threshold_seconds
+      duration        = "60s"
+
+      aggregations {
+        alignment_period   = "60s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name_prefix}: dead letters are not reaching the dead-letter store"
+    content   = <<-EOT
+      The push subscription ${coalesce(var.dead_letter_store_subscription_name, "-")} holds a
+      dead letter older than ${var.oldest_unacked_threshold_seconds} seconds: it is not in the
+      dead-letter store yet, so `lro dead-letters list` does not show it, and Pub/Sub drops it
+      once the subscription's message retention (7 days by default) has passed.
+
+      First run `lro dead-letters list` to see what the store already holds. Then look at the
+      subscriber (service ${var.subscriber_service_name}), which stores dead letters: its 5xx
+      answers and warnings say why the store fails (Bigtable unavailable, permissions).
+    EOT
+  }
+}
+
 resource "google_monitoring_alert_policy" "error_ratio" {
   project               = var.project_id
   display_name          = "${var.name_prefix}: 5xx ratio above ${var.error_ratio_threshold * 100}%"
@@ -565,6 +616,7 @@ output "alert_policies" {
   value = concat(
     [for p in [google_monitoring_alert_policy.dead_letters, google_monitoring_alert_policy.events_backlog, google_monitoring_alert_policy.error_ratio] : p.name],
     google_monitoring_alert_policy.sweeper[*].name,
+    google_monitoring_alert_policy.dead_letter_store_backlog[*].name,
   )
 }
 
