@@ -1,6 +1,7 @@
 /** The worker SDK against the emulators: publishing through the real pipeline, and cancellation. */
 import { randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Topic } from '@google-cloud/pubsub';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Code, LroError } from '../shared/sdk/errors.js';
 import { createLogger } from '../shared/sdk/log.js';
 import { publishNotification } from '../shared/sdk/notifications.js';
@@ -36,6 +37,32 @@ function aborted(signal: AbortSignal, timeoutMs: number): Promise<unknown> {
 }
 
 describe('OperationReporter', () => {
+  it('asks Pub/Sub whether it answers once per process, not once per reporter', async () => {
+    // Each reporter below owns its Messaging, as a worker that opens one per task does; the
+    // reachability request (a GetTopic, an administrator operation with its own quota) is made
+    // at most once for the endpoint.
+    const getMetadata = vi.spyOn(Topic.prototype, 'getMetadata');
+    try {
+      for (let i = 0; i < 10; i++) {
+        const { operation } = await s.store.create();
+        const reporter = await OperationReporter.open({
+          config: s.config,
+          operation: operation.name,
+          topics: { notifications: false },
+          heartbeatIntervalMs: 0,
+        });
+        try {
+          await reporter.succeed(result(`task ${i}`));
+        } finally {
+          await reporter.close();
+        }
+      }
+      expect(getMetadata.mock.calls.length).toBeLessThanOrEqual(1);
+    } finally {
+      getMetadata.mockRestore();
+    }
+  });
+
   it('reports progress and success; the final state carries the last metadata', async () => {
     const { operation } = await s.store.create();
     const reporter = new OperationReporter({

@@ -49,6 +49,9 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/** Endpoints that answered (or are being asked), by project and address: see checkReachable. */
+const reachedEndpoints = new Map<string, Promise<void>>();
+
 export class Messaging {
   readonly pubsub: PubSub;
   private readonly topics = new Map<string, Topic>();
@@ -80,14 +83,25 @@ export class Messaging {
    * NOT_FOUND included: they come from Pub/Sub), or rejects within `timeoutMs` with an
    * UNAVAILABLE LroError saying which endpoint did not answer and what sets it. The client
    * library would otherwise retry an unreachable endpoint for a minute per call. A success is
-   * remembered for the life of this Messaging; a failure is not.
+   * remembered for the life of the process, per endpoint: a worker that opens a reporter (and a
+   * Messaging) per task makes one such request in all, not one per task (the request is a
+   * GetTopic, counted against the project's Pub/Sub administrator-operation quota). A failure is
+   * not remembered.
    */
   checkReachable(topicName: string, timeoutMs: number): Promise<void> {
-    this.reached ??= this.probe(topicName, timeoutMs).catch((err: unknown) => {
-      this.reached = undefined;
-      throw err;
-    });
-    return this.reached;
+    if (this.reached) return this.reached;
+    const key = `${this.pubsub.projectId}@${this.endpoint.address}`;
+    let reached = reachedEndpoints.get(key);
+    if (!reached) {
+      reached = this.probe(topicName, timeoutMs).catch((err: unknown) => {
+        reachedEndpoints.delete(key);
+        if (this.reached === reached) this.reached = undefined;
+        throw err;
+      });
+      reachedEndpoints.set(key, reached);
+    }
+    this.reached = reached;
+    return reached;
   }
 
   private async probe(topicName: string, timeoutMs: number): Promise<void> {
