@@ -59,6 +59,9 @@ const progress = (percent: number, message: string): Any => ({
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** The deadline of the demo's operations: far longer than the demo, short enough to clean up. */
+const DEMO_DEADLINE_MS = 5 * 60_000;
+
 export async function runDemo(options: DemoOptions): Promise<DemoResult> {
   const { write } = options;
   const stepMs = options.stepMs ?? 400;
@@ -82,11 +85,15 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
     return reporter;
   };
 
+  // Every operation of the demo carries a deadline: should the demo stop half-way (Ctrl-C, a
+  // lost connection), the sweeper ends what it left running, as it would for a dead worker.
+  const deadline = new Date(Date.now() + DEMO_DEADLINE_MS);
   try {
     // The caller's side: create the operations through the API.
     const exportOp = await client.create({
       operationId: `${prefix}-export`,
       metadata: progress(0, 'queued'),
+      deadline,
     });
     const stepNames = ['extract', 'transform', 'load'];
     const steps: Operation[] = [];
@@ -96,21 +103,25 @@ export async function runDemo(options: DemoOptions): Promise<DemoResult> {
           operationId: `${prefix}-${step}`,
           parent: exportOp.name,
           metadata: progress(0, 'queued'),
+          deadline,
         }),
       );
     }
     const importOp = await client.create({
       operationId: `${prefix}-import`,
       metadata: progress(0, 'queued'),
+      deadline,
     });
     const reindexOp = await client.create({
       operationId: `${prefix}-reindex`,
       metadata: progress(0, 'queued'),
+      deadline,
     });
     const backupOp = await client.create({
       operationId: `${prefix}-backup`,
       metadata: progress(0, 'queued'),
       heartbeatTimeout: '10s',
+      deadline,
     });
     const urlFlag = options.apiUrl === 'http://127.0.0.1:8080' ? '' : ` --url ${options.apiUrl}`;
     const all = [exportOp, ...steps, importOp, reindexOp, backupOp];
