@@ -5,55 +5,25 @@
  * names the variable or flag to set. The time bounds are generous: they catch hangs (the client
  * libraries retry for a minute or more), not slowness.
  */
-import { spawn } from 'node:child_process';
 import { createServer, type Server, type Socket } from 'node:net';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../shared/local/emulators.js';
 import { Code, LroError } from '../shared/sdk/errors.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { OperationReporter } from '../shared/sdk/reporter.js';
 import { testConfig, uniqueSuffix } from './support/env.js';
-import { ROOT } from './support/functions.js';
 import { type OperationsStack, startOperationsStack } from './support/operations-stack.js';
+import { runScript, type ScriptRun } from './support/processes.js';
 
 /** Far above the few seconds these take, far below the minutes of a hang. */
 const HANG_MS = 20_000;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  ms: number;
-}
-
-function runNode(script: string, args: string[], env: Record<string, string>): Promise<Run> {
-  const started = Date.now();
-  const child = spawn(process.execPath, [resolve(ROOT, script), ...args], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr?.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  // A hang must fail the test, not leave a process behind.
-  const guard = setTimeout(() => child.kill('SIGKILL'), 3 * HANG_MS);
-  return new Promise((r) =>
-    child.once('exit', (code) => {
-      clearTimeout(guard);
-      r({ code, stdout, stderr, ms: Date.now() - started });
-    }),
-  );
-}
+/** A hang must fail the test, not leave a process behind. */
+const runNode = (script: string, args: string[], env: Record<string, string>) =>
+  runScript(script, args, env, { killAfterMs: 3 * HANG_MS });
 
 /** The one line a run printed on stderr (fails when there are more). */
-function oneLine(run: Run): string {
+function oneLine(run: ScriptRun): string {
   const lines = run.stderr.trim().split('\n');
   expect(lines, run.stderr).toHaveLength(1);
   return lines[0] ?? '';
@@ -192,8 +162,8 @@ describe('npm run demo where the stack is not', () => {
         expect(line).toContain('--url');
         expect(run.ms).toBeLessThan(HANG_MS);
       }
-      expect(oneLine(runs[0] as Run)).toContain(`at http://${hole.address}`);
-      expect(oneLine(runs[0] as Run)).toContain('LRO_API_URL');
+      expect(oneLine(runs[0] as ScriptRun)).toContain(`at http://${hole.address}`);
+      expect(oneLine(runs[0] as ScriptRun)).toContain('LRO_API_URL');
     } finally {
       await hole.close();
     }

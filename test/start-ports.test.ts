@@ -2,32 +2,13 @@
  * `npm start` takes the emulators' ports as options (--bigtable-port, --pubsub-port), so that it
  * runs when 8085/8086 are taken; a taken or bad port is one line naming the option to use.
  */
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
-import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../shared/local/emulators.js';
-import { ROOT } from './support/functions.js';
+import { runScript } from './support/processes.js';
 
-const START = resolve(ROOT, 'dist/scripts/start.js');
-
-function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(process.execPath, [START, ...args], {
-    cwd: ROOT,
-    // No emulator variables: npm start would start its own emulators on the given ports.
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr?.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  return new Promise((r) => child.once('exit', (code) => r({ code, stdout, stderr })));
-}
+// No emulator variables: npm start would start its own emulators on the given ports.
+const run = (args: string[]) => runScript('dist/scripts/start.js', args);
 
 describe('npm start emulator ports', () => {
   it('a taken emulator port is one line naming --bigtable-port / --pubsub-port', async () => {

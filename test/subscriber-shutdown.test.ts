@@ -17,13 +17,12 @@ import { createStore, deleteTable, ensureTable } from '../shared/service/bigtabl
 import { loadConfig } from '../shared/service/config.js';
 import { type PrivateBigtable, startPrivateBigtable } from './faults/support.js';
 import { testEnv } from './support/env.js';
-import { until } from './support/event-stack.js';
+import { event, progress, until } from './support/event-stack.js';
 import { startFunction } from './support/functions.js';
 
 /** How long Bigtable stays frozen once the held delivery's body is sent (well within 9 s). */
 const SLOW_MS = 1_500;
 
-const progress = (step: number) => ({ '@type': 'type.googleapis.com/test.Progress', step });
 const result = { '@type': 'type.googleapis.com/test.Result', value: 'finished during shutdown' };
 
 function pushOf(event: Record<string, unknown>, subscription: string): string {
@@ -36,16 +35,6 @@ function pushOf(event: Record<string, unknown>, subscription: string): string {
     },
     subscription,
   });
-}
-
-function workerEvent(operation: string, type: string, fields: Record<string, unknown>) {
-  return {
-    operation,
-    type,
-    eventId: randomUUID(),
-    emitTime: new Date().toISOString(),
-    ...fields,
-  };
 }
 
 interface Reply {
@@ -111,7 +100,7 @@ describe('shutdown of the subscriber function', () => {
       // A first delivery, answered as usual: the function's clients and connections exist.
       const first = heldPush(
         fn.url,
-        pushOf(workerEvent(operation.name, 'metadata', { metadata: progress(1) }), subscription),
+        pushOf(event(operation.name, 'metadata', { metadata: progress(1) }), subscription),
       );
       await first.accepted;
       first.send();
@@ -120,7 +109,7 @@ describe('shutdown of the subscriber function', () => {
       const held = heldPush(
         fn.url,
         pushOf(
-          workerEvent(operation.name, 'succeeded', { metadata: progress(2), response: result }),
+          event(operation.name, 'succeeded', { metadata: progress(2), response: result }),
           subscription,
         ),
       );

@@ -1,0 +1,49 @@
+/** Runs one of the project's built scripts as a newcomer would, with a minimal environment. */
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+import { ROOT } from './functions.js';
+
+export interface ScriptRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  /** Wall-clock time from spawn to exit. */
+  ms: number;
+}
+
+/**
+ * Runs `node <ROOT>/<script> ...args` with PATH, HOME and `env` only, and resolves with its exit
+ * code and output. `killAfterMs` kills it (SIGKILL) if it is still running then, so that a hang
+ * fails the test instead of leaving a process behind.
+ */
+export function runScript(
+  script: string,
+  args: string[],
+  env: Record<string, string> = {},
+  options: { killAfterMs?: number } = {},
+): Promise<ScriptRun> {
+  const started = Date.now();
+  const child = spawn(process.execPath, [resolve(ROOT, script), ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout?.on('data', (c: Buffer) => {
+    stdout += c.toString();
+  });
+  child.stderr?.on('data', (c: Buffer) => {
+    stderr += c.toString();
+  });
+  const guard =
+    options.killAfterMs === undefined
+      ? undefined
+      : setTimeout(() => child.kill('SIGKILL'), options.killAfterMs);
+  return new Promise((r) =>
+    child.once('exit', (code) => {
+      clearTimeout(guard);
+      r({ code, stdout, stderr, ms: Date.now() - started });
+    }),
+  );
+}
