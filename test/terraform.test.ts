@@ -1112,10 +1112,11 @@ describe('monitoring', () => {
       'pubsub.googleapis.com/subscription/dead_letter_message_count',
     );
 
-    const backlog = first(conditions('events_backlog')[0]?.condition_threshold);
-    expect(backlog.filter).toContain(
-      'pubsub.googleapis.com/subscription/oldest_unacked_message_age',
+    expect(String(m.locals.oldest_unacked_age)).toBe(
+      'metric.type="pubsub.googleapis.com/subscription/oldest_unacked_message_age"',
     );
+    const backlog = first(conditions('events_backlog')[0]?.condition_threshold);
+    expect(backlog.filter).toContain(expr('local.oldest_unacked_age'));
     expect(backlog.filter).toContain(expr('local.push_subscription'));
     expect(rootVariable(m, backlog.threshold_value)).toBe('oldest_unacked_alert_seconds');
     expect(tracedNumber(m, backlog.threshold_value)).toBe(300);
@@ -1123,10 +1124,11 @@ describe('monitoring', () => {
     // Dead letters the store has not taken yet: invisible to `lro dead-letters`, dropped by
     // Pub/Sub after the retention.
     const stored = first(conditions('dead_letter_store_backlog')[0]?.condition_threshold);
-    expect(String(stored.filter)).toContain(
-      'pubsub.googleapis.com/subscription/oldest_unacked_message_age',
+    expect(String(stored.filter)).toContain(expr('local.oldest_unacked_age'));
+    expect(String(stored.filter)).toContain(expr('local.dead_letter_store_subscription'));
+    expect(String(m.locals.dead_letter_store_subscription)).toContain(
+      'var.dead_letter_store_subscription_name',
     );
-    expect(String(stored.filter)).toContain('var.dead_letter_store_subscription_name');
     expect(policy('dead_letter_store_backlog').count).toBe(
       expr('var.dead_letter_store_subscription_name == null ? 0 : 1'),
     );

@@ -115,7 +115,12 @@ locals {
     "resource.type=\"pubsub_subscription\"",
     "resource.label.subscription_id=\"${var.events_subscription_name}\"",
   ])
-  console = "https://console.cloud.google.com"
+  dead_letter_store_subscription = join(" AND ", [
+    "resource.type=\"pubsub_subscription\"",
+    "resource.label.subscription_id=\"${coalesce(var.dead_letter_store_subscription_name, "-")}\"",
+  ])
+  oldest_unacked_age = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\""
+  console            = "https://console.cloud.google.com"
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -306,7 +311,7 @@ resource "google_monitoring_alert_policy" "events_backlog" {
     display_name = "Oldest unacknowledged event on ${var.events_subscription_name}"
 
     condition_threshold {
-      filter          = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND ${local.push_subscription}"
+      filter          = "${local.oldest_unacked_age} AND ${local.push_subscription}"
       comparison      = "COMPARISON_GT"
       threshold_value = var.oldest_unacked_threshold_seconds
       duration        = "60s"
@@ -349,11 +354,7 @@ resource "google_monitoring_alert_policy" "dead_letter_store_backlog" {
     display_name = "Oldest unacknowledged dead letter on ${coalesce(var.dead_letter_store_subscription_name, "-")}"
 
     condition_threshold {
-      filter = join(" AND ", [
-        "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\"",
-        "resource.type=\"pubsub_subscription\"",
-        "resource.label.subscription_id=\"${coalesce(var.dead_letter_store_subscription_name, "-")}\"",
-      ])
+      filter          = "${local.oldest_unacked_age} AND ${local.dead_letter_store_subscription}"
       comparison      = "COMPARISON_GT"
       threshold_value = var.oldest_unacked_threshold_seconds
       duration        = "60s"
@@ -545,7 +546,7 @@ locals {
           plot    = "LINE"
         },
         {
-          filter  = "metric.type=\"pubsub.googleapis.com/subscription/oldest_unacked_message_age\" AND ${local.push_subscription}"
+          filter  = "${local.oldest_unacked_age} AND ${local.push_subscription}"
           aligner = "ALIGN_MAX", reducer = "REDUCE_MAX", group_by = [], legend = "oldest, seconds"
           plot    = "LINE"
         },
