@@ -55,7 +55,6 @@ const reachedEndpoints = new Map<string, Promise<void>>();
 export class Messaging {
   readonly pubsub: PubSub;
   private readonly topics = new Map<string, Topic>();
-  private reached: Promise<void> | undefined;
 
   constructor(config: PubSubOptions) {
     this.pubsub = new PubSub({
@@ -89,18 +88,15 @@ export class Messaging {
    * not remembered.
    */
   checkReachable(topicName: string, timeoutMs: number): Promise<void> {
-    if (this.reached) return this.reached;
     const key = `${this.pubsub.projectId}@${this.endpoint.address}`;
     let reached = reachedEndpoints.get(key);
     if (!reached) {
       reached = this.probe(topicName, timeoutMs).catch((err: unknown) => {
         reachedEndpoints.delete(key);
-        if (this.reached === reached) this.reached = undefined;
         throw err;
       });
       reachedEndpoints.set(key, reached);
     }
-    this.reached = reached;
     return reached;
   }
 

@@ -26,8 +26,8 @@
  * Reachability: before its listener and its first publish, a reporter checks that Pub/Sub answers
  * at all (one request per process and endpoint); when nothing answers within `connectTimeoutMs`
  * (default 10 s), `open()` and publishing reject with an UNAVAILABLE LroError that names the
- * endpoint and PUBSUB_EMULATOR_HOST, rather than retrying for minutes. Once Pub/Sub answered, publish failures
- * are retried as described above.
+ * endpoint and PUBSUB_EMULATOR_HOST, rather than retrying for minutes. Once Pub/Sub answered,
+ * publish failures are retried as described above.
  *
  * Cancellation: `signal` aborts (reason: an LroError CANCELLED) when the API announces a
  * cancellation request for the operation on the notifications topic. All reporters of a process
