@@ -11,9 +11,22 @@
 terraform {
   required_version = ">= 1.9"
 
+  # State lives in a versioned Cloud Storage bucket, never on one machine: losing it would leave a
+  # Bigtable instance (deletion protection on) and a dozen named resources that Terraform no longer
+  # knows, which it could then neither update nor destroy. The bucket is created once by hand and
+  # named at init: terraform init -backend-config="bucket=BUCKET" (docs/deploy.md, step 2).
+  backend "gcs" {
+    prefix = "cloud-lro"
+  }
+
   required_providers {
     google = {
       source  = "hashicorp/google"
+      version = ">= 6.20, < 7.0"
+    }
+    # google_project_service_identity (the Pub/Sub service agent) exists only in the beta provider.
+    google-beta = {
+      source  = "hashicorp/google-beta"
       version = ">= 6.20, < 7.0"
     }
     archive = {
@@ -28,6 +41,11 @@ terraform {
 }
 
 provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+provider "google-beta" {
   project = var.project_id
   region  = var.region
 }
@@ -103,9 +121,9 @@ variable "event_publisher_members" {
 # Bigtable
 
 variable "bigtable_instance_name" {
-  description = "ID of the Bigtable instance created for the operations."
+  description = "ID of the Bigtable instance created for the operations (6 to 33 characters)."
   type        = string
-  default     = "lro"
+  default     = "lro-operations"
 
   validation {
     condition     = can(regex("^[a-z][a-z0-9-]{4,31}[a-z0-9]$", var.bigtable_instance_name))
@@ -239,13 +257,28 @@ variable "wait_timeout_max_seconds" {
 }
 
 variable "page_token_secret_id" {
-  description = "Secret Manager secret (ID or full name) holding the key that signs page tokens; its latest version is mounted as LRO_PAGE_TOKEN_KEY. Null derives a key from the deployment's names, which is predictable."
+  description = "Secret Manager secret (ID or full name) holding the key that signs page tokens; the version in page_token_secret_version is mounted as LRO_PAGE_TOKEN_KEY. Null derives a key from the deployment's names, which is predictable."
   type        = string
   default     = null
 
   validation {
     condition     = var.page_token_secret_id == null || can(regex("^(projects/[^/]+/secrets/)?[A-Za-z0-9_-]{1,255}$", var.page_token_secret_id))
     error_message = "page_token_secret_id must be a secret ID or projects/PROJECT/secrets/ID."
+  }
+}
+
+# A secret passed as an environment variable is read when an instance starts. With "latest",
+# instances started before and after a new version was added would sign page tokens with
+# different keys, and a token from one would be refused by another. A pinned version changes only
+# with an apply, which rolls every instance to a new revision at once (docs/deploy.md, rotation).
+variable "page_token_secret_version" {
+  description = "Version number of page_token_secret_id to mount (e.g. \"1\"); required when page_token_secret_id is set, never \"latest\"."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.page_token_secret_id == null || can(regex("^[1-9][0-9]*$", coalesce(var.page_token_secret_version, "-")))
+    error_message = "page_token_secret_version must be the secret version's number (e.g. \"1\", not \"latest\") when page_token_secret_id is set."
   }
 }
 
@@ -433,13 +466,13 @@ variable "subscriber_concurrency" {
 }
 
 variable "subscriber_timeout_seconds" {
-  description = "Timeout of one delivery to the subscriber, in seconds; also the push acknowledgement deadline."
+  description = "Timeout of one delivery to the subscriber, in seconds; the push acknowledgement deadline is 30 s longer."
   type        = number
   default     = 60
 
   validation {
-    condition     = var.subscriber_timeout_seconds >= 10 && var.subscriber_timeout_seconds <= 600
-    error_message = "subscriber_timeout_seconds must be between 10 and 600 (the Pub/Sub acknowledgement deadline limit)."
+    condition     = var.subscriber_timeout_seconds >= 10 && var.subscriber_timeout_seconds <= 570
+    error_message = "subscriber_timeout_seconds must be between 10 and 570 (the acknowledgement deadline, 30 s longer, is at most 600)."
   }
 }
 
@@ -497,8 +530,9 @@ locals {
     "bigtableadmin.googleapis.com",        # instance, table, app profile, IAM
     "cloudbuild.googleapis.com",           # function builds
     "cloudfunctions.googleapis.com",       # the functions
-    "cloudresourcemanager.googleapis.com", # project lookup, project IAM, custom role
+    "cloudresourcemanager.googleapis.com", # project IAM, custom role
     "iam.googleapis.com",                  # service accounts, custom role
+    "iamcredentials.googleapis.com",       # impersonating the worker account (docs/deploy.md)
     "logging.googleapis.com",              # function and build logs, log-based metrics
     "monitoring.googleapis.com",           # alert policies, dashboard
     "pubsub.googleapis.com",               # topics, subscriptions
@@ -506,8 +540,29 @@ locals {
     "cloudscheduler.googleapis.com",       # the sweeper's schedule
     "storage.googleapis.com",              # source bucket
   ], var.page_token_secret_id == null ? [] : ["secretmanager.googleapis.com"])
+
+  # Names of the functions (and of their Cloud Run services), built from the prefix exactly as the
+  # modules that create them build them. Monitoring takes these rather than the functions'
+  # attributes: its log-based metrics then depend on nothing but the APIs and are created minutes
+  # before the functions finish building (see infra/monitoring).
+  api_service_name        = "${var.name_prefix}-operations"
+  subscriber_service_name = "${var.name_prefix}-subscriber"
+  sweeper_service_name    = "${var.name_prefix}-sweeper"
+
+  # The project's Pub/Sub service agent, created by infra/services before anything grants it a role.
+  pubsub_service_agent = module.services.pubsub_service_agent
+
+  # How long Pub/Sub waits for the subscriber's answer to a push: longer than the function's own
+  # timeout, so that a delivery the subscriber completes just before its timeout is not also
+  # redelivered (subscriber_timeout_seconds stays at most 570, so this stays within 600).
+  push_ack_deadline_seconds = var.subscriber_timeout_seconds + 30
 }
 
+# No module below has a module-level depends_on: it would defer every data source inside the
+# module whenever the API set changes (page_token_secret_id adds Secret Manager), so that later
+# plans show grants and functions as replaced. Every module waits for the APIs through its
+# project_id input instead, which module.services hands on only once the APIs have propagated;
+# the value itself is known at plan time, so nothing is re-planned.
 module "services" {
   source = "./infra/services"
 
@@ -515,33 +570,17 @@ module "services" {
   services   = toset(local.apis)
 }
 
-data "google_project" "this" {
-  project_id = var.project_id
-
-  depends_on = [module.services]
-}
-
-locals {
-  pubsub_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
-  # Cloud Run service of the sweeper function, for its alert policy.
-  sweeper_service_name = module.sweeper.function_name
-}
-
 module "identities" {
   source = "./infra/identities"
 
-  depends_on = [module.services]
-
-  project_id  = var.project_id
+  project_id  = module.services.project_id
   name_prefix = var.name_prefix
 }
 
 module "bigtable" {
   source = "./infra/bigtable"
 
-  depends_on = [module.services]
-
-  project_id          = var.project_id
+  project_id          = module.services.project_id
   instance_name       = var.bigtable_instance_name
   table_name          = var.bigtable_table_name
   zone                = coalesce(var.bigtable_zone, "${var.region}-b")
@@ -558,9 +597,7 @@ module "bigtable" {
 module "pubsub" {
   source = "./infra/pubsub"
 
-  depends_on = [module.services]
-
-  project_id                    = var.project_id
+  project_id                    = module.services.project_id
   events_topic_name             = "${var.name_prefix}-events"
   notifications_topic_name      = "${var.name_prefix}-notifications"
   dead_letter_topic_name        = "${var.name_prefix}-events-dead-letter"
@@ -576,14 +613,13 @@ module "pubsub" {
 module "functions" {
   source = "./infra/functions"
 
-  depends_on = [module.services]
-
-  project_id                   = var.project_id
+  project_id                   = module.services.project_id
   region                       = var.region
   name_prefix                  = var.name_prefix
   labels                       = var.labels
   source_root                  = var.source_root
   build_service_account_id     = module.identities.build_service_account_id
+  build_service_account_member = module.identities.build_member
   api_service_account          = module.identities.api_email
   subscriber_service_account   = module.identities.subscriber_email
   bigtable_instance            = module.bigtable.instance_name
@@ -597,6 +633,7 @@ module "functions" {
   wait_timeout_default_seconds = var.wait_timeout_default_seconds
   wait_timeout_max_seconds     = var.wait_timeout_max_seconds
   page_token_secret_id         = var.page_token_secret_id
+  page_token_secret_version    = var.page_token_secret_version
   api_ingress                  = var.api_ingress
   api_min_instances            = var.api_min_instances
   api_max_instances            = var.api_max_instances
@@ -616,9 +653,7 @@ module "functions" {
 module "push_subscription" {
   source = "./infra/push-subscription"
 
-  depends_on = [module.services]
-
-  project_id                    = var.project_id
+  project_id                    = module.services.project_id
   name                          = "${var.name_prefix}-events-to-subscriber"
   events_topic_id               = module.pubsub.events_topic_id
   dead_letter_topic_id          = module.pubsub.dead_letter_topic_id
@@ -626,7 +661,7 @@ module "push_subscription" {
   push_service_account_email    = module.identities.push_email
   push_service_account_id       = module.identities.push_service_account_id
   pubsub_service_agent          = local.pubsub_service_agent
-  ack_deadline_seconds          = var.subscriber_timeout_seconds
+  ack_deadline_seconds          = local.push_ack_deadline_seconds
   max_delivery_attempts         = var.max_delivery_attempts
   retry_minimum_backoff_seconds = var.retry_minimum_backoff_seconds
   retry_maximum_backoff_seconds = var.retry_maximum_backoff_seconds
@@ -637,19 +672,19 @@ module "push_subscription" {
 module "monitoring" {
   source = "./infra/monitoring"
 
-  project_id                          = var.project_id
+  project_id                          = module.services.project_id
   name_prefix                         = var.name_prefix
   labels                              = var.labels
-  api_service_name                    = module.functions.api_function_name
-  subscriber_service_name             = module.functions.subscriber_function_name
+  api_service_name                    = local.api_service_name
+  subscriber_service_name             = local.subscriber_service_name
   sweeper_service_name                = local.sweeper_service_name
+  api_service_account_email           = module.identities.api_email
+  notifications_topic_name            = module.pubsub.notifications_topic_name
   events_subscription_name            = module.push_subscription.name
   dead_letter_store_subscription_name = module.dead_letter_store.name
   notification_channels               = var.notification_channels
   oldest_unacked_threshold_seconds    = var.oldest_unacked_alert_seconds
   error_ratio_threshold               = var.error_ratio_alert_threshold
-
-  depends_on = [module.services]
 }
 
 # Workers call the API to learn of a pending cancellation (GET answers x-lro-cancel-requested);
@@ -666,30 +701,27 @@ resource "google_cloud_run_v2_service_iam_member" "worker_api_invoker" {
 module "dead_letter_store" {
   source = "./infra/dead-letter-store"
 
-  depends_on = [module.services]
-
-  project_id                 = var.project_id
+  project_id                 = module.services.project_id
   dead_letter_topic_id       = module.pubsub.dead_letter_topic_id
   dead_letter_topic_name     = module.pubsub.dead_letter_topic_name
   subscriber_uri             = module.functions.subscriber_uri
   push_service_account_email = module.identities.push_email
-  ack_deadline_seconds       = var.subscriber_timeout_seconds
+  ack_deadline_seconds       = local.push_ack_deadline_seconds
   labels                     = var.labels
 }
 
 module "sweeper" {
   source = "./infra/sweeper"
 
-  depends_on = [module.services]
-
-  project_id               = var.project_id
+  project_id               = module.services.project_id
   region                   = var.region
   name_prefix              = var.name_prefix
   labels                   = var.labels
   runtime                  = module.functions.runtime
   source_bucket            = module.functions.source_bucket
   source_object            = module.functions.source_object
-  build_service_account_id = module.identities.build_service_account_id
+  build_service_account_id = module.functions.build_service_account_id
+  docker_repository        = module.functions.docker_repository
   bigtable_instance        = module.bigtable.instance_name
   bigtable_table           = module.bigtable.table_name
   bigtable_app_profile     = module.bigtable.app_profile_id

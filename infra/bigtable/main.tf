@@ -99,6 +99,15 @@ variable "data_user_members" {
 
 locals {
   cluster_id = "${substr(var.instance_name, 0, 27)}-c1"
+
+  # Both families: a cell goes once it is older than the retention OR once a newer version of it
+  # exists. Written as gc_rules: the provider's max_age, max_version and mode fields have known
+  # drift, and its documentation prefers gc_rules (which recent versions compare by meaning, so
+  # the "30d" read back equals the "2592000s" written).
+  gc_rules = jsonencode({
+    mode  = "union"
+    rules = [{ max_age = "${var.retention_seconds}s" }, { max_version = 1 }]
+  })
 }
 
 resource "google_bigtable_instance" "this" {
@@ -146,16 +155,8 @@ resource "google_bigtable_gc_policy" "state" {
   instance_name   = google_bigtable_instance.this.name
   table           = google_bigtable_table.operations.name
   column_family   = "s"
-  mode            = "UNION"
   deletion_policy = "ABANDON"
-
-  max_age {
-    duration = "${var.retention_seconds}s"
-  }
-
-  max_version {
-    number = 1
-  }
+  gc_rules        = local.gc_rules
 }
 
 # Children and request-ID index rows.
@@ -164,16 +165,8 @@ resource "google_bigtable_gc_policy" "index" {
   instance_name   = google_bigtable_instance.this.name
   table           = google_bigtable_table.operations.name
   column_family   = "i"
-  mode            = "UNION"
   deletion_policy = "ABANDON"
-
-  max_age {
-    duration = "${var.retention_seconds}s"
-  }
-
-  max_version {
-    number = 1
-  }
+  gc_rules        = local.gc_rules
 }
 
 resource "google_bigtable_app_profile" "transactional" {

@@ -1,4 +1,8 @@
-# The two Cloud Functions (2nd gen) built from one archive of the build output:
+# The two Cloud Functions (2nd gen) built from one archive of the build output, and what their
+# builds use: the source bucket, which the build account may read, and the image repository, which
+# it may write to (the sweeper, infra/sweeper, builds from the same archive into the same
+# repository).
+#
 #   operations  HTTP API (entry point `operations`), callers authenticate with an ID token
 #   subscriber  target of the events topic's push subscription (entry point `subscriber`, a
 #               CloudEvent function; the functions framework converts the push body)
@@ -52,6 +56,11 @@ variable "source_root" {
 
 variable "build_service_account_id" {
   description = "Full resource name of the service account Cloud Build runs as."
+  type        = string
+}
+
+variable "build_service_account_member" {
+  description = "IAM member of that service account, granted read access to the source bucket and write access to the image repository."
   type        = string
 }
 
@@ -122,7 +131,13 @@ variable "wait_timeout_max_seconds" {
 }
 
 variable "page_token_secret_id" {
-  description = "Secret Manager secret whose latest version becomes LRO_PAGE_TOKEN_KEY; null to derive the key."
+  description = "Secret Manager secret whose version page_token_secret_version becomes LRO_PAGE_TOKEN_KEY; null to derive the key."
+  type        = string
+  default     = null
+}
+
+variable "page_token_secret_version" {
+  description = "Version number of the page-token secret to mount (pinned: a secret in an environment variable is read at instance start)."
   type        = string
   default     = null
 }
@@ -221,9 +236,9 @@ variable "subscriber_timeout_seconds" {
 }
 
 variable "iam_propagation_seconds" {
-  description = "Wait after the subscriber's invoker grants, in seconds, before its URL is handed to the push subscription."
+  description = "Wait after the build account's grants and after the subscriber's invoker grants, in seconds, before anything relies on them (Google: access changes typically take 2 minutes, sometimes 7 or more)."
   type        = number
-  default     = 60
+  default     = 120
 }
 
 variable "subscriber_invoker_members" {
@@ -316,14 +331,47 @@ resource "google_storage_bucket" "source" {
   public_access_prevention    = "enforced"
   force_destroy               = true
 
-  # Deployed functions keep their own copy of the source; old archives are clutter.
-  lifecycle_rule {
-    condition {
-      age = 90
-    }
-    action {
-      type = "Delete"
-    }
+  # No age-based lifecycle rule: it would delete the archive the functions were deployed from, and
+  # every later plan would upload it again. Old archives do not pile up: a new build changes the
+  # object's name, and Terraform deletes the old object when it replaces it.
+}
+
+# The build reads the archive from this bucket.
+resource "google_storage_bucket_iam_member" "build_source_viewer" {
+  bucket = google_storage_bucket.source.name
+  role   = "roles/storage.objectViewer"
+  member = var.build_service_account_member
+}
+
+# The functions' images, pushed by their builds (docker_repository of each function) instead of
+# the shared gcf-artifacts repository, so that the build account may write here and nowhere else.
+resource "google_artifact_registry_repository" "functions" {
+  project       = var.project_id
+  location      = var.region
+  repository_id = "${var.name_prefix}-functions"
+  format        = "DOCKER"
+  description   = "Images of the long-running operations functions, built by Cloud Build."
+  labels        = var.labels
+}
+
+resource "google_artifact_registry_repository_iam_member" "build_writer" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.functions.location
+  repository = google_artifact_registry_repository.functions.name
+  role       = "roles/artifactregistry.writer"
+  member     = var.build_service_account_member
+}
+
+# A build started before these grants are effective fails. The functions name their build account
+# through this wait's triggers, so they are created only after it; the account's name is the same
+# value as before, so a repeated wait (when a grant is replaced) changes no function.
+resource "time_sleep" "build_grant_propagation" {
+  create_duration = "${var.iam_propagation_seconds}s"
+
+  triggers = {
+    service_account = var.build_service_account_id
+    source_viewer   = google_storage_bucket_iam_member.build_source_viewer.id
+    image_writer    = google_artifact_registry_repository_iam_member.build_writer.id
   }
 }
 
@@ -351,7 +399,8 @@ resource "google_cloudfunctions2_function" "operations" {
   build_config {
     runtime               = local.runtime
     entry_point           = "operations"
-    service_account       = var.build_service_account_id
+    service_account       = time_sleep.build_grant_propagation.triggers["service_account"]
+    docker_repository     = google_artifact_registry_repository.functions.id
     environment_variables = local.build_environment
 
     source {
@@ -380,7 +429,7 @@ resource "google_cloudfunctions2_function" "operations" {
         key        = "LRO_PAGE_TOKEN_KEY"
         project_id = secret_environment_variables.value.project
         secret     = secret_environment_variables.value.id
-        version    = "latest"
+        version    = var.page_token_secret_version
       }
     }
   }
@@ -398,7 +447,8 @@ resource "google_cloudfunctions2_function" "subscriber" {
   build_config {
     runtime               = local.runtime
     entry_point           = "subscriber"
-    service_account       = var.build_service_account_id
+    service_account       = time_sleep.build_grant_propagation.triggers["service_account"]
+    docker_repository     = google_artifact_registry_repository.functions.id
     environment_variables = local.build_environment
 
     source {
@@ -496,6 +546,16 @@ output "runtime" {
 output "source_bucket" {
   description = "Bucket holding the source archives."
   value       = google_storage_bucket.source.name
+}
+
+output "build_service_account_id" {
+  description = "Full resource name of the build service account, available once its grants on the bucket and the repository are effective."
+  value       = time_sleep.build_grant_propagation.triggers["service_account"]
+}
+
+output "docker_repository" {
+  description = "Artifact Registry repository the function builds push their images to (projects/P/locations/L/repositories/R)."
+  value       = google_artifact_registry_repository.functions.id
 }
 
 output "source_object" {

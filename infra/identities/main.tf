@@ -4,8 +4,9 @@
 #   push       signs the OIDC token of Pub/Sub push deliveries (invoker of the subscriber only)
 #   worker     for workers: publishes events, and calls the API (the cancellation check)
 #   build      builds the functions' container images in Cloud Build
-# Grants on topics, the Bigtable instance and the functions are made where those resources are
-# created (resource-level IAM); only the two grants below need the project.
+# Grants on topics, the Bigtable instance, the functions, the source bucket and the image
+# repository are made where those resources are created (resource-level IAM); only the two grants
+# below need the project.
 
 terraform {
   required_providers {
@@ -24,9 +25,9 @@ variable "project_id" {
 }
 
 variable "iam_propagation_seconds" {
-  description = "Wait after the build account's grant, in seconds, before anything builds as that account."
+  description = "Wait after the build account's grant, in seconds, before anything builds as that account (Google: access changes typically take 2 minutes, sometimes 7 or more)."
   type        = number
-  default     = 60
+  default     = 120
 }
 
 variable "name_prefix" {
@@ -105,22 +106,25 @@ resource "google_project_iam_member" "api_notification_listener" {
   member  = google_service_account.api.member
 }
 
-# A custom Cloud Build identity for functions needs the builder role on the project (it writes
-# logs, reads the staged source and pushes the image to Artifact Registry).
-resource "google_project_iam_member" "build_builder" {
+# A build writes its logs to Cloud Logging, which only a project-level grant allows (Cloud Run's
+# "build service account" page: Logs Writer, plus Artifact Registry Writer on the image repository
+# and read access to the source, both granted in infra/functions on those resources). No
+# roles/cloudbuild.builds.builder: it reads and writes every bucket's objects in the project.
+resource "google_project_iam_member" "build_log_writer" {
   project = var.project_id
-  role    = "roles/cloudbuild.builds.builder"
+  role    = "roles/logging.logWriter"
   member  = google_service_account.build.member
 }
 
-# IAM grants take effect after a delay (usually well under two minutes). A function deployed
-# before the build account's grant is effective fails its build; the build account's output
-# below is available only after this wait, so the functions that name it wait too.
+# Access changes take effect after a delay (Google's "Access change propagation": typically two
+# minutes, sometimes seven or longer). A function deployed before the build account's grants are
+# effective fails its build; the build account's output below is available only after this wait,
+# so the functions that name it wait too.
 resource "time_sleep" "build_grant_propagation" {
   create_duration = "${var.iam_propagation_seconds}s"
 
   triggers = {
-    grant = google_project_iam_member.build_builder.id
+    grant = google_project_iam_member.build_log_writer.id
   }
 }
 
@@ -167,6 +171,11 @@ output "worker_email" {
 output "worker_member" {
   description = "IAM member of the worker service account."
   value       = google_service_account.worker.member
+}
+
+output "build_member" {
+  description = "IAM member of the build service account."
+  value       = google_service_account.build.member
 }
 
 output "build_email" {

@@ -13,12 +13,25 @@
 #
 # Alert policies, each with what to do first in its documentation: dead letters arrived; the
 # oldest unacknowledged event older than a threshold; 5xx ratio of the API or the subscriber;
-# the sweeper not succeeding for 10 minutes (only when the sweeper's service name is given).
+# the sweeper not succeeding for 10 minutes (only when the sweeper's service name is given); the
+# API's account deleting a subscription that is not one of its own notification listeners.
+#
+# First apply: Cloud Monitoring refuses an alert policy on a log-based metric created moments
+# before ("Error 404: Cannot find metric(s) that match type = "logging.googleapis.com/user/...".
+# If a metric was created recently, it could take up to 10 minutes to become available";
+# terraform-provider-google issue 11102). The metric filters name only values known at plan time
+# (the service names are built from the prefix, as the functions' own names are), so the metrics
+# are created as soon as the APIs answer, and every alert policy on one of them names it through
+# time_sleep.log_metrics, which waits log_metric_propagation_seconds after the metrics exist. That
+# wait runs alongside the function builds.
 
 terraform {
   required_providers {
     google = {
       source = "hashicorp/google"
+    }
+    time = {
+      source = "hashicorp/time"
     }
   }
 }
@@ -53,6 +66,24 @@ variable "sweeper_service_name" {
   description = "Cloud Run service name of the sweeper function; null leaves the sweeper alert out."
   type        = string
   default     = null
+}
+
+variable "api_service_account_email" {
+  description = "Email of the API's runtime service account, for the alert on subscriptions it deletes; null leaves that alert out."
+  type        = string
+  default     = null
+}
+
+variable "notifications_topic_name" {
+  description = "Name of the notifications topic; the API's listener subscriptions are named after it (TOPIC-waiter-HEX)."
+  type        = string
+  default     = "lro-notifications"
+}
+
+variable "log_metric_propagation_seconds" {
+  description = "Wait after the log-based metrics are created, in seconds, before alert policies on them are created (Cloud Monitoring may take up to 10 minutes to know a new metric)."
+  type        = number
+  default     = 600
 }
 
 variable "events_subscription_name" {
@@ -195,7 +226,8 @@ resource "google_logging_metric" "apply_latency" {
     type = "EXTRACT(jsonPayload.type)"
   }
 
-  # 1 ms to about 3 hours, each bucket 40 % wider than the one before.
+  # 1 ms to about 63 minutes (1.4^45 ms), each bucket 40 % wider than the one before; slower
+  # applies land in the overflow bucket.
   bucket_options {
     exponential_buckets {
       num_finite_buckets = 45
@@ -235,6 +267,17 @@ resource "google_logging_metric" "operations_ended" {
   }
 }
 
+# Alert policies name a log-based metric through this wait's triggers, never the metric directly,
+# so that they are created only once Cloud Monitoring knows the metric. The triggers hold the
+# metric names, which stay the same, so the wait runs again only if a metric is replaced.
+resource "time_sleep" "log_metrics" {
+  create_duration = "${var.log_metric_propagation_seconds}s"
+
+  triggers = {
+    events_dead_lettered = google_logging_metric.events_dead_lettered.name
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
 # Alert policies
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +294,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     display_name = "The subscriber dead-lettered an event it can never apply"
 
     condition_threshold {
-      filter          = "${local.user_metric}/${google_logging_metric.events_dead_lettered.name}\" AND ${local.run}"
+      filter          = "${local.user_metric}/${time_sleep.log_metrics.triggers["events_dead_lettered"]}\" AND ${local.run}"
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"
@@ -473,6 +516,56 @@ resource "google_monitoring_alert_policy" "sweeper" {
   }
 }
 
+# The API's account may delete any subscription of the project (infra/identities says why that
+# cannot be narrowed with IAM); the code only ever deletes its own notification listeners, named
+# TOPIC-waiter-<12 hex digits> (shared/service/waiter.ts). Any other DeleteSubscription by that
+# account is worth a look at once. Deleting a subscription writes an Admin Activity audit entry,
+# which is always on and lands in the _Required bucket, where no exclusion applies; the condition
+# matches those entries directly, so it needs no log-based metric (and no wait for one).
+resource "google_monitoring_alert_policy" "subscription_deleted_by_api" {
+  count = var.api_service_account_email == null ? 0 : 1
+
+  project               = var.project_id
+  display_name          = "${var.name_prefix}: the API deleted a subscription that is not its own"
+  combiner              = "OR"
+  severity              = "CRITICAL"
+  notification_channels = var.notification_channels
+  user_labels           = var.labels
+
+  conditions {
+    display_name = "DeleteSubscription by the API's account outside its notification listeners"
+
+    condition_matched_log {
+      filter = "protoPayload.methodName=\"google.pubsub.v1.Subscriber.DeleteSubscription\" AND protoPayload.authenticationInfo.principalEmail=\"${var.api_service_account_email}\" AND NOT protoPayload.resourceName=~\"^projects/[^/]+/subscriptions/${var.notifications_topic_name}-waiter-[0-9a-f]{12}$\""
+    }
+  }
+
+  alert_strategy {
+    notification_rate_limit {
+      period = "300s"
+    }
+    auto_close = "1800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    subject   = "${var.name_prefix}: a subscription was deleted by the API's service account"
+    content   = <<-EOT
+      The API's service account (${coalesce(var.api_service_account_email, "-")}) deleted a
+      subscription that is not one of its notification listeners
+      (${var.notifications_topic_name}-waiter-...). The API never does that: its credentials may
+      be in other hands, or the code changed.
+
+      First run `lro list --page-size 1` against the API to check it still answers, then look at
+      the audit entry (Logs Explorer, the incident's log link): which subscription, from which
+      caller IP and user agent. If it was the push subscription (events) or the dead-letter store,
+      `terraform apply` recreates it; events published meanwhile are on the events topic only
+      if its retention covers them (replay with `gcloud pubsub subscriptions seek`). Rotate the
+      account's keys if any exist, and review who may act as it.
+    EOT
+  }
+}
+
 # ---------------------------------------------------------------------------------------------
 # Dashboard
 # ---------------------------------------------------------------------------------------------
@@ -618,6 +711,7 @@ output "alert_policies" {
     [for p in [google_monitoring_alert_policy.dead_letters, google_monitoring_alert_policy.events_backlog, google_monitoring_alert_policy.error_ratio] : p.name],
     google_monitoring_alert_policy.sweeper[*].name,
     google_monitoring_alert_policy.dead_letter_store_backlog[*].name,
+    google_monitoring_alert_policy.subscription_deleted_by_api[*].name,
   )
 }
 

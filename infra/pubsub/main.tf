@@ -144,24 +144,15 @@ resource "google_pubsub_topic_iam_member" "notification_publisher" {
   member  = each.value
 }
 
-# roles/pubsub.subscriber on a topic allows attaching subscriptions to it; roles/pubsub.viewer
-# lets the client check that the topic exists. Creating the subscription itself is granted in
-# infra/identities.
+# roles/pubsub.subscriber on a topic allows attaching subscriptions to it. Creating the
+# subscription itself is granted in infra/identities. No roles/pubsub.viewer: the code never reads
+# the topic's metadata (its reachability probe takes a permission-denied answer as an answer).
 resource "google_pubsub_topic_iam_member" "notification_listener_attach" {
   for_each = var.notification_listeners
 
   project = var.project_id
   topic   = google_pubsub_topic.notifications.name
   role    = "roles/pubsub.subscriber"
-  member  = each.value
-}
-
-resource "google_pubsub_topic_iam_member" "notification_listener_view" {
-  for_each = var.notification_listeners
-
-  project = var.project_id
-  topic   = google_pubsub_topic.notifications.name
-  role    = "roles/pubsub.viewer"
   member  = each.value
 }
 

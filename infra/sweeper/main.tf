@@ -8,8 +8,9 @@
 # - Its own runtime identity, which may use the Bigtable instance (roles/bigtable.user) and
 #   publish to the notifications topic, nothing else.
 # - Its own invoker identity for Cloud Scheduler: the only principal that may invoke the
-#   function (roles/run.invoker on its Cloud Run service). The function is reached over HTTPS
-#   from Cloud Scheduler, so its ingress allows all traffic; IAM authenticates every call.
+#   function (roles/run.invoker on its Cloud Run service); IAM authenticates every call.
+# - Internal ingress only: Cloud Scheduler in the same project counts as internal traffic (Cloud
+#   Run's "Restrict network ingress"), as Pub/Sub push does for the subscriber.
 # - One sweep takes at most defaults.sweepBudgetMs (45 s) and leaves the rest to the next one;
 #   several sweeps at once are safe, so a slow minute does no harm. The job does not retry: the
 #   next minute sweeps anyway.
@@ -59,7 +60,12 @@ variable "source_object" {
 }
 
 variable "build_service_account_id" {
-  description = "Full resource name of the service account Cloud Build runs as."
+  description = "Full resource name of the service account Cloud Build runs as, once its grants are effective."
+  type        = string
+}
+
+variable "docker_repository" {
+  description = "Artifact Registry repository the build pushes the image to (the build account may write there)."
   type        = string
 }
 
@@ -140,9 +146,10 @@ resource "google_cloudfunctions2_function" "sweeper" {
   labels      = var.labels
 
   build_config {
-    runtime         = var.runtime
-    entry_point     = "sweeper"
-    service_account = var.build_service_account_id
+    runtime           = var.runtime
+    entry_point       = "sweeper"
+    service_account   = var.build_service_account_id
+    docker_repository = var.docker_repository
     environment_variables = {
       NODE_ENV                = "production"
       GOOGLE_NODE_RUN_SCRIPTS = ""
@@ -158,7 +165,7 @@ resource "google_cloudfunctions2_function" "sweeper" {
 
   service_config {
     service_account_email            = google_service_account.sweeper.email
-    ingress_settings                 = "ALLOW_ALL"
+    ingress_settings                 = "ALLOW_INTERNAL_ONLY"
     min_instance_count               = 0
     max_instance_count               = 2
     max_instance_request_concurrency = 2
