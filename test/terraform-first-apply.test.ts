@@ -19,6 +19,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import {
   copyFileSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -481,6 +482,109 @@ describe('a second plan of the same configuration', () => {
       expect(call.project_id, `module.${name}`).toBe(expr(`module.${services}.project_id`));
     }
   });
+
+  /**
+   * The real terraform, on a model of the root module's wiring that needs no provider: the
+   * services module becomes a terraform_data wait whose trigger is the API list, with the
+   * project_id output declared as infra/services declares it; every other module call becomes a
+   * module holding a data source and a grant (terraform_data) built from it and from its
+   * project_id, called with the same project_id expression and the same depends_on as in
+   * terraform.tf. Applied with one API list, then planned with a longer one (page_token_secret_id
+   * adds Secret Manager): nothing in those modules may change.
+   */
+  it('plans no change to what the modules build when the API list changes (terraform on a model)', () => {
+    const root = mod('');
+    const services = [...root.calls].find(([, c]) => c.source === './infra/services')?.[0] ?? '';
+    const output = mod('infra/services').outputs.get('project_id');
+    const dir = mkdtempSync(path.join(tmpdir(), 'lro-tf-replan-'));
+    try {
+      const write = (file: string, text: string) => {
+        mkdirSync(path.dirname(path.join(dir, file)), { recursive: true });
+        writeFileSync(path.join(dir, file), text);
+      };
+      const dependsOn = (value: unknown) =>
+        Array.isArray(value)
+          ? `  depends_on = [${value
+              .map((v) =>
+                String(v)
+                  .replace(/^\$\{(.*)\}$/, '$1')
+                  .replace('time_sleep.', 'terraform_data.'),
+              )
+              .join(', ')}]\n`
+          : '';
+      write(
+        'services/main.tf',
+        [
+          'variable "project_id" {\n  type = string\n}',
+          'variable "services" {\n  type = list(string)\n}',
+          'resource "terraform_data" "propagation" {\n  triggers_replace = var.services\n}',
+          output
+            ? `output "project_id" {\n  value = ${String(output.value).replace(/^\$\{(.*)\}$/, '$1')}\n${dependsOn(output.depends_on)}}`
+            : '',
+        ].join('\n'),
+      );
+      write(
+        'consumer/main.tf',
+        [
+          'variable "project_id" {\n  type = string\n}',
+          // Read at plan time unless deferred, as data.google_project and data.archive_file are.
+          'data "terraform_remote_state" "project" {\n  backend  = "local"\n  config   = { path = "project.tfstate" }\n}',
+          'resource "terraform_data" "grant" {\n  triggers_replace = [var.project_id, data.terraform_remote_state.project.outputs.number]\n}',
+        ].join('\n'),
+      );
+      write(
+        'project.tfstate',
+        JSON.stringify({
+          version: 4,
+          terraform_version: '1.11.0',
+          serial: 1,
+          lineage: '00000000-0000-0000-0000-000000000000',
+          outputs: { number: { value: '123456789', type: 'string' } },
+          resources: [],
+        }),
+      );
+      const calls = [...root.calls]
+        .filter(([name]) => name !== services)
+        .map(([name, call]) => {
+          const project = String(call.project_id).replace(/^\$\{(.*)\}$/, '$1');
+          expect(project, `module.${name}`).toMatch(/^(var\.project_id|module\.\w+\.project_id)$/);
+          return `module "${name}" {\n  source     = "./consumer"\n  project_id = ${project}\n${dependsOn(call.depends_on)}}`;
+        });
+      write(
+        'main.tf',
+        [
+          'variable "project_id" {\n  type = string\n}',
+          'variable "services" {\n  type = list(string)\n}',
+          `module "${services}" {\n  source     = "./services"\n  project_id = var.project_id\n  services   = var.services\n}`,
+          ...calls,
+        ].join('\n'),
+      );
+      const run = (...args: string[]) => {
+        const result = terraform(dir, ...args);
+        expect(result.ok, result.output).toBe(true);
+        return result.output;
+      };
+      run('init', '-input=false');
+      run('apply', '-auto-approve', '-input=false', '-var=project_id=p', '-var=services=["a"]');
+      run('plan', '-input=false', '-out=replan', '-var=project_id=p', '-var=services=["a","b"]');
+      const plan = JSON.parse(run('show', '-json', 'replan')) as {
+        resource_changes: { address: string; change: { actions: string[] } }[];
+      };
+      const changed = plan.resource_changes
+        .filter((c) => !c.address.startsWith(`module.${services}.`))
+        .filter((c) => c.change.actions.join() !== 'no-op')
+        .map((c) => `${c.address}: ${c.change.actions.join('/')}`);
+      expect(changed).toEqual([]);
+      // The wait itself runs again, so the modules are still ordered after the new API.
+      expect(
+        plan.resource_changes.find(
+          (c) => c.address === `module.${services}.terraform_data.propagation`,
+        )?.change.actions,
+      ).toEqual(['delete', 'create']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it('feeds grants and the source archive only values that stay known in later plans', () => {
     // The archive (and so the object name every function builds from) reads only files and names.
