@@ -148,7 +148,11 @@ export function decodeEvent(
   if (data.byteLength > defaults.eventMaxBytes) {
     return fail(`event of ${data.byteLength} bytes exceeds ${defaults.eventMaxBytes}`);
   }
-  const json = parseJsonWithin(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  // Exact: a value JSON.parse would change (1e309, a duplicate key, __proto__) is refused, never
+  // stored altered.
+  const json = parseJsonWithin(Buffer.from(data.buffer, data.byteOffset, data.byteLength), {
+    exact: true,
+  });
   if (!json.ok) return fail(json.reason);
   const parsed = WorkerEventSchema.safeParse(json.value);
   if (!parsed.success) return fail(`schema violation: ${describeIssues(parsed.error)}`);
