@@ -155,14 +155,9 @@ describe('HTTP', () => {
   });
 
   it('a create with a number a double cannot keep is 400 with its path, and nothing is created', async () => {
-    for (const [value, path] of [
-      ['1e309', 'metadata.n'],
-      ['-1e400', 'metadata.n'],
-      ['1e-400', 'metadata.n'],
-      ['9007199254740993', 'metadata.n'],
-    ]) {
+    for (const value of ['1e309', '-1e400', '1e-400', '9007199254740993']) {
       const body = `{"operationId":"inexact-1","metadata":{"@type":"${TYPE}","n":${value}}}`;
-      expect400(await call(s.url, 'POST', '/v1/operations', body), `${path}: `, value);
+      expect400(await call(s.url, 'POST', '/v1/operations', body), 'metadata.n: ', value);
     }
     expect((await call(s.url, 'GET', '/v1/operations/inexact-1')).status).toBe(404);
   });
