@@ -5,8 +5,11 @@
  * range, an integer past 2^53, a duplicate key, a `__proto__` key) are a 400 naming their path
  * over HTTP and a dead letter for an event. The filter's code names are Code's own names only.
  */
+import { readFileSync } from 'node:fs';
 import { request } from 'node:http';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import { inexactJson, parseJsonWithin } from '../shared/sdk/json-limits.js';
 import { compileFilter } from '../shared/service/filter.js';
 import { DEAD_LETTER_ATTRIBUTES } from '../shared/service/subscriber.js';
@@ -121,6 +124,23 @@ describe('HTTP', () => {
     expect(again.body.name).toBe(first.body.name);
     expect400(await raw(s.url, 'POST', '/v1/operations', '{"deadline":"tomorrow"}'), 'deadline');
     expect400(await raw(s.url, 'POST', '/v1/operations', '{"operationId":'), 'not JSON');
+  });
+
+  it('reads the body as JSON under every content type docs/openapi.yaml lists for it', async () => {
+    const document = parse(
+      readFileSync(resolve(import.meta.dirname, '../docs/openapi.yaml'), 'utf8'),
+    ) as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>>;
+    };
+    const listed = Object.keys(document.paths['/v1/operations']?.post?.requestBody?.content ?? {});
+    expect(listed).toContain('application/json');
+    for (const [i, type] of listed.entries()) {
+      const reply = await raw(s.url, 'POST', '/v1/operations', `{"operationId":"typed-${i}"}`, {
+        'content-type': type,
+      });
+      expect(reply.status, `${type}: ${JSON.stringify(reply.body)}`).toBe(200);
+      expect(reply.body.name).toBe(`operations/typed-${i}`);
+    }
   });
 
   it(':wait without Content-Type reads its timeout', async () => {
