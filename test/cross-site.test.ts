@@ -148,6 +148,15 @@ describe('the API', () => {
     );
     expect(own.status, JSON.stringify(own.body)).toBe(200);
     expect(await cancelRequested(name)).toBe(true);
+    // The console behind a proxy that rewrites Host: the browser's Sec-Fetch-Site decides.
+    const rewritten = await send(
+      s.url,
+      'POST',
+      `/v1/${name}:cancel`,
+      { origin: 'https://lro.example.com', 'sec-fetch-site': 'same-origin' },
+      '{}',
+    );
+    expect(rewritten.status, JSON.stringify(rewritten.body)).toBe(200);
     // A request typed in the address bar or a bookmark.
     const typed = await send(s.url, 'DELETE', `/v1/${name}`, { 'sec-fetch-site': 'none' });
     expect(typed.status).toBe(200);

@@ -4,14 +4,15 @@
  * any address, the API on a developer's 127.0.0.1 included. It cannot read the answers (the API
  * sends no CORS headers), but a POST or DELETE would still act. Browsers say where a request
  * comes from: `Sec-Fetch-Site` (same-origin, same-site, cross-site, none) and `Origin` (sent with
- * every POST and DELETE). A state-changing request is therefore refused when either names another
- * origin. Requests without these headers (curl, the CLI, the client SDK, Google's client
- * libraries: no browser) are not affected, and reads (GET, HEAD) never are.
+ * every POST and DELETE). A state-changing request is therefore refused when `Sec-Fetch-Site`
+ * says it comes from another origin, or, from a browser that sends no `Sec-Fetch-Site`, when its
+ * `Origin` is not this server's. Requests without these headers (curl, the CLI, the client SDK,
+ * Google's client libraries: no browser) are not affected, and reads (GET, HEAD) never are.
  *
  * An `Origin` is this server's own when its host is the request's `Host` (the address the
- * browser connected to). DNS rebinding (a hostile name resolving to 127.0.0.1) makes the two
- * agree: the `lro console` proxy, which adds the user's token, also checks `Host` itself
- * (bin/console-proxy.ts).
+ * browser connected to). DNS rebinding (a hostile name resolving to 127.0.0.1) makes a hostile
+ * page same-origin in the browser's eyes: the `lro console` proxy, which adds the user's token,
+ * therefore also checks `Host` itself (bin/console-proxy.ts).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 
@@ -25,9 +26,13 @@ function single(value: string | string[] | undefined): string | undefined {
 export function crossSiteRefusal(method: string, headers: IncomingHttpHeaders): string | undefined {
   if (SAFE_METHODS.has(method.toUpperCase())) return undefined;
   const site = single(headers['sec-fetch-site'])?.trim().toLowerCase();
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+  if (site !== undefined) {
+    // The browser's own verdict, which a page cannot forge; it holds behind a proxy that
+    // rewrites Host too.
+    if (site === 'same-origin' || site === 'none') return undefined;
     return `cross-site request refused: ${method} from a ${JSON.stringify(site.slice(0, 40))} page (Sec-Fetch-Site); this API takes state-changing requests from its own pages and from non-browser clients only`;
   }
+  // Browsers without Sec-Fetch-Site (older ones) send Origin with every POST and DELETE.
   const origin = single(headers.origin)?.trim();
   if (origin === undefined) return undefined;
   const host = single(headers.host)?.trim().toLowerCase();
