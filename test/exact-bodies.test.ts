@@ -10,6 +10,9 @@ import { request } from 'node:http';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { OperationsClient } from '../shared/sdk/client.js';
+import { Code } from '../shared/sdk/errors.js';
+import { checkEvent } from '../shared/sdk/events.js';
 import { inexactJson, parseJsonWithin } from '../shared/sdk/json-limits.js';
 import { compileFilter } from '../shared/service/filter.js';
 import { DEAD_LETTER_ATTRIBUTES } from '../shared/service/subscriber.js';
@@ -89,6 +92,41 @@ describe('inexactJson', () => {
       ok: false,
       reason: 'a: number 1e309 is out of the range of a double',
     });
+  });
+});
+
+describe('SDKs', () => {
+  it('the worker SDK refuses Infinity and NaN instead of publishing null', () => {
+    const event = {
+      operation: 'operations/sdk-inexact',
+      type: 'metadata',
+      eventId: 'e-1',
+      emitTime: new Date().toISOString(),
+      metadata: { '@type': TYPE, ratio: Number.POSITIVE_INFINITY },
+    };
+    expect(checkEvent(event)).toEqual({
+      ok: false,
+      reason: 'ratio: Infinity and NaN cannot be sent in JSON (they would arrive as null)',
+    });
+    expect(checkEvent({ ...event, metadata: { '@type': TYPE, ratio: 1.5 } }).ok).toBe(true);
+  });
+
+  it('the client SDK refuses them before sending anything', async () => {
+    let sent = 0;
+    const client = new OperationsClient({
+      baseUrl: 'http://127.0.0.1:1',
+      fetch: async () => {
+        sent++;
+        return new Response('{}');
+      },
+    });
+    await expect(
+      client.create({ metadata: { '@type': TYPE, ratio: Number.NaN } }),
+    ).rejects.toMatchObject({
+      code: Code.INVALID_ARGUMENT,
+      message: expect.stringContaining('ratio'),
+    });
+    expect(sent).toBe(0);
   });
 });
 

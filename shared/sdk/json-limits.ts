@@ -174,3 +174,19 @@ export function inexactJson(text: string): string | undefined {
   }
   return undefined;
 }
+
+/**
+ * The key of the first number in `value` that JSON cannot carry (Infinity, -Infinity, NaN:
+ * JSON.stringify writes them as null), or undefined when there is none. The SDKs refuse such
+ * values instead of sending a null in their place.
+ */
+export function nonFiniteNumberKey(value: unknown): string | undefined {
+  let found: string | undefined;
+  JSON.stringify(value, (key: string, item: unknown) => {
+    if (found === undefined && typeof item === 'number' && !Number.isFinite(item)) {
+      found = key === '' ? '(the root)' : key;
+    }
+    return item;
+  });
+  return found;
+}
