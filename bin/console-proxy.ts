@@ -3,10 +3,17 @@
  * request, so that a browser can open the console of a deployed API (whose functions require an
  * ID token) at a local address. Bodies stream both ways, so the console's live updates (server-
  * sent events of :watch) pass through as they come. Against a local API no token is added.
+ *
+ * Since it acts as the person, it answers its own pages only: a request whose `Host` is not
+ * 127.0.0.1:PORT or localhost:PORT (a hostile name resolved to 127.0.0.1: DNS rebinding) is
+ * refused, and so is a state-changing request that a browser says comes from another origin
+ * (`Origin`, `Sec-Fetch-Site`: shared/service/cross-site.ts), both with 403 before the token is
+ * added.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { crossSiteRefusal } from '../shared/service/cross-site.js';
 
 export interface ConsoleProxyOptions {
   /** The API's base URL. */
@@ -42,7 +49,22 @@ export async function startConsoleProxy(options: ConsoleProxyOptions): Promise<C
   const target = new URL(options.target);
   const basePath = target.pathname.replace(/\/+$/, '');
   const transport = target.protocol === 'https:' ? https : http;
+  /** The Host values of the proxy's own address, known once it listens. */
+  const ownHosts = new Set<string>();
   const server = http.createServer((req, res) => {
+    const host = (req.headers.host ?? '').trim().toLowerCase();
+    const refusal = !ownHosts.has(host)
+      ? `Host ${JSON.stringify(host.slice(0, 200))} is not this proxy's (${[...ownHosts].join(' or ')}): requests through another name are refused`
+      : crossSiteRefusal(req.method ?? 'GET', req.headers);
+    if (refusal) {
+      req.resume();
+      const body = JSON.stringify({
+        error: { code: 403, message: refusal, status: 'PERMISSION_DENIED' },
+      });
+      res.writeHead(403, { 'content-type': 'application/json; charset=utf-8' });
+      res.end(body);
+      return;
+    }
     void forward(req, res).catch((err: unknown) => fail(res, err));
   });
 
@@ -51,7 +73,8 @@ export async function startConsoleProxy(options: ConsoleProxyOptions): Promise<C
     for (const [name, value] of Object.entries(req.headers)) {
       if (value !== undefined && !HOP_HEADERS.has(name)) headers[name] = value;
     }
-    // The browser talks to 127.0.0.1; the API must see its own origin, or none.
+    // The browser talks to 127.0.0.1 (its origin was checked above); the API must see its own
+    // origin, or none.
     delete headers.origin;
     delete headers.referer;
     Object.assign(headers, await options.headers());
@@ -98,6 +121,8 @@ export async function startConsoleProxy(options: ConsoleProxyOptions): Promise<C
     server.listen({ host: '127.0.0.1', port: options.port ?? 0 }, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
+  ownHosts.add(`127.0.0.1:${port}`);
+  ownHosts.add(`localhost:${port}`);
   const url = `http://127.0.0.1:${port}`;
   return {
     url,

@@ -2,11 +2,14 @@
 import * as functions from '@google-cloud/functions-framework';
 import { instanceApiHandler } from '../shared/service/api.js';
 import { createStore } from '../shared/service/bigtable-store.js';
+import { installBodyGuard } from '../shared/service/body-guard.js';
 import { loadConfig } from '../shared/service/config.js';
 import { installFrameworkErrorBodies } from '../shared/service/http.js';
 import { installGracefulShutdown } from '../shared/service/shutdown.js';
 
 installFrameworkErrorBodies();
+// Bodies are bounded (and never inflated) before the framework parses them.
+installBodyGuard('operations');
 installGracefulShutdown();
 functions.http(
   'operations',

@@ -7,6 +7,7 @@ import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
 import { log } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { createStore } from '../shared/service/bigtable-store.js';
+import { installBodyGuard } from '../shared/service/body-guard.js';
 import { loadConfig } from '../shared/service/config.js';
 import { isDeadLetterDelivery, storeDeadLetter } from '../shared/service/dead-letter-handler.js';
 import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
@@ -26,6 +27,8 @@ let deps: (SubscriberDeps & { projectId: string; deadLetters: DeadLetterStore })
 installGracefulShutdown();
 // Requests that are not Pub/Sub pushes get a 4xx saying what this endpoint is.
 installPushGuard('subscriber');
+// Push bodies are bounded (and never inflated) before the framework parses them.
+installBodyGuard('subscriber');
 onShutdown('close', async () => {
   if (deps) await Promise.allSettled([deps.store.close(), deps.messaging.close()]);
 });

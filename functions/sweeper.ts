@@ -8,12 +8,16 @@ import { Code, LroError } from '../shared/sdk/errors.js';
 import { log } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { createStore } from '../shared/service/bigtable-store.js';
+import { installBodyGuard } from '../shared/service/body-guard.js';
 import { loadConfig } from '../shared/service/config.js';
 import { leaveFrameworkDomain } from '../shared/service/framework-domain.js';
 import { sendError, sendJson } from '../shared/service/http.js';
 import { type SweeperDeps, sweep } from '../shared/service/sweeper.js';
 
 let deps: SweeperDeps | undefined;
+
+// Bodies (the sweeper reads none) are bounded and never inflated before the framework parses them.
+installBodyGuard('sweeper');
 
 /** Config, store and publisher, created on the first call and kept for the instance's life. */
 function dependencies(): SweeperDeps {

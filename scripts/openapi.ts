@@ -10,6 +10,7 @@
  */
 import { stringify } from 'yaml';
 import { z } from 'zod';
+import { defaults } from '../shared/sdk/defaults.js';
 import { DurationMs } from '../shared/sdk/duration.js';
 import { Code } from '../shared/sdk/errors.js';
 import {
@@ -21,6 +22,7 @@ import {
   StatusSchema,
 } from '../shared/sdk/model.js';
 import { type ApiRoute, apiRoutes, OperationNodeSchema } from '../shared/service/api.js';
+import { ACCEPTED_CONTENT_TYPES } from '../shared/service/http.js';
 
 type JsonSchema = Record<string, unknown>;
 
@@ -198,23 +200,45 @@ function operationOf(route: ApiRoute, described: Record<string, JsonSchema>): Js
     operationId: route.operationId,
     summary: route.summary,
     ...(parameters.length > 0 ? { parameters } : {}),
-    ...(route.body
-      ? {
-          requestBody: {
-            required: false,
-            description: 'JSON; an empty body reads as `{}`.',
-            content: {
-              'application/json': { schema: convert(route.body, 'input', described) },
-            },
-          },
-        }
-      : {}),
+    ...(route.body ? { requestBody: requestBodyOf(route, route.body, described) } : {}),
     responses: {
       '200': ok,
       '400': { $ref: '#/components/responses/BadRequest' },
+      ...(route.method === 'GET' ? {} : { '403': { $ref: '#/components/responses/CrossSite' } }),
       '404': { $ref: '#/components/responses/NotFound' },
+      ...(route.body
+        ? {
+            '413': { $ref: '#/components/responses/TooLarge' },
+            '415': { $ref: '#/components/responses/UnsupportedMediaType' },
+          }
+        : {}),
       default: { $ref: '#/components/responses/Error' },
     },
+  };
+}
+
+/**
+ * A route's body: one schema, described once under components (`{operationId}Request`), for
+ * every content type the API reads as JSON.
+ */
+function requestBodyOf(
+  route: ApiRoute,
+  body: z.ZodType,
+  described: Record<string, JsonSchema>,
+): JsonSchema {
+  const id = components.find(([, s]) => s === body)?.[0] ?? `${route.operationId}Request`;
+  described[id] ??= convert(body, 'input', described);
+  return {
+    required: false,
+    description:
+      'JSON; an empty body reads as `{}`. The body is read as JSON under each content type ' +
+      "listed (text/plain and application/x-www-form-urlencoded are what curl's -d and simple " +
+      'clients send) and without a Content-Type; other types are 415. UTF-8 only, no ' +
+      `Content-Encoding (415), at most ${defaults.httpBodyMaxBytes} bytes (413). Numbers a ` +
+      'double cannot keep exactly, duplicate keys and `__proto__` keys are 400.',
+    content: Object.fromEntries(
+      ACCEPTED_CONTENT_TYPES.map((type) => [type, { schema: componentRef(id) }]),
+    ),
   };
 }
 
@@ -261,6 +285,15 @@ export function openApiDocument(
       responses: {
         BadRequest: errorReply('INVALID_ARGUMENT or FAILED_PRECONDITION: the request is invalid.'),
         NotFound: errorReply('NOT_FOUND: no such operation (or route).'),
+        CrossSite: errorReply(
+          'PERMISSION_DENIED: a browser marked the request as coming from another origin ' +
+            '(Origin, Sec-Fetch-Site); the API takes state-changing requests from its own pages ' +
+            'and from clients without a browser only.',
+        ),
+        TooLarge: errorReply('INVALID_ARGUMENT: the request body is larger than the limit.'),
+        UnsupportedMediaType: errorReply(
+          'INVALID_ARGUMENT: a Content-Type, charset or Content-Encoding the API does not read.',
+        ),
         Error: errorReply("Any other error, in Google's JSON error shape."),
       },
       securitySchemes: {

@@ -16,6 +16,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { cancelRequestedOf } from './cancel-requested.js';
 import { defaults } from './defaults.js';
 import { Code, codeOfHttpStatus, type ErrorDetail, isCode, LroError } from './errors.js';
+import { nonFiniteNumberKey } from './json-limits.js';
 import type { Any, Operation, OperationNode } from './operation.js';
 
 export const PARENT_HEADER = 'x-lro-parent';
@@ -294,6 +295,13 @@ export class OperationsClient {
     const headers = await this.headers();
     const init: RequestInit = { method, headers };
     if (body !== undefined) {
+      const nonFinite = nonFiniteNumberKey(body);
+      if (nonFinite !== undefined) {
+        throw new LroError(
+          Code.INVALID_ARGUMENT,
+          `${method} ${path}: ${nonFinite}: Infinity and NaN cannot be sent in JSON (they would arrive as null)`,
+        );
+      }
       headers['content-type'] = 'application/json';
       init.body = JSON.stringify(body);
     }

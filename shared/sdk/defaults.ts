@@ -29,6 +29,18 @@ export const defaults = {
   batchWaitNamesMax: 100,
   /** HTTP request bodies larger than this are rejected with 413. */
   httpBodyMaxBytes: 256 * 1024,
+  /**
+   * Push request bodies of the subscriber at most: the envelope of the largest message Pub/Sub
+   * can push (10 MB of data, base64-encoded, and its attributes), so that every message can
+   * reach the subscriber and be applied or dead-lettered.
+   */
+  pushBodyMaxBytes: 16 * 1024 * 1024,
+  /**
+   * After a body was refused (413, 415), bytes still read and discarded at most, so that a
+   * client still sending sees the answer; past this the connection is closed (Cloud Run accepts
+   * request bodies up to 32 MiB).
+   */
+  refusedBodyDiscardMaxBytes: 32 * 1024 * 1024,
   /** Incoming JSON (bodies, events, notifications) nested deeper than this is refused. */
   jsonDepthMax: 64,
   /** Event messages larger than this are dead-lettered (Pub/Sub allows 10 MB). */

@@ -27,7 +27,7 @@
  */
 import { z } from 'zod';
 import { defaults } from './defaults.js';
-import { parseJsonWithin } from './json-limits.js';
+import { nonFiniteNumberKey, parseJsonWithin } from './json-limits.js';
 import { AnySchema, describeIssues, OperationNameSchema, StatusSchema } from './model.js';
 
 /** The event contract's current version (the value of the optional `version` field). */
@@ -148,7 +148,11 @@ export function decodeEvent(
   if (data.byteLength > defaults.eventMaxBytes) {
     return fail(`event of ${data.byteLength} bytes exceeds ${defaults.eventMaxBytes}`);
   }
-  const json = parseJsonWithin(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  // Exact: a value JSON.parse would change (1e309, a duplicate key, __proto__) is refused, never
+  // stored altered.
+  const json = parseJsonWithin(Buffer.from(data.buffer, data.byteOffset, data.byteLength), {
+    exact: true,
+  });
   if (!json.ok) return fail(json.reason);
   const parsed = WorkerEventSchema.safeParse(json.value);
   if (!parsed.success) return fail(`schema violation: ${describeIssues(parsed.error)}`);
@@ -168,6 +172,13 @@ export function checkEvent(
 ): { ok: true; event: WorkerEvent } | { ok: false; reason: string } {
   const parsed = WorkerEventSchema.safeParse(value);
   if (!parsed.success) return { ok: false, reason: describeIssues(parsed.error) };
+  const nonFinite = nonFiniteNumberKey(parsed.data);
+  if (nonFinite !== undefined) {
+    return {
+      ok: false,
+      reason: `${nonFinite}: Infinity and NaN cannot be sent in JSON (they would arrive as null)`,
+    };
+  }
   const size = Buffer.byteLength(JSON.stringify(parsed.data));
   if (size > defaults.eventMaxBytes) {
     return { ok: false, reason: `event of ${size} bytes exceeds ${defaults.eventMaxBytes}` };

@@ -48,6 +48,7 @@ import {
 import { formatTiming, type NotificationType, publishNotification } from '../sdk/notifications.js';
 import type { Config } from './config.js';
 import { consoleRoute } from './console-files.js';
+import { crossSiteRefusal } from './cross-site.js';
 import { deadLetterRoutes } from './dead-letter-api.js';
 import { DeadLetterStore } from './dead-letter-store.js';
 import { leaveFrameworkDomain } from './framework-domain.js';
@@ -363,6 +364,9 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
         res.setHeader('connection', 'close');
         throw new LroError(Code.UNAVAILABLE, 'this instance is shutting down; retry');
       }
+      // A page in a browser must not act through the API (cross-site.ts); no CORS either.
+      const crossSite = crossSiteRefusal(method, req.headers);
+      if (crossSite) throw new LroError(Code.PERMISSION_DENIED, crossSite);
       const resolved = await services();
       trace = traceFields(resolved.config.projectId, {
         traceparent: headerOf(req, 'traceparent'),

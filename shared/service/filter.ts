@@ -83,6 +83,13 @@ const fieldAliases: Record<string, string> = {
   name: 'name',
 };
 
+/** The code of a google.rpc.Code name such as CANCELLED (an own enum member, nothing inherited). */
+function codeOfName(name: string): number | undefined {
+  if (!Object.hasOwn(Code, name)) return undefined;
+  const code: unknown = Code[name as keyof typeof Code];
+  return typeof code === 'number' ? code : undefined;
+}
+
 type Value = { kind: 'word' | 'string'; text: string; at: number };
 
 function compare(op: Operator, a: number | string, b: number | string): boolean {
@@ -115,8 +122,8 @@ function comparison(field: string, op: Operator, value: Value): OperationPredica
     case 'error.code': {
       let code: number;
       if (value.kind === 'word' && /^\d+$/.test(value.text)) code = Number(value.text);
-      else if (value.kind === 'word' && value.text in Code && Number.isNaN(Number(value.text))) {
-        code = Code[value.text as keyof typeof Code];
+      else if (value.kind === 'word' && codeOfName(value.text) !== undefined) {
+        code = codeOfName(value.text) as number;
       } else throw bad(`error.code compares with a number or a code name (at ${value.at})`);
       // An operation without an error has code 0 (OK).
       return (r) => compare(op, r.operation.error?.code ?? 0, code);

@@ -2,17 +2,17 @@
  * HTTP plumbing of the API: request bodies and queries in, JSON and Google error bodies out.
  * This is the one place that turns a thrown value into an HTTP response.
  *
- * The functions framework parses bodies with body-parser before the function runs (JSON,
- * text, urlencoded and raw, keeping the bytes in `req.rawBody`, with a 1 GB limit). We read
- * `rawBody` ourselves so that every content type yields the same validation and errors, and we
- * enforce our own, much smaller limit. Body-parser's own failures (malformed JSON under
- * `Content-Type: application/json`) never reach the function; `installFrameworkErrorBodies`
- * gives them Google's error shape instead of express's HTML page.
+ * Request bodies are read before the functions framework parses them (body-guard.ts: no
+ * compressed bodies, a byte limit while they arrive) and kept as bytes in `req.rawBody` whatever
+ * the content type, so that a JSON body is parsed here the same way with or without a
+ * `Content-Type`, and never ignored. Failures of the framework's own middleware never reach the
+ * function; `installFrameworkErrorBodies` gives them Google's error shape instead of express's
+ * HTML page.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import { defaults } from '../sdk/defaults.js';
 import { Code, codeName, type ErrorBody, LroError, toLroError } from '../sdk/errors.js';
-import { jsonDepth } from '../sdk/json-limits.js';
+import { parseJsonWithin } from '../sdk/json-limits.js';
 import { log } from '../sdk/log.js';
 
 /** What the API reads from a request: Node's message plus what the framework adds. */
@@ -78,10 +78,42 @@ export function queryOf(search: URLSearchParams): Record<string, string> {
 const JSON_TYPE = /^application\/([a-z0-9.+-]*\+)?json$/;
 /** curl's `-d` sends form-urlencoded; a JSON text under it is still accepted. */
 const LENIENT_TYPES = new Set(['application/x-www-form-urlencoded', 'text/plain']);
+/**
+ * The request content types the API accepts (docs/openapi.yaml lists them). A body without a
+ * content type is read as JSON too.
+ */
+export const ACCEPTED_CONTENT_TYPES = ['application/json', ...LENIENT_TYPES] as const;
+
+/** The media type of the request's Content-Type, lower case, without parameters ('' when none). */
+export function mediaTypeOf(req: IncomingMessage): string {
+  return (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+}
+
+/** The charset parameter of the request's Content-Type, lower case, when there is one. */
+export function charsetOf(req: IncomingMessage): string | undefined {
+  for (const param of (req.headers['content-type'] ?? '').split(';').slice(1)) {
+    const [name, value] = param.split('=');
+    if (name?.trim().toLowerCase() === 'charset') {
+      return (value ?? '')
+        .trim()
+        .replace(/^"(.*)"$/, '$1')
+        .toLowerCase();
+    }
+  }
+  return undefined;
+}
+
+/** application/json and the `+json` types (application/cloudevents+json, ...). */
+export function isJsonMediaType(type: string): boolean {
+  return JSON_TYPE.test(type);
+}
 
 /**
- * The JSON body of a request: `{}` when empty. 413 over the limit, 415 for a content type that
- * is not JSON, 400 for malformed JSON, JSON nested too deep, or a body that is not an object.
+ * The JSON body of a request: `{}` when empty. 413 over the limit; 415 for a content type that
+ * is not JSON (a body without one is read as JSON) or a charset other than UTF-8; 400 for
+ * malformed JSON, JSON nested too deep, a value JSON cannot keep exactly (a number out of a
+ * double's range, a duplicate key, a `__proto__` key: jsonProblem in json-limits.ts), or a body
+ * that is not an object.
  */
 export function jsonBody(req: ApiRequest, maxBytes: number = defaults.httpBodyMaxBytes): unknown {
   const declared = Number(req.headers['content-length'] ?? 0);
@@ -95,7 +127,7 @@ export function jsonBody(req: ApiRequest, maxBytes: number = defaults.httpBodyMa
     );
   }
   if (!raw || raw.length === 0) return {};
-  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  const type = mediaTypeOf(req);
   if (type !== '' && !JSON_TYPE.test(type) && !LENIENT_TYPES.has(type)) {
     throw new HttpStatusError(
       415,
@@ -103,19 +135,17 @@ export function jsonBody(req: ApiRequest, maxBytes: number = defaults.httpBodyMa
       `unsupported content type ${JSON.stringify(type)}; send application/json`,
     );
   }
-  const text = raw.toString('utf8');
-  if (jsonDepth(text, defaults.jsonDepthMax) > defaults.jsonDepthMax) {
-    throw new LroError(
+  const charset = charsetOf(req);
+  if (charset !== undefined && charset !== 'utf-8' && charset !== 'utf8') {
+    throw new HttpStatusError(
+      415,
       Code.INVALID_ARGUMENT,
-      `request body is nested deeper than ${defaults.jsonDepthMax} levels`,
+      `unsupported charset ${JSON.stringify(charset.slice(0, 100))}; send UTF-8`,
     );
   }
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch (err) {
-    throw new LroError(Code.INVALID_ARGUMENT, `request body is not valid JSON: ${message(err)}`);
-  }
+  const parsed = parseJsonWithin(raw, { exact: true });
+  if (!parsed.ok) throw new LroError(Code.INVALID_ARGUMENT, `request body: ${parsed.reason}`);
+  const body = parsed.value;
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new LroError(Code.INVALID_ARGUMENT, 'request body must be a JSON object');
   }

@@ -28,7 +28,7 @@ export function notAPush(
 let installed = false;
 
 /** The framework's target in this process: `--target` or FUNCTION_TARGET, as the framework reads it. */
-function frameworkTarget(argv: string[], env: NodeJS.ProcessEnv): string | undefined {
+export function frameworkTarget(argv: string[], env: NodeJS.ProcessEnv): string | undefined {
   for (const [i, arg] of argv.entries()) {
     if (arg.startsWith('--target=')) return arg.slice('--target='.length);
     if (arg === '--target') return argv[i + 1];
