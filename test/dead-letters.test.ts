@@ -6,6 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '../shared/sdk/errors.js';
+import { BigtableOperationStore } from '../shared/service/bigtable-store.js';
 import { loadConfig } from '../shared/service/config.js';
 import { storeDeadLetter } from '../shared/service/dead-letter-handler.js';
 import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
@@ -104,7 +105,17 @@ describe('dead-letter store', () => {
     expect(letter.attributes.CloudPubSubDeadLetterSourceDeliveryCount).toBe('5');
     expect(letter.event).toMatchObject({ operation: name, type: 'succeeded' });
 
-    await s.store.create({ id });
+    // A slow create: it began before the event was published (its create time says so) and
+    // wrote the operation only after the event's deliveries were exhausted, so the event is this
+    // operation's. (An operation created after the event was published never takes it:
+    // event-identity-replay.test.ts.)
+    const published = Date.parse(
+      letter.attributes.CloudPubSubDeadLetterSourceTopicPublishTime ?? '',
+    );
+    expect(Number.isFinite(published)).toBe(true);
+    const slowCreate = new BigtableOperationStore(s.config, () => published - 1);
+    await slowCreate.create({ id });
+    await slowCreate.close();
     const replayed = await call(api.url, 'POST', `/v1/${letter.name}:replay`, {});
     expect(replayed.status).toBe(200);
     expect(replayed.body).toEqual({});

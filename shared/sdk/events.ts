@@ -36,18 +36,21 @@ export const EVENT_VERSION = 1;
 export const EventTypeSchema = z.enum(['metadata', 'succeeded', 'failed', 'heartbeat']);
 export type EventType = z.infer<typeof EventTypeSchema>;
 
+/** An event's ID: what makes a redelivery or a republished event change nothing. */
+export const EventIdSchema = z
+  .string()
+  .min(1)
+  .max(256)
+  .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
+  .describe('Unique per event (a UUID is recommended); duplicates of one eventId apply once.');
+
 const common = {
   version: z.literal(EVENT_VERSION).optional().describe('Contract version; absent means 1.'),
   operation: OperationNameSchema.regex(
     /^operations\/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/,
     'must be "operations/{id}" with a valid ID',
   ).describe('The operation name, "operations/{id}".'),
-  eventId: z
-    .string()
-    .min(1)
-    .max(256)
-    .regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces')
-    .describe('Unique per event (a UUID is recommended); duplicates of one eventId apply once.'),
+  eventId: EventIdSchema,
   emitTime: z.iso
     .datetime({ offset: true })
     // Metadata order keys are epoch milliseconds: a time before 1970 would sort backwards.

@@ -12,6 +12,9 @@
  *                           L deadline (ms)           T heartbeat timeout (ms)
  *                           H last heartbeat or progress: "{ms, 15 digits}"
  *                           Z{token} a deletion in progress (see delete)
+ *                           e{hash} the event with this ID took effect (see event identity below)
+ *                           Y{hash} after a delete: the operation that request ID created is
+ *                                   gone (a tombstone; the row has no C; see request IDs below)
  *   P c/{parentId}/{id}   children index, family `i`, column `c` = the child's create time
  *   P r/{requestId}       request-ID index, family `i`, column `o` = the operation ID
  *   P d/{due ms, 15 digits}/{id}
@@ -24,6 +27,16 @@
  *   newest-metadata-wins (the write applies only when no stored K is >= the event's key, and the
  *   operation is not done). K sorts by emit time, then event ID, so duplicates of one event and
  *   late events change nothing.
+ * - Event identity. The write that applies an event also writes e{hash of its eventId}, in the
+ *   same CheckAndMutateRow whose predicate refuses when that cell exists: one eventId takes effect
+ *   at most once whatever its payload (a later emitTime, other metadata, another type). The cells
+ *   live as long as the running operation; the terminal write drops them (nothing applies to a done
+ *   operation). Reads never return them (STATE_CELLS). Heartbeats are checked, not recorded (one
+ *   cell per heartbeat would grow the row every 15 s, and a heartbeat changes no state).
+ * - Incarnations. An event published before its operation was created belongs to an earlier
+ *   operation of the same name: every event write also refuses when C (the create time, taken
+ *   before the create writes anything) is later than the event's publish time, and the terminal
+ *   write refuses when C changed since its read.
  * - Children are listed by a prefix scan of `c/{parentId}/`, never a table scan; IDs cannot
  *   contain "/", so one parent's prefix never covers another's.
  * - Deleting a parent is refused while it has children (AIP-135). Race-free without
@@ -33,12 +46,19 @@
  * - A request ID is bound (`r/{requestId}`) before the operation is written and released when the
  *   create fails for good (ALREADY_EXISTS, parent gone), so it names only a successful create; a
  *   binding to an operation that is another's or expired is stale and taken over.
+ * - A retried create and a delete never interleave into an operation that outlives the delete or
+ *   that its request ID does not name. A retry that finds the binding but no operation takes it
+ *   for a create in flight and writes the operation, but only if the row holds no tombstone of
+ *   its request ID (one predicate); the delete of an operation created with a request ID replaces
+ *   the row by that tombstone (holding the operation as it was) and releases the binding last. So
+ *   a retry that saw the binding answers with the deleted operation, and one that did not creates
+ *   a new operation and binds the request ID to it. Tombstones expire with the retention period.
  * - Retention: both families have the GC rule max-age = retention. Cells of running operations
  *   carry a far-future timestamp, so GC never touches them; the terminal write rewrites the whole
  *   row with the completion time as timestamp, so GC removes finished operations once retention
  *   has passed. GC is lazy, so reads also hide operations whose D + retention is past.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Bigtable, type Table } from '@google-cloud/bigtable';
 import { deadlineExceededMessage, dueOf, type Liveness } from '../sdk/deadlines.js';
 import { defaults } from '../sdk/defaults.js';
@@ -69,8 +89,10 @@ import type {
   CreateOperationOptions,
   DueEntry,
   ExpireResult,
+  HeartbeatOptions,
   HeartbeatResult,
   ListOptions,
+  NotAppliedReason,
   OperationRecord,
   OperationStore,
   Outcome,
@@ -94,7 +116,26 @@ const IN_FLIGHT_CREATE_WAIT_MS = 3_000;
 
 type Cells = Partial<
   Record<'C' | 'U' | 'P' | 'Q' | 'M' | 'K' | 'X' | 'D' | 'R' | 'L' | 'T' | 'H', string>
->;
+> &
+  Record<string, string | undefined>;
+
+/**
+ * The cells a read returns: the state columns (one capital letter, or a capital and lowercase
+ * hex: Z and Y marks), never the event-ID cells (e…), which only predicates look at.
+ */
+const STATE_COLUMNS = /^[A-Z][0-9a-f]*$/;
+const STATE_CELLS = [{ family: STATE }, { column: STATE_COLUMNS }, { column: { cellLimit: 1 } }];
+
+/** 32 hex digits of SHA-256: column names for arbitrary IDs, without regular-expression syntax. */
+function hashOf(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 32);
+}
+/** The column recording that the event with this ID took effect. */
+const eventColumn = (eventId: string) => `e${hashOf(eventId)}`;
+/** The tombstone column of a deleted operation that was created with this request ID. */
+const tombstoneColumn = (requestId: string) => `Y${hashOf(requestId)}`;
+/** A create time (ms) as C stores it and compares as bytes: 13 digits until the year 2286. */
+const createTimeValue = (ms: number) => String(Math.max(0, Math.floor(ms))).padStart(13, '0');
 
 interface RawRow {
   id: string;
@@ -233,6 +274,22 @@ function livenessOf(cells: Cells): Liveness {
   return live;
 }
 
+/** What a tombstone keeps of a deleted operation (see delete). */
+interface Tombstone {
+  operation: Operation;
+  createTime: number;
+  deleteTime: number;
+}
+
+function tombstoneRecord(value: string): OperationRecord {
+  const tombstone = JSON.parse(value) as Tombstone;
+  return {
+    operation: tombstone.operation,
+    createTime: new Date(tombstone.createTime),
+    updateTime: new Date(tombstone.deleteTime),
+  };
+}
+
 /** Room kept in a page's byte budget for `{"operations":[…],"nextPageToken":"…"}`. */
 const PAGE_ENVELOPE_BYTES = 4096;
 
@@ -313,7 +370,7 @@ export class BigtableOperationStore implements OperationStore {
       ({ id, claimed } = await this.claimRequestId(options.requestId, id, now));
     }
     try {
-      return await this.insertOperation(id, now, parentId, options);
+      return await this.insertOperation(id, now, parentId, options, !claimed);
     } catch (err) {
       // The request did not succeed: its ID must not stay bound to this operation ID (AIP-155).
       if (claimed && options.requestId !== undefined && isDefinitive(err)) {
@@ -328,6 +385,7 @@ export class BigtableOperationStore implements OperationStore {
     now: number,
     parentId: string | undefined,
     options: CreateOperationOptions,
+    retried = false,
   ): Promise<OperationRecord> {
     const cells: Cells = { C: String(now), U: String(now) };
     if (options.parent !== undefined) cells.P = options.parent;
@@ -368,16 +426,38 @@ export class BigtableOperationStore implements OperationStore {
       );
       await this.checkParentOpen(parentId, id);
     }
+    // A retry (the request ID was bound already) writes the operation only if no delete removed
+    // the one its request created: the tombstone of the request ID blocks the insert.
+    const tombstone =
+      retried && options.requestId !== undefined ? tombstoneColumn(options.requestId) : undefined;
+    const blocking =
+      tombstone === undefined ? column('C') : anyOf([column('C'), column(tombstone)]);
     for (let attempt = 0; attempt < 3; attempt++) {
       const [exists] = await this.call(() =>
-        this.table.row(this.opKey(id)).filter(column('C'), {
+        this.table.row(this.opKey(id)).filter(blocking, {
           onMatch: [],
-          onNoMatch: [this.insert(cells, RUNNING_TIMESTAMP_MICROS)],
+          // The family goes first: a tombstone of an earlier operation of this name goes with it.
+          onNoMatch: [
+            { method: 'delete', data: [STATE] },
+            this.insert(cells, RUNNING_TIMESTAMP_MICROS),
+          ],
           gaxOptions: gax(),
         }),
       );
       if (!exists) return this.toRecord(id, cells) as OperationRecord;
-      const existing = await this.readCells(id);
+      const row = await this.readRow(id);
+      const deleted = tombstone === undefined ? undefined : row?.[tombstone];
+      if (row?.C === undefined && deleted !== undefined) {
+        // The operation this request created was deleted while the request was retried: the
+        // retry answers as if it had come first, with the operation as it was when deleted.
+        if (parentId !== undefined) {
+          await this.call(() =>
+            this.table.mutate({ key: this.childKey(parentId, id), method: 'delete' }),
+          ).catch(() => undefined);
+        }
+        return tombstoneRecord(deleted);
+      }
+      const existing = row?.C === undefined ? undefined : row;
       if (!existing) continue; // deleted in between: try again
       if (this.isExpired(existing)) {
         await this.call(() => this.table.mutate({ key: this.opKey(id), method: 'delete' }));
@@ -606,9 +686,8 @@ export class BigtableOperationStore implements OperationStore {
       }),
     );
     if (!marked) throw notFound(`operation ${name} not found`);
-    const keys = [this.opKey(id)];
+    const keys: string[] = [];
     if (cells.P) keys.push(this.childKey(operationIdOf(cells.P), id));
-    if (cells.Q) keys.push(this.requestKey(cells.Q));
     try {
       const { live, entries } = await this.childEntries(id);
       if (live > 0) {
@@ -626,12 +705,39 @@ export class BigtableOperationStore implements OperationStore {
       ).catch(() => undefined);
       throw err;
     }
+    // The row goes (only if our mark is still there: nobody deleted and recreated it meanwhile),
+    // leaving the tombstone of its request ID; the binding of the request ID is released last, so
+    // that a retry of the create that still finds it answers with the deleted operation instead
+    // of writing it again (see the top of this file).
+    const now = this.now();
+    const record = this.toRecord(id, cells) as OperationRecord;
+    const tombstone: Tombstone = {
+      operation: record.operation,
+      createTime: record.createTime.getTime(),
+      deleteTime: now,
+    };
     await this.call(() =>
-      this.table.mutate(
-        keys.map((key) => ({ key, method: 'delete' })),
-        { gaxOptions: gax() },
-      ),
+      this.table.row(this.opKey(id)).filter(column(mark), {
+        onMatch:
+          cells.Q === undefined
+            ? [{ method: 'delete' }]
+            : [
+                { method: 'delete', data: [STATE] },
+                this.insert({ [tombstoneColumn(cells.Q)]: JSON.stringify(tombstone) }, now * 1000),
+              ],
+        onNoMatch: [],
+        gaxOptions: gax(),
+      }),
     );
+    if (keys.length > 0) {
+      await this.call(() =>
+        this.table.mutate(
+          keys.map((key) => ({ key, method: 'delete' })),
+          { gaxOptions: gax() },
+        ),
+      );
+    }
+    if (cells.Q !== undefined) await this.releaseRequestId(cells.Q, id);
   }
 
   /**
@@ -718,16 +824,21 @@ export class BigtableOperationStore implements OperationStore {
     options: CompleteOptions = {},
   ): Promise<WriteResult> {
     const id = operationIdOf(name);
+    const seen = options.eventId === undefined ? undefined : eventColumn(options.eventId);
     for (let attempt = 0; attempt < COMPLETE_ATTEMPTS; attempt++) {
-      const current = await this.readCells(id);
+      const current = await this.readCells(id, seen);
       if (!current || this.isExpired(current)) throw notFound(`operation ${name} not found`);
-      if (current.D !== undefined) {
-        return {
-          operation: (this.toRecord(id, current) as OperationRecord).operation,
-          applied: false,
-        };
-      }
-      const written = await this.writeTerminal(id, current, outcome, options);
+      const operation = () => (this.toRecord(id, current) as OperationRecord).operation;
+      const reason = this.identityConflict(current, seen, options.publishTime);
+      if (reason !== undefined) return { operation: operation(), applied: false, reason };
+      if (current.D !== undefined) return { operation: operation(), applied: false };
+      const written = await this.writeTerminal(
+        id,
+        current,
+        outcome,
+        options,
+        seen === undefined ? [] : [column(seen)],
+      );
       if (written) return { operation: written, applied: true };
     }
     throw new LroError(Code.ABORTED, `operation ${name} kept changing; retry`);
@@ -746,13 +857,22 @@ export class BigtableOperationStore implements OperationStore {
   ): Promise<Operation | undefined> {
     const now = this.now();
     const next: Cells = { ...current, U: String(now), D: String(now) };
+    // The event-ID cells go: nothing applies to a done operation any more.
+    for (const name of Object.keys(next)) if (!STATE_COLUMNS.test(name)) delete next[name];
     next.R = JSON.stringify(
       'error' in outcome ? { error: outcome.error } : { response: outcome.response },
     );
     if (options.metadata !== undefined) next.M = JSON.stringify(options.metadata);
     // Conflicts: it became done, or (when we keep the stored metadata) newer metadata arrived,
-    // or a cancellation was recorded since our read. Any of them: read again and retry.
-    const conflicts: unknown[][] = [column('D'), ...extraConflicts];
+    // or a cancellation was recorded, or it was deleted and created again (another C) since our
+    // read. Any of them: read again and retry.
+    const created = current.C ?? '';
+    const conflicts: unknown[][] = [
+      column('D'),
+      [...column('C'), { value: { start: { value: created, inclusive: false } } }],
+      [...column('C'), { value: { end: { value: created, inclusive: false } } }],
+      ...extraConflicts,
+    ];
     if (options.metadata === undefined) {
       conflicts.push(
         current.K === undefined
@@ -780,45 +900,96 @@ export class BigtableOperationStore implements OperationStore {
   ): Promise<WriteResult> {
     const id = operationIdOf(name);
     const key = metadataKey(options.emitTime, options.eventId);
+    const seen = eventColumn(options.eventId);
     const now = this.now();
     const newer = [...column('K'), { value: { start: { value: key, inclusive: true } } }];
+    const blocking = [column('D'), newer, column(seen), ...this.createdAfter(options.publishTime)];
     const [applied] = await this.call(() =>
-      this.table
-        .row(this.opKey(id))
-        .filter(this.unchangedFilter([{ interleave: [column('D'), newer] }]), {
-          onMatch: [
-            this.insert(
-              { M: JSON.stringify(metadata), K: key, U: String(now), H: padMs(now) },
-              RUNNING_TIMESTAMP_MICROS,
-            ),
-          ],
-          onNoMatch: [],
-          gaxOptions: gax(),
-        }),
+      this.table.row(this.opKey(id)).filter(this.unchangedFilter([{ interleave: blocking }]), {
+        onMatch: [
+          this.insert(
+            { M: JSON.stringify(metadata), K: key, U: String(now), H: padMs(now), [seen]: '1' },
+            RUNNING_TIMESTAMP_MICROS,
+          ),
+        ],
+        onNoMatch: [],
+        gaxOptions: gax(),
+      }),
     );
     // Applied: the operation is running and this metadata is its newest, so its state is known
     // without reading the row back.
     if (applied === true) return { operation: { name, done: false, metadata }, applied: true };
-    return { operation: (await this.get(name)).operation, applied: false };
+    return this.notApplied(name, seen, options.publishTime);
   }
 
-  async heartbeat(name: string, options: { time: Date }): Promise<HeartbeatResult> {
+  /** The stored state after an event's write did not apply, and why when it is the identity. */
+  private async notApplied(
+    name: string,
+    seen: string | undefined,
+    publishTime: Date | undefined,
+  ): Promise<WriteResult> {
+    const id = operationIdOf(name);
+    const cells = await this.readCells(id, seen);
+    const record = cells && this.toRecord(id, cells);
+    if (!cells || !record) throw notFound(`operation ${name} not found`);
+    const reason = this.identityConflict(cells, seen, publishTime);
+    return reason === undefined
+      ? { operation: record.operation, applied: false }
+      : { operation: record.operation, applied: false, reason };
+  }
+
+  /**
+   * Whether an event cannot apply to the operation in `cells` because of who it is: published
+   * before the operation was created, or its eventId (column `seen`) took effect already.
+   */
+  private identityConflict(
+    cells: Cells,
+    seen: string | undefined,
+    publishTime: Date | undefined,
+  ): NotAppliedReason | undefined {
+    if (publishTime !== undefined && Number(cells.C) > publishTime.getTime()) {
+      return 'earlier-operation';
+    }
+    if (seen !== undefined && cells[seen] !== undefined) return 'duplicate';
+    return undefined;
+  }
+
+  /**
+   * A predicate part yielding cells when the operation was created after `publishTime` (C sorts
+   * as bytes like the number it holds while both have 13 digits); nothing without a time.
+   */
+  private createdAfter(publishTime: Date | undefined): unknown[][] {
+    if (publishTime === undefined) return [];
+    const published = createTimeValue(publishTime.getTime());
+    return [[...column('C'), { value: { start: { value: published, inclusive: false } } }]];
+  }
+
+  async heartbeat(name: string, options: HeartbeatOptions): Promise<HeartbeatResult> {
     const id = operationIdOf(name);
     const value = padMs(options.time.getTime());
-    // One CheckAndMutateRow writing one cell; never applied to a done operation, and never
-    // moving the heartbeat back (a later one applied first).
+    // One CheckAndMutateRow writing one cell; never applied to a done operation, never moving
+    // the heartbeat back (a later one applied first), never for an event ID that took effect or
+    // an event older than the operation. Its own ID is not recorded (see the top of this file).
     const newer = [...column('H'), { value: { start: { value, inclusive: true } } }];
+    const seen = options.eventId === undefined ? undefined : eventColumn(options.eventId);
+    const blocking = [
+      column('D'),
+      newer,
+      ...(seen === undefined ? [] : [column(seen)]),
+      ...this.createdAfter(options.publishTime),
+    ];
     const [applied] = await this.call(() =>
-      this.table
-        .row(this.opKey(id))
-        .filter(this.unchangedFilter([{ interleave: [column('D'), newer] }]), {
-          onMatch: [this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS)],
-          onNoMatch: [],
-          gaxOptions: gax(),
-        }),
+      this.table.row(this.opKey(id)).filter(this.unchangedFilter([{ interleave: blocking }]), {
+        onMatch: [this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS)],
+        onNoMatch: [],
+        gaxOptions: gax(),
+      }),
     );
     if (applied === true) return { applied: true };
-    return { applied: false, operation: (await this.get(name)).operation };
+    const { operation, reason } = await this.notApplied(name, seen, options.publishTime);
+    return reason === undefined
+      ? { applied: false, operation }
+      : { applied: false, operation, reason };
   }
 
   async listDue(now: Date, limit: number): Promise<DueEntry[]> {
@@ -1006,7 +1177,7 @@ export class BigtableOperationStore implements OperationStore {
           },
         ],
         limit,
-        filter: [{ family }, { column: { cellLimit: 1 } }],
+        filter: family === STATE ? STATE_CELLS : [{ family }, { column: { cellLimit: 1 } }],
         gaxOptions: gax(),
       }),
     );
@@ -1023,18 +1194,25 @@ export class BigtableOperationStore implements OperationStore {
     return cells;
   }
 
-  private async readCells(id: string): Promise<Cells | undefined> {
+  /** The operation's cells; undefined when there is no operation (no row, or a tombstone). */
+  private async readCells(id: string, extraColumn?: string): Promise<Cells | undefined> {
+    const cells = await this.readRow(id, extraColumn);
+    return cells?.C === undefined ? undefined : cells;
+  }
+
+  /** The row's state cells, and `extraColumn` (an event or tombstone column) when present. */
+  private async readRow(id: string, extraColumn?: string): Promise<Cells | undefined> {
+    const columns =
+      extraColumn === undefined ? STATE_COLUMNS : new RegExp(`^(?:[A-Z][0-9a-f]*|${extraColumn})$`);
     const [rows] = await this.call(() =>
       this.table.getRows({
         keys: [this.opKey(id)],
-        filter: [{ family: STATE }, { column: { cellLimit: 1 } }],
+        filter: [{ family: STATE }, { column: columns }, { column: { cellLimit: 1 } }],
         gaxOptions: gax(),
       }),
     );
     const row = rows[0] as unknown as RawRow | undefined;
-    if (!row) return undefined;
-    const cells = this.cellsOf(row);
-    return cells.C === undefined ? undefined : cells;
+    return row && this.cellsOf(row);
   }
 
   private async find(id: string): Promise<OperationRecord | undefined> {
@@ -1048,7 +1226,7 @@ export class BigtableOperationStore implements OperationStore {
     const [rows] = await this.call(() =>
       this.table.getRows({
         keys: ids.map((id) => this.opKey(id)),
-        filter: [{ family: STATE }, { column: { cellLimit: 1 } }],
+        filter: STATE_CELLS,
         gaxOptions: gax(),
       }),
     );

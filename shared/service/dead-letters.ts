@@ -14,6 +14,7 @@
  * redelivery of one message maps to the same entry.
  */
 import { z } from 'zod';
+import { earliest, POLICY_PUBLISH_TIME_ATTRIBUTE, PUBLISH_TIME_ATTRIBUTE } from './publish-time.js';
 import { DEAD_LETTER_ATTRIBUTES } from './subscriber.js';
 
 /** Attributes Pub/Sub adds when a subscription's dead-letter policy forwards a message. */
@@ -132,7 +133,11 @@ export function operationOf(data: Buffer, attributes: Record<string, string>): s
   return undefined;
 }
 
-/** The attributes to publish again on replay: what the worker sent, without what was added. */
+/**
+ * The attributes to publish again on replay: what the worker sent, without what was added, and
+ * the event's first publish time (`lroPublishTime`, see publish-time.ts), so that the replayed
+ * event never applies to an operation created after it was first published.
+ */
 export function originalAttributes(attributes: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
   const added = new Set<string>(Object.values(DEAD_LETTER_ATTRIBUTES));
@@ -140,5 +145,10 @@ export function originalAttributes(attributes: Record<string, string>): Record<s
     if (added.has(key) || key.startsWith(POLICY_ATTRIBUTE_PREFIX)) continue;
     out[key] = value;
   }
+  const published = earliest(
+    attributes[PUBLISH_TIME_ATTRIBUTE],
+    attributes[POLICY_PUBLISH_TIME_ATTRIBUTE],
+  );
+  if (published !== undefined) out[PUBLISH_TIME_ATTRIBUTE] = published.toISOString();
   return out;
 }

@@ -52,25 +52,50 @@ export interface Page {
   nextPageToken: string;
 }
 
+/**
+ * Why an event's write did not apply, when it is not the operation's state (done, newer
+ * metadata): `duplicate`, an event with this eventId took effect already; `earlier-operation`, the
+ * event was published before the operation was created (it belongs to an earlier operation of the
+ * same name).
+ */
+export type NotAppliedReason = 'duplicate' | 'earlier-operation';
+
 /** Outcome of a conditional write: whether this write changed the operation, and its state. */
 export interface WriteResult {
   /** The state after this write when applied; the stored state when not. */
   operation: Operation;
   applied: boolean;
+  /** When not applied because of the event's identity. */
+  reason?: NotAppliedReason;
+}
+
+/**
+ * Who an event is: its ID, which takes effect at most once per operation, and when it was
+ * published (Pub/Sub's clock, the original time across replays): an operation created after
+ * that is another operation of the same name, to which it never applies.
+ */
+export interface EventIdentity {
+  eventId?: string;
+  publishTime?: Date;
 }
 
 export type Outcome = { response?: Any } | { error: Status };
 
-export interface CompleteOptions {
+export interface CompleteOptions extends EventIdentity {
   /** Final metadata; when absent the last metadata is kept. */
   metadata?: Any;
 }
 
-export interface UpdateMetadataOptions {
+export interface UpdateMetadataOptions extends EventIdentity {
   /** When the worker emitted the metadata; the newest wins. */
   emitTime: Date;
-  /** Tie-breaker between events of the same emitTime; duplicates of one event apply once. */
+  /** Tie-breaker between events of the same emitTime; one eventId takes effect at most once. */
   eventId: string;
+}
+
+export interface HeartbeatOptions extends EventIdentity {
+  /** The time of the sign of life (the service's clock). */
+  time: Date;
 }
 
 /** An entry of the due-time index: the operation may be due at `due` (sweeper.ts). */
@@ -94,7 +119,9 @@ export type ExpireResult = { reads: number } & (
 );
 
 /** Outcome of a heartbeat: applied, or why not (the stored state). */
-export type HeartbeatResult = { applied: true } | { applied: false; operation: Operation };
+export type HeartbeatResult =
+  | { applied: true }
+  | { applied: false; operation: Operation; reason?: NotAppliedReason };
 
 export interface OperationStore {
   create(options?: CreateOperationOptions): Promise<OperationRecord>;
@@ -109,20 +136,30 @@ export interface OperationStore {
   getParent(name: string): Promise<string | undefined>;
   /**
    * Removes the operation and its index entries. NOT_FOUND when absent; FAILED_PRECONDITION while
-   * it has children (a child create racing it either lands first, or fails).
+   * it has children (a child create racing it either lands first, or fails). A create retried with
+   * the operation's request ID meanwhile either answers with the deleted operation or creates a
+   * new one that the request ID then names; it never brings the deleted one back.
    */
   delete(name: string): Promise<void>;
   /** Records a cancellation request (once; its time kept). Not applied when already done. */
   requestCancel(name: string): Promise<WriteResult>;
-  /** Terminal write-once: of racing completions exactly one has `applied: true`. */
+  /**
+   * Terminal write-once: of racing completions exactly one has `applied: true`. Not applied for
+   * an eventId that took effect already, or an event published before the operation's creation.
+   */
   complete(name: string, outcome: Outcome, options?: CompleteOptions): Promise<WriteResult>;
-  /** Metadata update where the newest emitTime wins; never changes a done operation. */
+  /**
+   * Metadata update where the newest emitTime wins; never changes a done operation. Not applied
+   * for an eventId that took effect already, or an event published before the creation.
+   */
   updateMetadata(name: string, metadata: Any, options: UpdateMetadataOptions): Promise<WriteResult>;
   /**
    * Renews a running operation's heartbeat (its last sign of life) to `time`: one conditional
-   * write; the stored state is read only when it did not apply. NOT_FOUND when absent.
+   * write; the stored state is read only when it did not apply. NOT_FOUND when absent. Not applied
+   * for an eventId that took effect already (heartbeats do not record theirs), or one published
+   * before the operation's creation.
    */
-  heartbeat(name: string, options: { time: Date }): Promise<HeartbeatResult>;
+  heartbeat(name: string, options: HeartbeatOptions): Promise<HeartbeatResult>;
   /** Due-index entries due at or before `now`, earliest first (at most `limit`). */
   listDue(now: Date, limit: number): Promise<DueEntry[]>;
   /**

@@ -10,6 +10,12 @@
  *   moment later; the subscription's dead-letter policy ends the retries.
  * - Writes are conditional (store.ts): a duplicate of an applied event, late metadata and
  *   anything after the terminal event change nothing and are acknowledged.
+ * - Event identity: an eventId takes effect at most once per operation whatever its payload (the
+ *   store records it in the write that applies it), and an event published before its operation
+ *   was created (an earlier operation of the same name, deleted since) never applies to it. The
+ *   publish time is Pub/Sub's, or the earlier time in the attribute `lroPublishTime`, which a
+ *   dead letter keeps across a replay. Such events are acknowledged and logged, never
+ *   re-announced.
  * - Every applied change is announced on the notifications topic. When the write applied but the
  *   notification could not be published, the delivery fails; on redelivery the store reports
  *   `applied: false`, so "this event's change is the stored state" is checked instead (the
@@ -28,9 +34,13 @@ import type { Messaging } from '../sdk/messaging.js';
 import type { Operation } from '../sdk/model.js';
 import { type NotificationType, publishNotification } from '../sdk/notifications.js';
 import { applyHeartbeat } from './heartbeats.js';
-import type { OperationStore, Outcome, WriteResult } from './store.js';
+import { eventPublishTime, PUBLISH_TIME_ATTRIBUTE } from './publish-time.js';
+import type { NotAppliedReason, OperationStore, Outcome, WriteResult } from './store.js';
 import { endStrandedOperation } from './stranded.js';
 import { countedEmitTime } from './worker-clock.js';
+
+/** Why an event changed nothing. */
+export type IgnoredReason = 'done' | 'stale' | 'empty' | NotAppliedReason;
 
 /** Events that change the Operation JSON (a heartbeat does not). */
 type ChangeEvent = Exclude<WorkerEvent, HeartbeatEvent>;
@@ -59,8 +69,11 @@ export type HandleResult =
   | { outcome: 'reannounced'; operation: Operation; notification: NotificationType }
   /** A heartbeat renewed the operation (nothing announced: the Operation did not change). */
   | { outcome: 'renewed' }
-  /** Nothing to do: a duplicate, late metadata, an event after the end, or empty progress. */
-  | { outcome: 'ignored'; reason: 'done' | 'stale' | 'empty' }
+  /**
+   * Nothing to do: an event after the end, late metadata, empty progress, an eventId that took
+   * effect already, or an event published before its operation was created.
+   */
+  | { outcome: 'ignored'; reason: IgnoredReason }
   /** A permanent failure: the message was published to the dead-letter topic. */
   | { outcome: 'dead-lettered'; reason: string };
 
@@ -94,6 +107,7 @@ export async function handleEventMessage(
     return { outcome: 'dead-lettered', reason: decoded.reason };
   }
   const event = decoded.event;
+  const publishTime = eventPublishTime(message);
   const fields = {
     operation: event.operation,
     eventId: event.eventId,
@@ -106,7 +120,8 @@ export async function handleEventMessage(
   let written: WriteResult;
   try {
     if (event.type === 'heartbeat') {
-      const renewed = await applyHeartbeat(event, deps.store);
+      const renewed = await applyHeartbeat(event, deps.store, publishTime);
+      if (renewed.outcome === 'ignored') logIgnored(log, fields, event.type, renewed.reason);
       if (renewed.outcome === 'renewed') {
         const applyLatencyMs = latencySince(message.publishTime, Date.now());
         log.info('event applied', {
@@ -118,7 +133,7 @@ export async function handleEventMessage(
       }
       return renewed;
     }
-    written = await write(event, deps.store, message.publishTime);
+    written = await write(event, deps.store, publishTime);
   } catch (err) {
     const error = toLroError(err);
     if (error.code === Code.NOT_FOUND) {
@@ -143,14 +158,12 @@ export async function handleEventMessage(
   let outcome: 'applied' | 'reannounced';
   if (written.applied) {
     outcome = 'applied';
-  } else if (isStoredState(event, operation)) {
+  } else if (written.reason !== 'earlier-operation' && isStoredState(event, operation)) {
     outcome = 'reannounced';
   } else {
-    if (operation.done && event.type !== 'metadata') {
-      // Typically a worker finishing after its operation was cancelled or timed out.
-      log.info('event ignored: the operation had already ended', { ...fields, type: event.type });
-    }
-    return { outcome: 'ignored', reason: operation.done ? 'done' : 'stale' };
+    const reason = written.reason ?? (operation.done ? 'done' : 'stale');
+    logIgnored(log, fields, event.type, reason);
+    return { outcome: 'ignored', reason };
   }
 
   try {
@@ -176,6 +189,30 @@ export async function handleEventMessage(
   return { outcome, operation, notification };
 }
 
+/** Logs the events ignored for a reason worth a line (not plain late or empty progress). */
+function logIgnored(
+  log: Logger,
+  fields: Record<string, string>,
+  type: WorkerEvent['type'],
+  reason: IgnoredReason,
+) {
+  if (reason === 'duplicate') {
+    log.info('event ignored: an event with this eventId took effect already', {
+      ...fields,
+      type,
+      reason,
+    });
+  } else if (reason === 'earlier-operation') {
+    log.info(
+      'event ignored: published before the operation was created (it was meant for an earlier operation of the same name)',
+      { ...fields, type, reason },
+    );
+  } else if (reason === 'done' && type !== 'metadata' && type !== 'heartbeat') {
+    // Typically a worker finishing after its operation was cancelled or timed out.
+    log.info('event ignored: the operation had already ended', { ...fields, type, reason });
+  }
+}
+
 /** Milliseconds from a Pub/Sub publishTime (RFC 3339) to `now`; undefined when absent or bad. */
 function latencySince(publishTime: string | undefined, now: number): number | undefined {
   if (publishTime === undefined) return undefined;
@@ -186,16 +223,23 @@ function latencySince(publishTime: string | undefined, now: number): number | un
 function write(
   event: ChangeEvent,
   store: OperationStore,
-  publishTime: string | undefined,
+  publishTime: Date | undefined,
 ): Promise<WriteResult> {
-  const options = event.metadata === undefined ? {} : { metadata: event.metadata };
+  const identity = {
+    eventId: event.eventId,
+    ...(publishTime === undefined ? {} : { publishTime }),
+  };
+  const options = {
+    ...identity,
+    ...(event.metadata === undefined ? {} : { metadata: event.metadata }),
+  };
   switch (event.type) {
     case 'metadata':
       // Checked by the caller: progress without metadata changes nothing.
       if (event.metadata === undefined) throw new LroError(Code.INTERNAL, 'empty progress event');
       return store.updateMetadata(event.operation, event.metadata, {
-        emitTime: countedEmitTime(event.emitTime, publishTime),
-        eventId: event.eventId,
+        ...identity,
+        emitTime: countedEmitTime(event.emitTime, publishTime?.toISOString()),
       });
     case 'succeeded': {
       const outcome: Outcome = event.response === undefined ? {} : { response: event.response };
@@ -246,6 +290,8 @@ async function deadLetter(message: EventMessage, reason: string, deps: Subscribe
   }
   attributes[DEAD_LETTER_ATTRIBUTES.reason] = truncateBytes(reason, ATTRIBUTE_VALUE_MAX_BYTES);
   attributes[DEAD_LETTER_ATTRIBUTES.messageId] = message.messageId;
+  const published = eventPublishTime(message);
+  if (published !== undefined) attributes[PUBLISH_TIME_ATTRIBUTE] = published.toISOString();
   try {
     await deps.messaging.publish(deps.topics.deadLetter, message.data, { attributes });
   } catch (err) {
