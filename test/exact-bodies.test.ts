@@ -77,6 +77,8 @@ describe('inexactJson', () => {
     expect(inexactJson('{"a":{"b":1e-400}}')).toContain('a.b: number 1e-400 is too small');
     expect(inexactJson('{"n":9007199254740993}')).toContain('n: integer 9007199254740993');
     expect(inexactJson('{"n":9007199254740992,"m":-9007199254740991}')).toBeUndefined();
+    // What JSON.stringify writes for a large double reads back as the same double.
+    expect(inexactJson(JSON.stringify({ n: -386401225160093660000 }))).toBeUndefined();
     expect(inexactJson('{"a":1,"b":{"a":2},"a":3}')).toBe('a: duplicate key "a"');
     expect(inexactJson('{"a":1,"\\u0061":2}')).toBe('a: duplicate key "a"');
     expect(inexactJson('{"m":{"__proto__":{"x":1}}}')).toBe(
