@@ -207,11 +207,13 @@ describe('HTTP', () => {
       expect(reply.status, `${type}: ${JSON.stringify(reply.body)}`).toBe(415);
       expect(reply.body.error).toMatchObject({ code: 415, status: 'INVALID_ARGUMENT' });
     }
-    const malformed = await raw(subscriber.url, 'POST', '/', '{"message":', {
-      'content-type': 'application/json',
-    });
-    expect(malformed.status).toBe(400);
-    expect(malformed.body.error.status).toBe('INVALID_ARGUMENT');
+    for (const body of ['{"message":', '""', '12', 'null']) {
+      const malformed = await raw(subscriber.url, 'POST', '/', body, {
+        'content-type': 'application/json',
+      });
+      expect(malformed.status, body).toBe(400);
+      expect(malformed.body.error.status).toBe('INVALID_ARGUMENT');
+    }
   });
 
   it('a create with a number a double cannot keep is 400 with its path, and nothing is created', async () => {
