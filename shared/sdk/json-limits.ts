@@ -102,10 +102,13 @@ function inexactNumber(literal: string): string | undefined {
   if (value === 0 && /[1-9]/.test(mantissa)) {
     return `number ${shown} is too small for a double (it would read as 0)`;
   }
+  // An integer past 2^53 is kept when it is the double's own shortest form (what JSON.stringify
+  // writes, such as 386401225160093660000), not when it reads as another one (9007199254740993).
   if (
     !Number.isSafeInteger(value) &&
     /^-?\d+$/.test(literal) &&
-    BigInt(literal) !== BigInt(value)
+    BigInt(literal) !== BigInt(value) &&
+    String(value) !== literal
   ) {
     return `integer ${shown} cannot be kept exactly (past 2^53); send it as a string`;
   }

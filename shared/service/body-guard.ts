@@ -150,6 +150,12 @@ function readBody(req: GuardedRequest, res: ServerResponse, options: BodyGuardOp
           resolve(false);
           return;
         }
+        if (parsed.value === null || typeof parsed.value !== 'object') {
+          // As the framework's own parser (strict): an object or an array, never a bare value.
+          refuse(req, res, new Refusal(400, 'request body must be a JSON object'), received);
+          resolve(false);
+          return;
+        }
         req.body = parsed.value;
       }
       resolve(true);
