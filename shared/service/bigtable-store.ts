@@ -32,7 +32,10 @@
  *   at most once whatever its payload (a later emitTime, other metadata, another type). The cells
  *   live as long as the running operation; the terminal write drops them (nothing applies to a done
  *   operation). Reads never return them (STATE_CELLS). Heartbeats are checked, not recorded (one
- *   cell per heartbeat would grow the row every 15 s, and a heartbeat changes no state).
+ *   cell per heartbeat would grow the row every 15 s, and a heartbeat changes no state). Cost:
+ *   about 40 bytes per applied progress event while the operation runs; Bigtable filters them
+ *   out server-side, but every read and predicate of the row still passes over them, which the
+ *   emulator feels from a few thousand on (bench/event-ids.ts).
  * - Incarnations. An event published before its operation was created belongs to an earlier
  *   operation of the same name: every event write also refuses when C (the create time, taken
  *   before the create writes anything) is later than the event's publish time, and the terminal
