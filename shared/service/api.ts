@@ -359,7 +359,7 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
     let operation: string | undefined;
     let trace: Record<string, unknown> = {};
     try {
-      if (shuttingDown()) {
+      if (shuttingDown(req)) {
         res.setHeader('connection', 'close');
         throw new LroError(Code.UNAVAILABLE, 'this instance is shutting down; retry');
       }
