@@ -700,7 +700,11 @@ export function instanceApiHandler(
     const hub = config.wait.notifications
       ? new NotificationHub(messaging, config.topics.notifications)
       : undefined;
-    const waiter = new Waiter({ store, ...(hub ? { hub } : {}) });
+    const waiter = new Waiter({
+      store,
+      ...(hub ? { hub } : {}),
+      poll: { notifiedInitialMs: config.wait.safetyPollMs },
+    });
     const deadLetters = new DeadLetterStore(config);
     services = { config, store, waiter, messaging, deadLetters };
     // Pending waits are answered and watches ended first; then the listener's subscription goes.
