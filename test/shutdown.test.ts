@@ -91,12 +91,14 @@ describe('shutdown of the operations function', () => {
     const s = await startOperationsStack();
     try {
       const { operation } = await s.store.create({ metadata: progress(1) });
-      const watch = openWatch(`${s.url}/v1/${operation.name}:watch`);
-      await watch.first;
       const wait = call<Operation>(s.url, 'POST', `/v1/${operation.name}:wait`, {
         timeout: '120s',
       });
+      // The wait is the instance's first request: the listener's subscription exists once the
+      // wait has reached the server (a signal sent before that would refuse it, rightly).
       await until(async () => (await s.waiterSubscriptions()).length === 1, 20_000, 'listener');
+      const watch = openWatch(`${s.url}/v1/${operation.name}:watch`);
+      await watch.first;
       const exit = exited(s);
       s.fn.process.kill('SIGINT');
       const reply = await wait;

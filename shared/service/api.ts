@@ -360,7 +360,7 @@ export function createApiHandler(services: () => Promise<ApiServices> | ApiServi
     let operation: string | undefined;
     let trace: Record<string, unknown> = {};
     try {
-      if (shuttingDown()) {
+      if (shuttingDown(req)) {
         res.setHeader('connection', 'close');
         throw new LroError(Code.UNAVAILABLE, 'this instance is shutting down; retry');
       }
@@ -704,7 +704,11 @@ export function instanceApiHandler(
     const hub = config.wait.notifications
       ? new NotificationHub(messaging, config.topics.notifications)
       : undefined;
-    const waiter = new Waiter({ store, ...(hub ? { hub } : {}) });
+    const waiter = new Waiter({
+      store,
+      ...(hub ? { hub } : {}),
+      poll: { notifiedInitialMs: config.wait.safetyPollMs },
+    });
     const deadLetters = new DeadLetterStore(config);
     services = { config, store, waiter, messaging, deadLetters };
     // Pending waits are answered and watches ended first; then the listener's subscription goes.

@@ -34,6 +34,8 @@ export const ConfigEnvSchema = z.object({
   LRO_WAIT_TIMEOUT_MAX: DurationMs.prefault(formatDuration(defaults.waitTimeoutMaxMs)),
   /** Whether the API listens to the notifications topic (polling alone when false). */
   LRO_WAIT_NOTIFICATIONS: flag.default(true),
+  /** A wait's first safety-net poll while notifications flow (later ones back off from it). */
+  LRO_WAIT_SAFETY_POLL: DurationMs.prefault(formatDuration(defaults.waitPollNotifiedInitialMs)),
   /** Deadline of operations created without one, counted from creation (unset: none). */
   LRO_DEADLINE_DEFAULT: DeadlineDefaultSchema.optional(),
   /** Heartbeat timeout of operations created without one (unset: none). */
@@ -74,6 +76,7 @@ export interface Config {
     readonly defaultTimeoutMs: number;
     readonly maxTimeoutMs: number;
     readonly notifications: boolean;
+    readonly safetyPollMs: number;
   };
   readonly pageTokenKey: string;
   /** JSON bytes of one list, children or batchWait response at most. */
@@ -127,6 +130,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       defaultTimeoutMs: e.LRO_WAIT_TIMEOUT_DEFAULT,
       maxTimeoutMs: e.LRO_WAIT_TIMEOUT_MAX,
       notifications: e.LRO_WAIT_NOTIFICATIONS,
+      safetyPollMs: e.LRO_WAIT_SAFETY_POLL,
     },
     pageTokenKey:
       e.LRO_PAGE_TOKEN_KEY ??

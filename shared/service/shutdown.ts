@@ -7,7 +7,9 @@
  * its place, in the cloud (the framework's own server) and locally alike:
  *
  * 1. the HTTP server stops accepting connections; requests arriving on open keep-alive
- *    connections are for the application to refuse (`shuttingDown()`);
+ *    connections are for the application to refuse (`shuttingDown(req)`), while a request that
+ *    arrived before the signal is in flight and answered, even if the application sees it only
+ *    after the signal (its body was still being read, for instance);
  * 2. the `drain` hooks run: the API answers its pending waits with the latest state and ends its
  *    watches with a final event;
  * 3. requests in flight finish (the subscriber's deliveries, the answers of step 2);
@@ -16,7 +18,7 @@
  *
  * It finds the framework's server by watching `http.createServer` once, as http.ts does.
  */
-import http, { type Server } from 'node:http';
+import http, { type IncomingMessage, type Server } from 'node:http';
 import { defaults } from '../sdk/defaults.js';
 import { log } from '../sdk/log.js';
 
@@ -25,19 +27,31 @@ type Hook = () => Promise<void> | void;
 const drainHooks: Hook[] = [];
 const closeHooks: Hook[] = [];
 let server: Server | undefined;
+/** Requests that arrived before the signal: in flight, answered rather than refused. */
+const admitted = new WeakSet<IncomingMessage>();
 let inFlight = 0;
 let settled: (() => void) | undefined;
 let stopping = false;
+let draining = false;
 let installed = false;
 
-/** Whether the instance is shutting down (new requests should be refused with 503). */
-export function shuttingDown(): boolean {
-  return stopping;
+/**
+ * Whether the instance is shutting down; with `req`, whether that request came after the signal
+ * (and should be refused with 503). A request the server received before the signal is in
+ * flight: the answer to a wait is its latest state, not a refusal.
+ */
+export function shuttingDown(req?: IncomingMessage): boolean {
+  return stopping && !(req && admitted.has(req));
 }
 
-/** Registers work for step 2 (answer what waits) or step 4 (release resources). */
+/**
+ * Registers work for step 2 (answer what waits) or step 4 (release resources). A drain hook
+ * registered once step 2 has begun (by a request in flight that built its services late) runs at
+ * once.
+ */
 export function onShutdown(phase: 'drain' | 'close', hook: Hook): void {
   (phase === 'drain' ? drainHooks : closeHooks).push(hook);
+  if (phase === 'drain' && draining) void runHooks([hook], 'drain');
 }
 
 /**
@@ -59,7 +73,8 @@ export function installGracefulShutdown(): void {
 /** Manages `target` (for servers not created through http.createServer, and for tests). */
 export function adopt(target: Server): void {
   server = target;
-  target.on('request', (_req, res) => {
+  target.on('request', (req, res) => {
+    if (!stopping) admitted.add(req);
     inFlight++;
     res.once('close', () => {
       inFlight--;
@@ -104,6 +119,7 @@ export async function shutdown(
   log.info('shutting down', { signal, inFlight });
   server?.close();
   server?.closeIdleConnections();
+  draining = true;
   await runHooks(drainHooks, 'drain');
   if (inFlight > 0) await new Promise<void>((resolve) => (settled = resolve));
   server?.closeIdleConnections();
