@@ -16,6 +16,7 @@ import { type Stack, startStack } from '../scripts/stack.js';
 import { freePort } from '../shared/local/emulators.js';
 import { teardownStack } from '../shared/local/provision.js';
 import { loadConfig } from '../shared/service/config.js';
+import { compileFilter } from '../shared/service/filter.js';
 import { type Block, matchesShown, readBlocks, type Step, steps } from './support/doc-blocks.js';
 import { ROOT } from './support/functions.js';
 
@@ -89,6 +90,16 @@ describe('TypeScript snippets', () => {
     }
     expect(report.trim(), report).toBe('');
     expect(run.status).toBe(0);
+  });
+});
+
+describe('filter examples', () => {
+  it('every line of a block marked `filters` is a filter the API accepts', () => {
+    const examples = DOCS.flatMap(blocksOf)
+      .filter((b) => b.tags.includes('filters'))
+      .flatMap((b) => b.code.split('\n').filter((line) => line.trim() !== ''));
+    expect(examples.length).toBeGreaterThanOrEqual(3);
+    for (const filter of examples) expect(() => compileFilter(filter), filter).not.toThrow();
   });
 });
 
