@@ -16,6 +16,13 @@ import { EmulatorError } from '../shared/local/emulators.js';
 import { type Config, loadConfig } from '../shared/service/config.js';
 import { runDemo } from './demo.js';
 import {
+  dataFilePath,
+  loadTable,
+  removeSavedData,
+  SAVE_INTERVAL_MS,
+  saveTable,
+} from './local-data.js';
+import {
   describe,
   isAlive,
   leftovers,
@@ -46,6 +53,8 @@ const USAGE = `Usage: npm start -- [options]
                        them with this run) without asking
   --stop-emulators     stop the emulators an earlier, killed npm start left running and start
                        new ones, without asking
+  --fresh              start with an empty table: forget the operations and dead letters saved
+                       in the data directory (kept across restarts otherwise)
   -h, --help           this text
 `;
 
@@ -66,6 +75,7 @@ interface Flags {
   demo: boolean;
   logs: boolean;
   dataDir: string;
+  fresh: boolean;
   leftEmulators: 'ask' | 'reuse' | 'stop';
 }
 
@@ -88,6 +98,7 @@ function parseFlags(
         data: { type: 'string' },
         'reuse-emulators': { type: 'boolean' },
         'stop-emulators': { type: 'boolean' },
+        fresh: { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
       },
       strict: true,
@@ -136,6 +147,7 @@ function parseFlags(
     demo: values.demo === true,
     logs: values.logs === true,
     dataDir,
+    fresh: values.fresh === true,
     leftEmulators: values['reuse-emulators'] ? 'reuse' : values['stop-emulators'] ? 'stop' : 'ask',
   };
 }
@@ -250,6 +262,7 @@ export function readyBlock(
   stack: Stack,
   seconds: number,
   adopted: { bigtable?: boolean; pubsub?: boolean } = {},
+  data?: string,
 ): string {
   const { config, emulators, provisioned } = stack;
   const api = stack.api.url;
@@ -271,6 +284,7 @@ export function readyBlock(
     `  Bigtable    ${emulators.bigtable}   emulator, ${how(emulators.started.bigtable, 'bigtable')}; instance ${config.bigtable.instance}, table ${config.bigtable.table}`,
     `  Pub/Sub     ${emulators.pubsub}   emulator, ${how(emulators.started.pubsub, 'pubsub')}; project ${config.projectId}`,
     `  topics      ${config.topics.events} (workers publish here), ${config.topics.notifications}, ${config.topics.deadLetter}`,
+    ...(data ? [`  data        ${data}`] : []),
     '',
     'Try it (in another terminal):',
     `  curl -s -X POST ${api}/v1/operations -H 'content-type: application/json' -d '{"operationId":"hello"}'`,
@@ -343,6 +357,10 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
   let dataDir: string | undefined;
   let adopted: RecordedProcess[] = [];
   let record: RunRecord | undefined;
+  // Whether this run's Bigtable emulator (started or adopted) holds the data to keep on stop.
+  let keepsData = false;
+  let saver: NodeJS.Timeout | undefined;
+  let saving: Promise<unknown> = Promise.resolve();
   let starting: Promise<Stack> | undefined;
   let stopping = false;
   let exitCode = 0;
@@ -359,6 +377,15 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
     say('stopping...');
     try {
       const running = stack ?? (await starting?.catch(() => undefined));
+      clearInterval(saver);
+      if (running && dataDir && keepsData) {
+        await saving;
+        try {
+          await saveTable(running.config, dataDir);
+        } catch (err) {
+          complain(`could not save the local data to ${dataFilePath(dataDir)}: ${firstLine(err)}`);
+        }
+      }
       await running?.stop();
       await Promise.all(adopted.map((p) => stopRecorded(p)));
       if (dataDir && record) removeRunFile(dataDir);
@@ -423,11 +450,40 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
     });
     stack = await starting;
     if (stopping) return await done;
+    const adoptedBigtable = adopted.some((p) => p.role === 'bigtable');
+    keepsData = stack.emulators.started.bigtable || adoptedBigtable;
+    let dataLine: string | undefined;
+    if (keepsData) {
+      const file = dataFilePath(flags.dataDir);
+      if (flags.fresh) removeSavedData(flags.dataDir);
+      let restored: number | undefined;
+      if (stack.emulators.started.bigtable && !flags.fresh) {
+        try {
+          restored = await loadTable(stack.config, flags.dataDir);
+        } catch (err) {
+          throw new StartError(
+            `could not load ${file}: ${firstLine(err)} (npm start -- --fresh starts without it)`,
+          );
+        }
+      }
+      dataLine = `${file}${restored === undefined ? '' : `, ${restored} rows restored`}; saved every ${SAVE_INTERVAL_MS / 1000} s and on stop (--fresh starts empty)`;
+      const running = stack;
+      saver = setInterval(() => {
+        saving = saving.then(() => saveTable(running.config, flags.dataDir)).catch(() => {});
+      }, SAVE_INTERVAL_MS);
+      saver.unref();
+    }
+    if (stopping) return await done;
     say(
-      readyBlock(stack, (Date.now() - started) / 1000, {
-        bigtable: adopted.some((p) => p.role === 'bigtable'),
-        pubsub: adopted.some((p) => p.role === 'pubsub'),
-      }),
+      readyBlock(
+        stack,
+        (Date.now() - started) / 1000,
+        {
+          bigtable: adopted.some((p) => p.role === 'bigtable'),
+          pubsub: adopted.some((p) => p.role === 'pubsub'),
+        },
+        dataLine,
+      ),
     );
     for (const fn of [stack.api, stack.subscriber]) {
       fn.process.once('exit', (code, signal) => {
@@ -452,6 +508,8 @@ async function main(argv: string[], env: Record<string, string | undefined>): Pr
   } catch (err) {
     if (stopping) return await done;
     stopping = true;
+    clearInterval(saver);
+    await stack?.stop();
     // What the failed start had started is stopped; emulators it adopted stay recorded (and
     // running) for the next run to offer again.
     if (dataDir && record) {

@@ -17,6 +17,8 @@ export interface ScriptRun {
  * code and output. `killAfterMs` kills it (SIGKILL) if it is still running then, so that a hang
  * fails the test instead of leaving a process behind.
  */
+let runs = 0;
+
 export function runScript(
   script: string,
   args: string[],
@@ -30,7 +32,7 @@ export function runScript(
       PATH: process.env.PATH ?? '',
       HOME: process.env.HOME ?? '/tmp',
       // npm start records what it runs there: never the repository's own .lro/ of a developer.
-      LRO_DATA_DIR: join(tmpdir(), `lro-test-data-${process.pid}`),
+      LRO_DATA_DIR: join(tmpdir(), `lro-test-data-${process.pid}-${++runs}`),
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
