@@ -16,6 +16,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { ROOT } from '../scripts/run-function.js';
 import { startStack } from '../scripts/stack.js';
+import { answerHelp } from '../scripts/usage.js';
 import { freePort } from '../shared/local/emulators.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import type { Operation } from '../shared/sdk/model.js';
@@ -23,6 +24,10 @@ import { publishNotification } from '../shared/sdk/notifications.js';
 import { createStore } from '../shared/service/bigtable-store.js';
 import { httpJson, keepAliveAgent } from './http.js';
 import { cpuTimeMs, round } from './stats.js';
+
+answerHelp(`Usage: npm run bench:fanout
+  Measures the API's CPU per notification it receives (the notification fan-out limit of the
+  capacity model); writes bench-results/fanout.json. BENCH_SCALE=F scales the notifications.`);
 
 const N = Math.max(100, Math.round(5_000 * Number(process.env.BENCH_SCALE ?? 1)));
 const suffix = `${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;

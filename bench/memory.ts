@@ -16,10 +16,15 @@
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { type Stack, startStack } from '../scripts/stack.js';
+import { answerHelp } from '../scripts/usage.js';
 import { freePort } from '../shared/local/emulators.js';
 import { eventAttributes, type WorkerEvent } from '../shared/sdk/events.js';
 import { httpJson, keepAliveAgent } from './http.js';
 import { round, rssMiB } from './stats.js';
+
+answerHelp(`Usage: npm run bench:memory
+  Measures each function's memory: idle, per wait (MEMORY_WAITS, default 1000) and per push
+  delivery in flight (MEMORY_CONCURRENCY, default 80); infra/functions/main.tf sizes from it.`);
 
 const WAITS = Number(process.env.MEMORY_WAITS ?? '1000');
 const EVENT_OPS = Number(process.env.MEMORY_EVENT_OPS ?? '200');

@@ -50,6 +50,7 @@ import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
 import { ROOT } from '../scripts/run-function.js';
 import { type Stack, startStack } from '../scripts/stack.js';
+import { answerHelp } from '../scripts/usage.js';
 import { freePort } from '../shared/local/emulators.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import type { Operation } from '../shared/sdk/model.js';
@@ -69,6 +70,16 @@ import {
 } from './stages.js';
 import { cpuTimeMs, round, rssMiB, type Summary, summarize } from './stats.js';
 import { measureSweeper } from './sweeper.js';
+
+answerHelp(
+  `Usage: npm run bench -- [--runs N] [--cpu-prof]
+  Starts a local stack and measures wake-up latency (against polling baselines), event and API
+  throughput and CPU, and memory; writes bench-results/bench.json and wake-latency.svg.
+  --runs N      runs on one stack; figures are their median (default 3)
+  --cpu-prof    also a CPU profile of each function per phase, in bench-results/probe/
+  BENCH_SCALE=F scales the load (default 1).`,
+  { takesArguments: true },
+);
 
 const scale = Number(process.env.BENCH_SCALE ?? '1') || 1;
 const WAITS = Math.round(300 * scale);

@@ -299,12 +299,40 @@ function indent(text: string): string {
     .join('\n');
 }
 
+const DEMO_USAGE = `Usage: npm run demo -- [--url URL] [--step-ms N]
+  Creates an export with three child steps, an import, a reindex and a backup on a running stack
+  (npm start) and drives them through every state with workers reporting through Pub/Sub.
+  --url URL     the API (default: LRO_API_URL, else http://127.0.0.1:8080)
+  --step-ms N   milliseconds between a worker's steps (default 400)
+  PUBSUB_EMULATOR_HOST names the Pub/Sub emulator (default 127.0.0.1:8085, where npm start puts it).
+`;
+
 async function main(argv: string[], env: Record<string, string | undefined>): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: { url: { type: 'string' }, 'step-ms': { type: 'string' } },
-    strict: true,
-  });
+  let values: {
+    url?: string | undefined;
+    'step-ms'?: string | undefined;
+    help?: boolean | undefined;
+  };
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        url: { type: 'string' },
+        'step-ms': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      strict: true,
+    }));
+  } catch (err) {
+    process.stderr.write(
+      `demo: ${err instanceof Error ? err.message : String(err)}\n${DEMO_USAGE}`,
+    );
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(DEMO_USAGE);
+    return 0;
+  }
   const apiUrl = (values.url ?? env.LRO_API_URL ?? 'http://127.0.0.1:8080').replace(/\/+$/, '');
   // The emulator that `npm start` starts, unless the environment names another.
   const config = loadConfig({ PUBSUB_EMULATOR_HOST: '127.0.0.1:8085', ...env });

@@ -6,6 +6,11 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { log } from '../shared/sdk/log.js';
 import { openApiText } from './openapi.js';
+import { answerHelp } from './usage.js';
+
+answerHelp(`Usage: npm run openapi
+  Builds, then writes docs/openapi.yaml from the API's routing table and its zod schemas.
+  Commit the file: a test fails when it is stale.`);
 
 // Compiled to dist/scripts/, two levels below the repository root.
 const root = resolve(import.meta.dirname, '../..');

@@ -34,6 +34,12 @@ export interface StackOptions {
     source: 'api' | 'subscriber' | 'sweeper' | 'bigtable' | 'pubsub',
     chunk: string,
   ) => void;
+  /** Called when a process of the stack is spawned (emulators) or listening (functions). */
+  onProcess?: (
+    role: 'bigtable' | 'pubsub' | 'api' | 'subscriber',
+    pid: number,
+    address: string,
+  ) => void;
 }
 
 export interface Stack {
@@ -60,6 +66,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     ...(options.emulatorPorts?.bigtable ? { bigtablePort: options.emulatorPorts.bigtable } : {}),
     ...(options.emulatorPorts?.pubsub ? { pubsubPort: options.emulatorPorts.pubsub } : {}),
     ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+    ...(options.onProcess ? { onSpawn: options.onProcess } : {}),
   });
   const started: RunningFunction[] = [];
   try {
@@ -87,6 +94,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       run('operations', apiPort),
     ]);
     for (const result of results) if (result.status === 'fulfilled') started.push(result.value);
+    for (const fn of started) {
+      const role = fn.target === 'operations' ? 'api' : 'subscriber';
+      if (fn.process.pid !== undefined) options.onProcess?.(role, fn.process.pid, fn.url);
+    }
     for (const result of results) if (result.status === 'rejected') throw result.reason;
     const [subscriber, api] = started as [RunningFunction, RunningFunction];
     const provisioned = await provisionStack(config, {

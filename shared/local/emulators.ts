@@ -33,6 +33,11 @@ export interface StartEmulatorsOptions {
   readyTimeoutMs?: number;
   /** Where the emulators' output goes (ignored when undefined). */
   onOutput?: (which: 'bigtable' | 'pubsub', chunk: string) => void;
+  /**
+   * Called as soon as an emulator's process is spawned, with its pid (also its process group's
+   * id) and address, so that a caller can record what it started before it is ready.
+   */
+  onSpawn?: (which: 'bigtable' | 'pubsub', pid: number, hostPort: string) => void;
 }
 
 export class EmulatorError extends Error {
@@ -225,6 +230,7 @@ export async function startEmulators(
         options.onOutput,
       );
       children.push(child);
+      if (child.pid !== undefined) options.onSpawn?.('bigtable', child.pid, bigtable);
       started.bigtable = true;
       await waitUntilListening(bigtable, child, 'Bigtable emulator', readyTimeoutMs);
     }
@@ -244,6 +250,7 @@ export async function startEmulators(
         options.onOutput,
       );
       children.push(child);
+      if (child.pid !== undefined) options.onSpawn?.('pubsub', child.pid, pubsub);
       started.pubsub = true;
       await waitUntilListening(pubsub, child, 'Pub/Sub emulator', readyTimeoutMs);
     }

@@ -49,6 +49,30 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/**
+ * Whether a client call failed because google-auth-library found no credentials at all (no
+ * application default credentials, no metadata server): a plain Error without a gRPC code.
+ */
+function isMissingCredentials(err: unknown): boolean {
+  return (
+    err instanceof Error &&
+    grpcCode(err) === undefined &&
+    /Could not load the default credentials/i.test(err.message)
+  );
+}
+
+/**
+ * A client that talks to an emulator needs no credentials, yet the Google client libraries still
+ * look for them once per process, probing for a GCE metadata server, which prints a
+ * MetadataLookupWarning on any machine that is not on Google Cloud. Skip that probe
+ * (METADATA_SERVER_DETECTION=none) when an emulator is used and the variable is not set already.
+ */
+export function skipMetadataServerProbe(): void {
+  if (process.env.METADATA_SERVER_DETECTION === undefined) {
+    process.env.METADATA_SERVER_DETECTION = 'none';
+  }
+}
+
 /** Endpoints that answered (or are being asked), by project and address: see checkReachable. */
 const reachedEndpoints = new Map<string, Promise<void>>();
 
@@ -57,6 +81,7 @@ export class Messaging {
   private readonly topics = new Map<string, Topic>();
 
   constructor(config: PubSubOptions) {
+    if (config.pubsubEmulatorHost || process.env.PUBSUB_EMULATOR_HOST) skipMetadataServerProbe();
     this.pubsub = new PubSub({
       projectId: config.projectId,
       ...(config.pubsubEmulatorHost
@@ -101,6 +126,16 @@ export class Messaging {
   }
 
   private async probe(topicName: string, timeoutMs: number): Promise<void> {
+    // Without credentials a call fails inside the client library, which also leaves a rejection
+    // of its own unhandled (the process would exit on it): ask for credentials first.
+    if (!this.pubsub.isEmulator) {
+      try {
+        await this.pubsub.auth.getClient();
+      } catch (err) {
+        if (isMissingCredentials(err)) throw this.noCredentials(err);
+        // Anything else is for the request below to tell.
+      }
+    }
     let timer: NodeJS.Timeout | undefined;
     // The call's own timeout bounds its retries; the timer only guards against a library that
     // does not keep it (credentials lookup, for instance).
@@ -117,6 +152,7 @@ export class Messaging {
             () => 'answered' as const,
             (err: unknown) => {
               failure = err;
+              if (isMissingCredentials(err)) return 'no credentials' as const;
               const code = grpcCode(err);
               return code === Code.UNAVAILABLE || code === Code.DEADLINE_EXCEEDED
                 ? ('late' as const)
@@ -126,6 +162,7 @@ export class Messaging {
         late,
       ]);
       if (outcome === 'answered') return;
+      if (outcome === 'no credentials') throw this.noCredentials(failure);
     } finally {
       clearTimeout(timer);
     }
@@ -137,6 +174,15 @@ export class Messaging {
         ? `Pub/Sub emulator at ${address} did not answer within ${seconds}: start it there, or set PUBSUB_EMULATOR_HOST (pubsubEmulatorHost in the config) to where it runs`
         : `Pub/Sub at ${address} did not answer within ${seconds}: check the network and proxy settings, or set PUBSUB_EMULATOR_HOST (pubsubEmulatorHost in the config) to use an emulator`,
       failure === undefined ? {} : { cause: failure },
+    );
+  }
+
+  /** The one line a worker without credentials (and without an emulator) fails with. */
+  private noCredentials(cause: unknown): LroError {
+    return new LroError(
+      Code.UNAUTHENTICATED,
+      `no Google credentials for Pub/Sub at ${this.endpoint.address}: set PUBSUB_EMULATOR_HOST (pubsubEmulatorHost in the config) to use an emulator (127.0.0.1:8085 under npm start), or give credentials (gcloud auth application-default login, or GOOGLE_APPLICATION_CREDENTIALS)`,
+      { cause },
     );
   }
 

@@ -179,7 +179,8 @@ export class OperationReporter {
     await reporter.ready();
     const unreachable = reporter.unreachable;
     if (unreachable) {
-      await reporter.close();
+      // Closing talks to Pub/Sub too, and fails the same way: the first error is the one to tell.
+      await reporter.close().catch(() => {});
       throw unreachable;
     }
     return reporter;

@@ -74,6 +74,7 @@ import {
   notFound,
 } from '../sdk/errors.js';
 import { log } from '../sdk/log.js';
+import { skipMetadataServerProbe } from '../sdk/messaging.js';
 import {
   type Any,
   AnySchema,
@@ -158,6 +159,7 @@ export function openTable(config: Pick<Config, 'projectId' | 'bigtable'>): {
   bigtable: Bigtable;
   table: Table;
 } {
+  if (config.bigtable.emulatorHost) skipMetadataServerProbe();
   const bigtable = new Bigtable({
     projectId: config.projectId,
     metricsEnabled: false,

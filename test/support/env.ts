@@ -1,5 +1,7 @@
 /** Per-test configuration: the run's emulators and uniquely named table and topics. */
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inject } from 'vitest';
 import { type Config, loadConfig } from '../../shared/service/config.js';
 
@@ -21,6 +23,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     LRO_DEAD_LETTER_TOPIC: `lro-events-dead-letter-${suffix}`,
     BIGTABLE_EMULATOR_HOST: emulators.bigtable,
     PUBSUB_EMULATOR_HOST: emulators.pubsub,
+    // Where npm start (dist/scripts/start.js) records what it runs.
+    LRO_DATA_DIR: join(tmpdir(), `lro-test-data-${suffix}`),
     ...overrides,
   };
 }

@@ -1,6 +1,7 @@
 /** Runs one of the project's built scripts as a newcomer would, with a minimal environment. */
 import { spawn } from 'node:child_process';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { ROOT } from './functions.js';
 
 export interface ScriptRun {
@@ -12,10 +13,12 @@ export interface ScriptRun {
 }
 
 /**
- * Runs `node <ROOT>/<script> ...args` with PATH, HOME and `env` only, and resolves with its exit
+ * Runs `node <ROOT>/<script> ...args` with PATH, HOME, LRO_DATA_DIR and `env` only, and resolves with its exit
  * code and output. `killAfterMs` kills it (SIGKILL) if it is still running then, so that a hang
  * fails the test instead of leaving a process behind.
  */
+let runs = 0;
+
 export function runScript(
   script: string,
   args: string[],
@@ -25,7 +28,13 @@ export function runScript(
   const started = Date.now();
   const child = spawn(process.execPath, [resolve(ROOT, script), ...args], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/tmp', ...env },
+    env: {
+      PATH: process.env.PATH ?? '',
+      HOME: process.env.HOME ?? '/tmp',
+      // npm start records what it runs there: never the repository's own .lro/ of a developer.
+      LRO_DATA_DIR: join(tmpdir(), `lro-test-data-${process.pid}-${++runs}`),
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
