@@ -224,9 +224,15 @@ export function installBodyGuard(target: keyof typeof bodyLimits): void {
     if (listener) {
       args[index] = Object.assign(
         (req: IncomingMessage, res: ServerResponse, ...rest: unknown[]) => {
-          void readBody(req, res, options).then((goOn) => {
-            if (goOn) listener(req, res, ...rest);
-          });
+          readBody(req, res, options)
+            .then((goOn) => {
+              if (goOn) listener(req, res, ...rest);
+            })
+            .catch((err: unknown) => {
+              log.error('request failed before reaching the function', { error: err });
+              if (res.headersSent) res.destroy();
+              else sendJson(res, 500, errorBodyOf(500, 'internal error'));
+            });
         },
         listener,
       );
