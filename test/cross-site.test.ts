@@ -11,7 +11,6 @@ import { type OperationsStack, startOperationsStack } from './support/operations
 
 interface Answer {
   status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: JSON replies, asserted field by field
   body: any;
   headers: Record<string, string | string[] | undefined>;
 }

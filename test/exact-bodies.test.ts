@@ -23,7 +23,6 @@ import { call, type OperationsStack, startOperationsStack } from './support/oper
 
 interface Answer {
   status: number;
-  // biome-ignore lint/suspicious/noExplicitAny: JSON replies, asserted field by field
   body: any;
 }
 
