@@ -75,6 +75,11 @@ export const defaults = {
   sweepBudgetMs: 45_000,
   /** Sweeper: an index entry whose operation does not exist is kept this long (create racing). */
   sweepMissingGraceMs: 60_000,
+  /**
+   * Deadline of one Bigtable call (a read, a write, a CheckAndMutateRow): a stalled Bigtable
+   * fails the call after this long, so a failed delivery or request does not hold for long.
+   */
+  bigtableCallTimeoutMs: 5_000,
   /** Local stack (`npm start`): how often the sweeper runs. */
   sweepLocalIntervalMs: 2_000,
 } as const;

@@ -22,13 +22,12 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { Code, LroError, notFound } from '../sdk/errors.js';
-import { openTable, storageError } from './bigtable-store.js';
+import { gax, openTable, storageError, type TableConnection } from './bigtable-store.js';
 import type { Config } from './config.js';
 import { type DeadLetterEntry, DeadLetterIdSchema } from './dead-letters.js';
 import { PageTokens } from './page-token.js';
 
 const FAMILY = 's';
-const CALL_TIMEOUT_MS = 15_000;
 /** A replay lease older than this no longer blocks another replay of the entry. */
 export const REPLAY_LEASE_MS = 60_000;
 const ERROR_MAX_CHARS = 2_000;
@@ -51,7 +50,6 @@ export interface FailureMemory {
   rememberFailure(data: Buffer, error: string): Promise<void>;
 }
 
-const gax = () => ({ timeout: CALL_TIMEOUT_MS });
 const column = (name: string) => [{ family: FAMILY }, { column: name }];
 
 export class DeadLetterStore implements FailureMemory {
@@ -61,11 +59,20 @@ export class DeadLetterStore implements FailureMemory {
   private readonly retentionMs: number;
   private readonly tokens: PageTokens;
 
+  /** Whether close() closes the client (it was opened here, not shared). */
+  private readonly ownsClient: boolean;
+
+  /**
+   * `shared`: the connection of the operation store of the same instance, so that both use one
+   * client (closing the operation store closes it); without, the store opens its own.
+   */
   constructor(
     config: Config,
     private readonly now: () => number = Date.now,
+    shared?: TableConnection,
   ) {
-    ({ bigtable: this.bigtable, table: this.table } = openTable(config));
+    ({ bigtable: this.bigtable, table: this.table } = shared ?? openTable(config));
+    this.ownsClient = shared === undefined;
     this.prefix = config.bigtable.rowKeyPrefix;
     this.retentionMs = config.retentionMs;
     this.tokens = new PageTokens(config.pageTokenKey);
@@ -245,8 +252,9 @@ export class DeadLetterStore implements FailureMemory {
     );
   }
 
+  /** Closes the client when this store opened it (a shared one is closed by its owner). */
   async close(): Promise<void> {
-    await this.bigtable.close();
+    if (this.ownsClient) await this.bigtable.close();
   }
 
   private async remove(id: string): Promise<void> {
