@@ -40,7 +40,10 @@ describe('subscriber services', () => {
     expect(await failure(services.store.get('operations/services-open'))).toMatch(/closed/);
     expect(await failure(services.deadLetters.get('8000000000000-absent'))).toMatch(/closed/);
     expect(
-      await failure(services.failures?.rememberFailure(Buffer.from('x'), 'e') ?? Promise.resolve()),
+      await failure(
+        services.failures?.rememberFailure(Buffer.from('x'), { code: 14, message: 'e' }) ??
+          Promise.resolve(),
+      ),
     ).toMatch(/closed/);
   });
 });

@@ -80,6 +80,28 @@ export const defaults = {
    * fails the call after this long, so a failed delivery or request does not hold for long.
    */
   bigtableCallTimeoutMs: 5_000,
+  /**
+   * Subscriber: how long recording why a delivery failed may take (in Bigtable, which is often
+   * what failed); the failure is remembered in memory as well.
+   */
+  failureRecordTimeoutMs: 1_000,
+  /**
+   * Dead letters whose last error was transient are replayed by the sweeper while their
+   * operation runs: the first at once, the n-th (n > 1) after initial x 2^(n-2), capped, and no
+   * more than `deadLetterAutoReplaysMax` times for one event.
+   */
+  deadLetterAutoReplayInitialMs: 60_000,
+  deadLetterAutoReplayMaxMs: 30 * 60_000,
+  deadLetterAutoReplaysMax: 10,
+  /** Sweeper: automatic-replay index entries read per sweep at most. */
+  deadLetterAutoReplayBatchSize: 100,
+  /**
+   * API announcements (created, cancelRequested, deleted notifications), published after the
+   * answer: attempts at most, and the backoff between them.
+   */
+  announceAttemptsMax: 4,
+  announceRetryInitialMs: 1_000,
+  announceRetryMaxMs: 10_000,
   /** Local stack (`npm start`): how often the sweeper runs. */
   sweepLocalIntervalMs: 2_000,
 } as const;

@@ -7,8 +7,10 @@
 
 import { toLroError, unavailable } from '../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../sdk/log.js';
+import { autoReplayTime, isTransient } from './dead-letter-replay.js';
 import type { DeadLetterStore } from './dead-letter-store.js';
 import {
+  autoReplaysOf,
   type DeadLetterEntry,
   deadLetterIdOf,
   operationOf,
@@ -59,13 +61,18 @@ export async function storeDeadLetter(
     const time = new Date(Number.isFinite(published) ? published : (deps.now ?? Date.now)());
     entry = {
       id: deadLetterIdOf(time, message.messageId),
-      reason: reasonOf(message.attributes, lastError),
+      reason: reasonOf(message.attributes, lastError?.message),
       data: message.data,
       attributes: message.attributes,
       deadLetterTime: time,
     };
     const operation = operationOf(message.data, message.attributes);
     if (operation !== undefined) entry.operation = operation;
+    // Failed only for transient reasons: the sweeper replays it while its operation runs.
+    if (byPolicy && operation !== undefined && isTransient(lastError)) {
+      const at = autoReplayTime(time, autoReplaysOf(message.attributes));
+      if (at !== undefined) entry.autoReplayAt = at;
+    }
     await deps.store.put(entry);
   } catch (err) {
     log.warn('dead letter not stored; failing the delivery so that it is redelivered', {
@@ -80,6 +87,9 @@ export async function storeDeadLetter(
       ...(entry.operation === undefined ? {} : { operation: entry.operation }),
       messageId: message.messageId,
       reason: entry.reason,
+      ...(entry.autoReplayAt === undefined
+        ? {}
+        : { autoReplayTime: entry.autoReplayAt.toISOString() }),
     });
     await deps.store.forgetFailure(message.data).catch(() => undefined);
   }
