@@ -4,7 +4,8 @@
  * instead of holding it for the client library's own limits (a minute and more for a mutate).
  *
  * - Each call site: every RPC the stores make through their table (`this.table.…(…)`) passes
- *   `gaxOptions`, and no module but the store opens a Bigtable client.
+ *   `gaxOptions` with a deadline (`gax()`, or a shorter `{ timeout }` such as the failure
+ *   record's), and no module but the store opens a Bigtable client.
  * - In effect: with Bigtable frozen (SIGSTOP), every store method fails UNAVAILABLE once its
  *   first call's deadline passed, none hangs.
  */
@@ -72,7 +73,7 @@ describe('Bigtable call sites', () => {
       for (const call of tableCalls(source)) {
         checked++;
         expect(call.text, `${file}:${call.line} calls Bigtable without gaxOptions`).toMatch(
-          /gaxOptions\s*(:\s*gax\(\)|[,}])/,
+          /gaxOptions\s*(:\s*(gax\(\)|\{\s*timeout:)|[,}])/,
         );
       }
     }

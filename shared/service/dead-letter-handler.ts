@@ -3,6 +3,8 @@
  * message to the subscriber function, which hands it here instead of applying it. The entry is
  * written before the delivery is acknowledged; a failed write fails the delivery, so Pub/Sub
  * redelivers and nothing given to the store is lost. Redeliveries write the same entry again.
+ * Entries the subscription's policy sent whose last error was transient are stored with an
+ * automatic-replay time, for the sweeper (dead-letter-replay.ts).
  */
 
 import { toLroError, unavailable } from '../sdk/errors.js';
