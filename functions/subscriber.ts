@@ -5,23 +5,20 @@
  */
 import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
 import { log } from '../shared/sdk/log.js';
-import { Messaging } from '../shared/sdk/messaging.js';
-import { createStore } from '../shared/service/bigtable-store.js';
 import { installBodyGuard } from '../shared/service/body-guard.js';
 import { loadConfig } from '../shared/service/config.js';
 import { isDeadLetterDelivery, storeDeadLetter } from '../shared/service/dead-letter-handler.js';
-import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
 import { leaveFrameworkDomain } from '../shared/service/framework-domain.js';
 import { installPushGuard } from '../shared/service/push-guard.js';
 import { installGracefulShutdown, onShutdown } from '../shared/service/shutdown.js';
+import { eventMessageOf, handleEventMessage } from '../shared/service/subscriber.js';
 import {
-  eventMessageOf,
-  handleEventMessage,
-  type SubscriberDeps,
-} from '../shared/service/subscriber.js';
+  openSubscriberServices,
+  type SubscriberServices,
+} from '../shared/service/subscriber-services.js';
 import { traceFields, withFields } from '../shared/service/trace.js';
 
-let deps: (SubscriberDeps & { projectId: string; deadLetters: DeadLetterStore }) | undefined;
+let deps: SubscriberServices | undefined;
 
 // On SIGTERM/SIGINT the deliveries in flight finish before the process exits.
 installGracefulShutdown();
@@ -30,23 +27,12 @@ installPushGuard('subscriber');
 // Push bodies are bounded (and never inflated) before the framework parses them.
 installBodyGuard('subscriber');
 onShutdown('close', async () => {
-  if (deps) await Promise.allSettled([deps.store.close(), deps.messaging.close()]);
+  await deps?.close();
 });
 
-/** Config, store and publisher, created on the first event and kept for the instance's life. */
-function dependencies(): SubscriberDeps & { projectId: string; deadLetters: DeadLetterStore } {
-  if (!deps) {
-    const config = loadConfig();
-    const deadLetters = new DeadLetterStore(config);
-    deps = {
-      projectId: config.projectId,
-      deadLetters,
-      failures: deadLetters,
-      store: createStore(config),
-      messaging: new Messaging(config),
-      topics: { notifications: config.topics.notifications, deadLetter: config.topics.deadLetter },
-    };
-  }
+/** Config, stores and publisher, created on the first event and kept for the instance's life. */
+function dependencies(): SubscriberServices {
+  deps ??= openSubscriberServices(loadConfig());
   return deps;
 }
 

@@ -10,6 +10,7 @@ import { Messaging } from '../shared/sdk/messaging.js';
 import { createStore } from '../shared/service/bigtable-store.js';
 import { installBodyGuard } from '../shared/service/body-guard.js';
 import { loadConfig } from '../shared/service/config.js';
+import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
 import { leaveFrameworkDomain } from '../shared/service/framework-domain.js';
 import { sendError, sendJson } from '../shared/service/http.js';
 import { type SweeperDeps, sweep } from '../shared/service/sweeper.js';
@@ -19,14 +20,19 @@ let deps: SweeperDeps | undefined;
 // Bodies (the sweeper reads none) are bounded and never inflated before the framework parses them.
 installBodyGuard('sweeper');
 
-/** Config, store and publisher, created on the first call and kept for the instance's life. */
+/**
+ * Config, stores (one Bigtable client) and publisher, created on the first call and kept for the
+ * instance's life.
+ */
 function dependencies(): SweeperDeps {
   if (!deps) {
     const config = loadConfig();
+    const store = createStore(config);
     deps = {
-      store: createStore(config),
+      store,
+      deadLetters: new DeadLetterStore(config, Date.now, store.connection),
       messaging: new Messaging(config),
-      topics: { notifications: config.topics.notifications },
+      topics: { notifications: config.topics.notifications, events: config.topics.events },
     };
   }
   return deps;
@@ -39,7 +45,9 @@ functions.http('sweeper', async (req, res) => {
       throw new LroError(Code.INVALID_ARGUMENT, `method ${req.method} not allowed; use POST`);
     }
     const report = await sweep(dependencies());
-    if (report.ended > 0 || report.failed > 0 || report.more) log.info('sweep done', { ...report });
+    if (report.ended > 0 || report.failed > 0 || report.deadLettersReplayed > 0 || report.more) {
+      log.info('sweep done', { ...report });
+    }
     sendJson(res, 200, report);
   } catch (err) {
     sendError(res, err, { function: 'sweeper' });

@@ -14,6 +14,7 @@ import { createLogger } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { createStore } from '../shared/service/bigtable-store.js';
 import { type Config, loadConfig } from '../shared/service/config.js';
+import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
 import { sweep } from '../shared/service/sweeper.js';
 import { type RunningFunction, startFunction } from './run-function.js';
 
@@ -144,9 +145,16 @@ function scheduleSweeps(
   write: (chunk: string) => void,
 ): { stop(): Promise<void> } {
   const store = createStore(config);
+  const deadLetters = new DeadLetterStore(config, Date.now, store.connection);
   const messaging = new Messaging(config);
   const log = createLogger({}, (line) => write(`${line}\n`));
-  const deps = { store, messaging, topics: { notifications: config.topics.notifications }, log };
+  const deps = {
+    store,
+    deadLetters,
+    messaging,
+    topics: { notifications: config.topics.notifications, events: config.topics.events },
+    log,
+  };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();
@@ -154,7 +162,9 @@ function scheduleSweeps(
     current = sweep(deps)
       .then(
         (report) => {
-          if (report.ended > 0 || report.failed > 0) log.info('sweep done', { ...report });
+          if (report.ended > 0 || report.failed > 0 || report.deadLettersReplayed > 0) {
+            log.info('sweep done', { ...report });
+          }
         },
         (err: unknown) => log.warn('sweep failed; the next one retries', { error: err }),
       )

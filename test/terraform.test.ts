@@ -1617,7 +1617,7 @@ describe('sweeper', () => {
     expect(tracedResource(m, invoker.member).block.name).toBe('scheduler');
   });
 
-  it('grants its runtime account Bigtable use and publishing notifications, nothing more', () => {
+  it('grants its runtime account Bigtable use and publishing notifications and events, nothing more', () => {
     const m = sweeperModule();
     const service = first(sweeperFn().body.service_config);
     const runtime = tracedResource(m, service.service_account_email).block;
@@ -1630,6 +1630,7 @@ describe('sweeper', () => {
     expect(grants).toEqual([
       'google_bigtable_instance_iam_member:roles/bigtable.user',
       'google_pubsub_topic_iam_member:roles/pubsub.publisher',
+      'google_pubsub_topic_iam_member:roles/pubsub.publisher',
     ]);
     const publisher = findBlock(
       m,
@@ -1638,6 +1639,9 @@ describe('sweeper', () => {
       'sweeper_notifications',
     );
     expect(tracedResource(m, publisher.body.topic).block.name).toBe('notifications');
+    // Automatic replays of dead letters publish to the events topic.
+    const replays = findBlock(m, 'resource', 'google_pubsub_topic_iam_member', 'sweeper_events');
+    expect(tracedResource(m, replays.body.topic).block.name).toBe('events');
     const bigtable = findBlock(m, 'resource', 'google_bigtable_instance_iam_member', 'sweeper');
     expect(tracedResource(m, bigtable.body.instance).block.type).toBe('google_bigtable_instance');
     // The scheduler's account holds nothing but the invoker grant.

@@ -1,12 +1,16 @@
 # The sweeper: ends operations that are still running past their deadline or heartbeat timeout
-# (DEADLINE_EXCEEDED, announced on the notifications topic). Cloud Scheduler calls it every minute.
+# (DEADLINE_EXCEEDED, announced on the notifications topic), and replays the dead letters whose
+# events failed only for transient reasons (Bigtable unavailable) while their operations run.
+# Cloud Scheduler calls it every minute.
 #
 #   Cloud Scheduler --POST (OIDC token of the scheduler account)--> sweeper function
-#                                                                      |--> Bigtable (due-time index)
-#                                                                      +--> notifications topic
+#                                                                      |--> Bigtable (due-time and
+#                                                                      |    replay indexes)
+#                                                                      |--> notifications topic
+#                                                                      +--> events topic (replays)
 #
 # - Its own runtime identity, which may use the Bigtable instance (roles/bigtable.user) and
-#   publish to the notifications topic, nothing else.
+#   publish to the notifications and events topics, nothing else.
 # - Its own invoker identity for Cloud Scheduler: the only principal that may invoke the
 #   function (roles/run.invoker on its Cloud Run service); IAM authenticates every call.
 # - Internal ingress only: Cloud Scheduler in the same project counts as internal traffic (Cloud
@@ -138,6 +142,14 @@ resource "google_pubsub_topic_iam_member" "sweeper_notifications" {
   member  = google_service_account.sweeper.member
 }
 
+# Automatic replays of dead letters publish their events again, as `lro dead-letters replay` does.
+resource "google_pubsub_topic_iam_member" "sweeper_events" {
+  project = var.project_id
+  topic   = var.events_topic
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.sweeper.member
+}
+
 resource "google_cloudfunctions2_function" "sweeper" {
   project     = var.project_id
   location    = var.region
@@ -189,6 +201,7 @@ resource "google_cloudfunctions2_function" "sweeper" {
   depends_on = [
     google_bigtable_instance_iam_member.sweeper,
     google_pubsub_topic_iam_member.sweeper_notifications,
+    google_pubsub_topic_iam_member.sweeper_events,
   ]
 }
 

@@ -87,6 +87,34 @@ export const defaults = {
   sweepBudgetMs: 45_000,
   /** Sweeper: an index entry whose operation does not exist is kept this long (create racing). */
   sweepMissingGraceMs: 60_000,
+  /**
+   * Deadline of one Bigtable call (a read, a write, a CheckAndMutateRow): a stalled Bigtable
+   * fails the call after this long instead of holding a request or a delivery. Not shorter: the
+   * emulator on a loaded 2-core machine took over 7 s for some calls of 200 concurrent creates.
+   */
+  bigtableCallTimeoutMs: 15_000,
+  /**
+   * Subscriber: how long recording why a delivery failed may take (in Bigtable, which is often
+   * what failed); the failure is remembered in memory as well.
+   */
+  failureRecordTimeoutMs: 1_000,
+  /**
+   * Dead letters whose last error was transient are replayed by the sweeper while their
+   * operation runs: the first at once, the n-th (n > 1) after initial x 2^(n-2), capped, and no
+   * more than `deadLetterAutoReplaysMax` times for one event.
+   */
+  deadLetterAutoReplayInitialMs: 60_000,
+  deadLetterAutoReplayMaxMs: 30 * 60_000,
+  deadLetterAutoReplaysMax: 10,
+  /** Sweeper: automatic-replay index entries read per sweep at most. */
+  deadLetterAutoReplayBatchSize: 100,
+  /**
+   * API announcements (created, cancelRequested, deleted notifications), published after the
+   * answer: attempts at most, and the backoff between them.
+   */
+  announceAttemptsMax: 4,
+  announceRetryInitialMs: 1_000,
+  announceRetryMaxMs: 10_000,
   /** Local stack (`npm start`): how often the sweeper runs. */
   sweepLocalIntervalMs: 2_000,
 } as const;

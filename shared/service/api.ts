@@ -45,7 +45,8 @@ import {
   toOperationName,
   WaitOperationRequestSchema,
 } from '../sdk/model.js';
-import { formatTiming, type NotificationType, publishNotification } from '../sdk/notifications.js';
+import { formatTiming, type NotificationType } from '../sdk/notifications.js';
+import { announce } from './announcer.js';
 import type { Config } from './config.js';
 import { consoleRoute } from './console-files.js';
 import { crossSiteRefusal } from './cross-site.js';
@@ -469,18 +470,10 @@ function headerOf(req: ApiRequest, name: string): string | undefined {
   return Array.isArray(header) ? header[0] : header;
 }
 
-function publish(ctx: Context, type: NotificationType, operation: Operation): Promise<void> {
+/** Announces a change in the background (announcer.ts): answers never wait for Pub/Sub. */
+function publish(ctx: Context, type: NotificationType, operation: Operation): void {
   const { messaging, config } = ctx.services;
-  if (!messaging) return Promise.resolve();
-  return publishNotification(messaging, config.topics.notifications, { type, operation }).then(
-    () => undefined,
-    (err: unknown) => {
-      ctx.log.warn(`could not publish the ${type} notification`, {
-        operation: operation.name,
-        error: err,
-      });
-    },
-  );
+  if (messaging) announce(messaging, config.topics.notifications, { type, operation }, ctx.log);
 }
 
 function page(records: OperationRecord[], nextPageToken: string) {
@@ -544,7 +537,7 @@ async function create(ctx: Context<unknown, CreateOperationRequest>): Promise<vo
     ...(request.requestId !== undefined ? { requestId: request.requestId } : {}),
     ...resolveLimits(request, ctx.services.config.limits),
   });
-  void publish(ctx, 'created', record.operation);
+  publish(ctx, 'created', record.operation);
   ctx.log.info('operation created', { operation: record.operation.name });
   sendJson(ctx.res, 200, record.operation);
 }
@@ -552,7 +545,7 @@ async function create(ctx: Context<unknown, CreateOperationRequest>): Promise<vo
 async function remove(ctx: Context): Promise<void> {
   const record = await ctx.services.store.get(ctx.name);
   await ctx.services.store.delete(ctx.name);
-  await publish(ctx, 'deleted', record.operation);
+  publish(ctx, 'deleted', record.operation);
   sendJson(ctx.res, 200, {});
 }
 
@@ -560,7 +553,7 @@ async function cancel(ctx: Context): Promise<void> {
   const result = await ctx.services.store.requestCancel(ctx.name);
   // Workers learn of the request from this notification; one that misses it polls. A repeated
   // cancel of a running operation announces it again, in case the first announcement was lost.
-  if (!result.operation.done) await publish(ctx, 'cancelRequested', result.operation);
+  if (!result.operation.done) publish(ctx, 'cancelRequested', result.operation);
   ctx.log.info(result.applied ? 'cancellation requested' : 'cancellation already requested', {
     operation: ctx.name,
     done: result.operation.done,

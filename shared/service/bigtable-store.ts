@@ -110,8 +110,6 @@ const STATE = 's';
 const INDEX = 'i';
 /** Timestamp (µs) of the cells of running operations: 2200-01-01, out of GC's reach. */
 export const RUNNING_TIMESTAMP_MICROS = Date.UTC(2200, 0, 1) * 1000;
-/** Per-call deadline, so that a stalled Bigtable fails the call (and the delivery) instead of hanging. */
-const CALL_TIMEOUT_MS = 15_000;
 /** Index rows whose operation is missing are removed after this long (a create that crashed). */
 const DANGLING_INDEX_MS = 60_000;
 const COMPLETE_ATTEMPTS = 8;
@@ -154,11 +152,14 @@ interface RawRow {
   data: Record<string, Record<string, { value: string }[]>>;
 }
 
-/** Bigtable's client and table for a config (emulator-aware). */
-export function openTable(config: Pick<Config, 'projectId' | 'bigtable'>): {
+/** A Bigtable client and the operations table through it. */
+export interface TableConnection {
   bigtable: Bigtable;
   table: Table;
-} {
+}
+
+/** Bigtable's client and table for a config (emulator-aware). */
+export function openTable(config: Pick<Config, 'projectId' | 'bigtable'>): TableConnection {
   if (config.bigtable.emulatorHost) skipMetadataServerProbe();
   const bigtable = new Bigtable({
     projectId: config.projectId,
@@ -325,8 +326,13 @@ function isDefinitive(err: unknown): boolean {
   return code === Code.ALREADY_EXISTS || code === Code.NOT_FOUND || code === Code.ABORTED;
 }
 
-/** Fresh call options each time: the client mutates them (it appends its metrics interceptor). */
-const gax = () => ({ timeout: CALL_TIMEOUT_MS });
+/**
+ * The per-call deadline of every Bigtable call (`defaults.bigtableCallTimeoutMs`), so that a
+ * stalled Bigtable fails the call (and the delivery or request) instead of holding it. Fresh
+ * options each time: the client mutates them (it appends its metrics interceptor). Every call of
+ * the stores passes them (test/bigtable-call-timeout.test.ts checks each call site).
+ */
+export const gax = () => ({ timeout: defaults.bigtableCallTimeoutMs });
 /** A filter matching what any of `filters` matches (Bigtable wants two or more in an interleave). */
 const anyOf = (filters: unknown[][]): unknown[] =>
   filters.length === 1 ? (filters[0] as unknown[]) : [{ interleave: filters }];
@@ -349,6 +355,11 @@ export class BigtableOperationStore implements OperationStore {
     this.retentionMs = config.retentionMs;
     this.tokens = new PageTokens(config.pageTokenKey);
     this.pageMaxBytes = config.responseMaxBytes - PAGE_ENVELOPE_BYTES;
+  }
+
+  /** This store's client and table, for other stores of the same table to share (one client). */
+  get connection(): TableConnection {
+    return { bigtable: this.bigtable, table: this.table };
   }
 
   private opKey(id: string) {
@@ -473,7 +484,9 @@ export class BigtableOperationStore implements OperationStore {
       const existing = row?.C === undefined ? undefined : row;
       if (!existing) continue; // deleted in between: try again
       if (this.isExpired(existing)) {
-        await this.call(() => this.table.mutate({ key: this.opKey(id), method: 'delete' }));
+        await this.call(() =>
+          this.table.mutate({ key: this.opKey(id), method: 'delete' }, { gaxOptions: gax() }),
+        );
         continue;
       }
       if (options.requestId !== undefined && existing.Q === options.requestId) {
@@ -481,7 +494,10 @@ export class BigtableOperationStore implements OperationStore {
       }
       if (parentId !== undefined && existing.P !== options.parent) {
         await this.call(() =>
-          this.table.mutate({ key: this.childKey(parentId, id), method: 'delete' }),
+          this.table.mutate(
+            { key: this.childKey(parentId, id), method: 'delete' },
+            { gaxOptions: gax() },
+          ),
         );
       }
       throw alreadyExists(`operation ${operationName(id)} already exists`);
@@ -498,7 +514,10 @@ export class BigtableOperationStore implements OperationStore {
     const deleting = parent !== undefined && deletionMarks(parent).length > 0;
     if (parent && !this.isExpired(parent) && !deleting) return;
     await this.call(() =>
-      this.table.mutate({ key: this.childKey(parentId, id), method: 'delete' }),
+      this.table.mutate(
+        { key: this.childKey(parentId, id), method: 'delete' },
+        { gaxOptions: gax() },
+      ),
     ).catch(() => undefined);
     if (deleting) {
       throw new LroError(
@@ -1169,7 +1188,9 @@ export class BigtableOperationStore implements OperationStore {
   private dropDanglingIndex(row: RawRow, missing: boolean) {
     const created = Number(row.data[INDEX]?.c?.[0]?.value ?? 0);
     if (missing && this.now() - created < DANGLING_INDEX_MS) return;
-    this.call(() => this.table.mutate({ key: row.id, method: 'delete' })).catch(() => undefined);
+    this.call(() =>
+      this.table.mutate({ key: row.id, method: 'delete' }, { gaxOptions: gax() }),
+    ).catch(() => undefined);
   }
 
   private async scan(

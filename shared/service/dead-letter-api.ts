@@ -8,18 +8,18 @@
  */
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { Code, LroError, unavailable } from '../sdk/errors.js';
+import { Code, LroError } from '../sdk/errors.js';
 import type { Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
 import type { ApiRoute } from './api.js';
 import type { Config } from './config.js';
+import { publishReplay } from './dead-letter-replay.js';
 import type { DeadLetterStore } from './dead-letter-store.js';
 import {
   DeadLetterIdSchema,
   DeadLetterSchema,
   ListDeadLettersRequestSchema,
   ListDeadLettersResponseSchema,
-  originalAttributes,
   toDeadLetter,
 } from './dead-letters.js';
 import { sendJson } from './http.js';
@@ -114,20 +114,7 @@ async function replay(ctx: DeadLetterContext): Promise<void> {
   const id = idOf(ctx);
   const { messaging, config } = ctx.services;
   if (!messaging) throw new LroError(Code.UNIMPLEMENTED, 'this API cannot publish events');
-  await storeOf(ctx).replay(id, async (entry) => {
-    const attributes = originalAttributes(entry.attributes);
-    if (entry.data.length === 0 && Object.keys(attributes).length === 0) {
-      throw new LroError(
-        Code.FAILED_PRECONDITION,
-        `deadLetters/${id} has neither data nor attributes; Pub/Sub cannot publish it (discard it)`,
-      );
-    }
-    try {
-      await messaging.publish(config.topics.events, entry.data, { attributes });
-    } catch (err) {
-      throw unavailable(`events topic unavailable; deadLetters/${id} kept`, err);
-    }
-  });
+  await storeOf(ctx).replay(id, (entry) => publishReplay(messaging, config.topics.events, entry));
   ctx.log.info('dead letter replayed', { deadLetter: `deadLetters/${id}` });
   sendJson(ctx.res, 200, {});
 }

@@ -3,12 +3,16 @@
  * message to the subscriber function, which hands it here instead of applying it. The entry is
  * written before the delivery is acknowledged; a failed write fails the delivery, so Pub/Sub
  * redelivers and nothing given to the store is lost. Redeliveries write the same entry again.
+ * Entries the subscription's policy sent whose last error was transient are stored with an
+ * automatic-replay time, for the sweeper (dead-letter-replay.ts).
  */
 
 import { toLroError, unavailable } from '../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../sdk/log.js';
+import { autoReplayTime, isTransient } from './dead-letter-replay.js';
 import type { DeadLetterStore } from './dead-letter-store.js';
 import {
+  autoReplaysOf,
   type DeadLetterEntry,
   deadLetterIdOf,
   operationOf,
@@ -59,13 +63,18 @@ export async function storeDeadLetter(
     const time = new Date(Number.isFinite(published) ? published : (deps.now ?? Date.now)());
     entry = {
       id: deadLetterIdOf(time, message.messageId),
-      reason: reasonOf(message.attributes, lastError),
+      reason: reasonOf(message.attributes, lastError?.message),
       data: message.data,
       attributes: message.attributes,
       deadLetterTime: time,
     };
     const operation = operationOf(message.data, message.attributes);
     if (operation !== undefined) entry.operation = operation;
+    // Failed only for transient reasons: the sweeper replays it while its operation runs.
+    if (byPolicy && operation !== undefined && isTransient(lastError)) {
+      const at = autoReplayTime(time, autoReplaysOf(message.attributes));
+      if (at !== undefined) entry.autoReplayAt = at;
+    }
     await deps.store.put(entry);
   } catch (err) {
     log.warn('dead letter not stored; failing the delivery so that it is redelivered', {
@@ -80,6 +89,9 @@ export async function storeDeadLetter(
       ...(entry.operation === undefined ? {} : { operation: entry.operation }),
       messageId: message.messageId,
       reason: entry.reason,
+      ...(entry.autoReplayAt === undefined
+        ? {}
+        : { autoReplayTime: entry.autoReplayAt.toISOString() }),
     });
     await deps.store.forgetFailure(message.data).catch(() => undefined);
   }

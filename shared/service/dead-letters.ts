@@ -64,6 +64,8 @@ export interface DeadLetterEntry {
   data: Buffer;
   attributes: Record<string, string>;
   deadLetterTime: Date;
+  /** When the sweeper replays it automatically (its last error was transient); absent: never. */
+  autoReplayAt?: Date;
 }
 
 export const DEAD_LETTERS_PREFIX = 'deadLetters/';
@@ -134,13 +136,25 @@ export function operationOf(data: Buffer, attributes: Record<string, string>): s
 }
 
 /**
+ * Attribute of an event that the sweeper replayed automatically: how many times (dead-letter-
+ * replay.ts). Removed again by a replay through the API, which starts the count afresh.
+ */
+export const AUTO_REPLAYS_ATTRIBUTE = 'lroAutoReplays';
+
+/** How many times the event of a dead letter was replayed automatically before. */
+export function autoReplaysOf(attributes: Record<string, string>): number {
+  const count = Number(attributes[AUTO_REPLAYS_ATTRIBUTE] ?? 0);
+  return Number.isInteger(count) && count > 0 ? count : 0;
+}
+
+/**
  * The attributes to publish again on replay: what the worker sent, without what was added, and
  * the event's first publish time (`lroPublishTime`, see publish-time.ts), so that the replayed
  * event never applies to an operation created after it was first published.
  */
 export function originalAttributes(attributes: Record<string, string>): Record<string, string> {
   const out: Record<string, string> = {};
-  const added = new Set<string>(Object.values(DEAD_LETTER_ATTRIBUTES));
+  const added = new Set<string>([...Object.values(DEAD_LETTER_ATTRIBUTES), AUTO_REPLAYS_ATTRIBUTE]);
   for (const [key, value] of Object.entries(attributes)) {
     if (added.has(key) || key.startsWith(POLICY_ATTRIBUTE_PREFIX)) continue;
     out[key] = value;

@@ -59,7 +59,9 @@ export interface SubscriberDeps {
   topics: { notifications: string; deadLetter: string };
   log?: Logger;
   /** Records why a delivery failed, for the reason of a message the policy dead-letters later. */
-  failures?: { rememberFailure(data: Buffer, error: string): Promise<void> };
+  failures?: {
+    rememberFailure(data: Buffer, error: { code: number; message: string }): Promise<void>;
+  };
 }
 
 export type HandleResult =
@@ -147,7 +149,7 @@ export async function handleEventMessage(
         error,
       });
     }
-    await deps.failures?.rememberFailure(message.data, error.message).catch(() => undefined);
+    await deps.failures?.rememberFailure(message.data, error).catch(() => undefined);
     throw error;
   }
 

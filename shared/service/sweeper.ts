@@ -32,18 +32,27 @@
  *   leaves an entry without operation, removed after `defaults.sweepMissingGraceMs`.
  * - Several sweepers may run at once: each may read the same entries; only one ends each
  *   operation, and a duplicated move or removal of an entry is idempotent.
+ *
+ * Each sweep also replays the dead letters due for an automatic replay (events that failed only
+ * for transient reasons, whose operation still runs: dead-letter-replay.ts), when given the
+ * dead-letter store and the events topic.
  */
 import { defaults } from '../sdk/defaults.js';
 import { Code } from '../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
 import { publishNotification } from '../sdk/notifications.js';
+import { replayDueDeadLetters } from './dead-letter-replay.js';
+import type { DeadLetterStore } from './dead-letter-store.js';
 import type { DueEntry, OperationStore } from './store.js';
 
 export interface SweeperDeps {
   store: OperationStore;
   messaging: Messaging;
-  topics: { notifications: string };
+  /** `events`: where automatic replays of dead letters go (none without it). */
+  topics: { notifications: string; events?: string };
+  /** Dead letters to replay automatically (none without). */
+  deadLetters?: DeadLetterStore;
   log?: Logger;
   now?: () => number;
 }
@@ -69,8 +78,10 @@ export interface SweepReport {
   entriesRead: number;
   /** Bigtable rows read in all: index entries plus operation rows. */
   rowsRead: number;
-  /** Entries that failed (left for the next run). */
+  /** Entries that failed (left for the next run), automatic replays included. */
   failed: number;
+  /** Dead letters replayed automatically (their events failed only for transient reasons). */
+  deadLettersReplayed: number;
   durationMs: number;
   /** Whether entries due now may remain (budget spent). */
   more: boolean;
@@ -91,6 +102,7 @@ export async function sweep(deps: SweeperDeps, options: SweepOptions = {}): Prom
     entriesRead: 0,
     rowsRead: 0,
     failed: 0,
+    deadLettersReplayed: 0,
     durationMs: 0,
     more: false,
   };
@@ -125,6 +137,18 @@ export async function sweep(deps: SweeperDeps, options: SweepOptions = {}): Prom
       report.more = true;
       break;
     }
+  }
+  if (deps.deadLetters && deps.topics.events !== undefined) {
+    const replays = await replayDueDeadLetters({
+      deadLetters: deps.deadLetters,
+      store: deps.store,
+      messaging: deps.messaging,
+      topics: { events: deps.topics.events },
+      log,
+      now,
+    });
+    report.deadLettersReplayed = replays.replayed;
+    report.failed += replays.failed;
   }
   report.durationMs = now() - started;
   return report;
