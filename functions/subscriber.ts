@@ -41,7 +41,11 @@ function dependencies(): SubscriberDeps & { projectId: string; deadLetters: Dead
       failures: deadLetters,
       store: createStore(config),
       messaging: new Messaging(config),
-      topics: { notifications: config.topics.notifications, deadLetter: config.topics.deadLetter },
+      topics: {
+        notifications: config.topics.notifications,
+        wakeups: config.topics.wakeups,
+        deadLetter: config.topics.deadLetter,
+      },
     };
   }
   return deps;

@@ -22,7 +22,7 @@ function dependencies(): SweeperDeps {
     deps = {
       store: createStore(config),
       messaging: new Messaging(config),
-      topics: { notifications: config.topics.notifications },
+      topics: { notifications: config.topics.notifications, wakeups: config.topics.wakeups },
     };
   }
   return deps;

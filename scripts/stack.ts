@@ -135,7 +135,8 @@ function scheduleSweeps(
   const store = createStore(config);
   const messaging = new Messaging(config);
   const log = createLogger({}, (line) => write(`${line}\n`));
-  const deps = { store, messaging, topics: { notifications: config.topics.notifications }, log };
+  const topics = { notifications: config.topics.notifications, wakeups: config.topics.wakeups };
+  const deps = { store, messaging, topics, log };
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let current: Promise<void> = Promise.resolve();

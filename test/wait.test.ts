@@ -65,11 +65,12 @@ describe('wait with notifications', () => {
     const result = await reply;
     const returnedAt = started + result.ms;
     expect(result.body).toMatchObject({ name: operation.name, done: true, ...RESPONSE });
-    // Woken by the notification: after the completion, before the first safety-net poll, and
-    // with no Bigtable read but the wait's first one (a poll would have read again).
+    // Woken by the wake-up: after the completion, before the first safety-net poll, and with
+    // two Bigtable reads (the wait's first one and one on the wake-up), no poll.
     expect(returnedAt).toBeGreaterThan(completedAt);
     expect(returnedAt - started).toBeLessThan(firstNotifiedPollMs);
-    expect(result.headers.get('x-lro-bigtable-reads')).toBe('1');
+    expect(result.headers.get('x-lro-bigtable-reads')).toBe('2');
+    expect(result.headers.get('x-lro-safety-net-polls')).toBe('0');
   });
 
   it('returns the latest state, not done, when its timeout passes', async () => {
@@ -162,7 +163,7 @@ describe('wait with notifications', () => {
     const woken = await again.reply;
     expect(woken.body.done).toBe(true);
     expect(again.started + woken.ms - completedAt).toBeLessThan(firstNotifiedPollMs);
-    expect(woken.headers.get('x-lro-bigtable-reads')).toBe('1');
+    expect(woken.headers.get('x-lro-safety-net-polls')).toBe('0');
   });
 });
 
@@ -228,8 +229,7 @@ describe('one instance under load', () => {
               });
               res.on('end', () => {
                 if (!completing) returnedEarly++;
-                // A wait woken by a safety-net poll read the row more than once.
-                if (Number(res.headers['x-lro-bigtable-reads']) > 1) wokenByPoll++;
+                if (Number(res.headers['x-lro-safety-net-polls']) > 0) wokenByPoll++;
                 if (res.headers['x-lro-wake-timing'] !== undefined) wokenByNotification++;
                 resolve(JSON.parse(text) as Operation);
               });

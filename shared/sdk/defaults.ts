@@ -52,6 +52,13 @@ export const defaults = {
   listenerMaxOutstandingMessages: 1_000,
   /** Watch (server-sent events): comment line sent this often while nothing changes. */
   watchHeartbeatMs: 15_000,
+  /**
+   * Watch: an instance's subscription on the notifications topic is deleted this long after its
+   * last watch ended (a client reconnecting at once finds it still there).
+   */
+  watchSubscriptionIdleMs: 5_000,
+  /** Watch with LRO_WATCH_MODE=poll: how often a watch reads its operation. */
+  watchPollIntervalMs: 1_000,
   /** Client SDK: the timeout of one server wait inside waitForOperation. */
   clientWaitRequestTimeoutMs: 30_000,
   /** Client SDK: retry backoff after a transient failure inside waitForOperation. */

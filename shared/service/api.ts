@@ -45,7 +45,7 @@ import {
   toOperationName,
   WaitOperationRequestSchema,
 } from '../sdk/model.js';
-import { formatTiming, type NotificationType, publishNotification } from '../sdk/notifications.js';
+import { announce, formatTiming, type NotificationType } from '../sdk/notifications.js';
 import type { Config } from './config.js';
 import { consoleRoute } from './console-files.js';
 import { deadLetterRoutes } from './dead-letter-api.js';
@@ -468,7 +468,8 @@ function headerOf(req: ApiRequest, name: string): string | undefined {
 function publish(ctx: Context, type: NotificationType, operation: Operation): Promise<void> {
   const { messaging, config } = ctx.services;
   if (!messaging) return Promise.resolve();
-  return publishNotification(messaging, config.topics.notifications, { type, operation }).then(
+  const topics = { notifications: config.topics.notifications, wakeups: config.topics.wakeups };
+  return announce(messaging, topics, { type, operation }, ctx.log).then(
     () => undefined,
     (err: unknown) => {
       ctx.log.warn(`could not publish the ${type} notification`, {
@@ -575,8 +576,10 @@ async function wait(
   const timeoutMs = timeoutOf(ctx.services.config, ctx.body.timeout);
   const outcome = await ctx.services.waiter.wait(ctx.name, { timeoutMs, signal: ctx.signal });
   if (outcome.reason === 'aborted') return;
-  // How many Bigtable reads this wait cost (one on the notification path); for benchmarks.
+  // How many Bigtable reads this wait cost (the first and one on the wake-up); for benchmarks.
   ctx.res.setHeader('x-lro-bigtable-reads', String(outcome.reads));
+  // Of those, the safety-net polls (none when the wake-up arrived).
+  ctx.res.setHeader('x-lro-safety-net-polls', String(outcome.polls));
   // Where the wake-up's time went (notifications.ts); for benchmarks.
   if (outcome.timing) {
     ctx.res.setHeader(
@@ -697,20 +700,38 @@ export function instanceApiHandler(
     const config = load();
     const store = open(config);
     const messaging = new Messaging(config);
+    // Waits follow the wake-ups; watches open a subscription on the notifications topic while
+    // there are any (or poll), so an instance without a watch receives no full notification.
     const hub = config.wait.notifications
-      ? new NotificationHub(messaging, config.topics.notifications)
+      ? new NotificationHub(messaging, config.topics.wakeups, { carries: 'wakeups' })
       : undefined;
-    const waiter = new Waiter({ store, ...(hub ? { hub } : {}) });
+    const watchHub =
+      config.wait.notifications && config.wait.watchMode === 'subscription'
+        ? new NotificationHub(messaging, config.topics.notifications, {
+            subscriptionPrefix: `${config.topics.notifications.slice(0, 200)}-watch`,
+            idleCloseMs: defaults.watchSubscriptionIdleMs,
+          })
+        : undefined;
+    const every = defaults.watchPollIntervalMs;
+    const waiter = new Waiter({
+      store,
+      ...(hub ? { hub } : {}),
+      ...(watchHub ? { watchHub } : {}),
+      ...(config.wait.watchMode === 'poll'
+        ? { watchPoll: { initialMs: every, notifiedInitialMs: every, multiplier: 1, maxMs: every } }
+        : {}),
+    });
     const deadLetters = new DeadLetterStore(config);
     services = { config, store, waiter, messaging, deadLetters };
     // Pending waits are answered and watches ended first; then the listener's subscription goes.
     onShutdown('drain', () => waiter.endAll());
     onShutdown('close', async () => {
-      await hub?.close();
+      await Promise.all([hub?.close(), watchHub?.close()]);
       await Promise.allSettled([store.close(), messaging.close(), deadLetters.close()]);
     });
     defaultLog.info('operations API ready', {
       notifications: config.wait.notifications,
+      watchMode: config.wait.watchMode,
       subscription: hub?.subscriptionName,
     });
     return services;

@@ -10,8 +10,9 @@
  *   moment later; the subscription's dead-letter policy ends the retries.
  * - Writes are conditional (store.ts): a duplicate of an applied event, late metadata and
  *   anything after the terminal event change nothing and are acknowledged.
- * - Every applied change is announced on the notifications topic. When the write applied but the
- *   notification could not be published, the delivery fails; on redelivery the store reports
+ * - Every applied change is announced on the notifications topic, and a change that ends the
+ *   operation on the wake-up topic too (notifications.ts). When the write applied but the
+ *   announcement could not be published, the delivery fails; on redelivery the store reports
  *   `applied: false`, so "this event's change is the stored state" is checked instead (the
  *   stored outcome, or the running operation's metadata, equals the event's) and the state is
  *   announced again. Notifications are therefore at-least-once: a duplicate event whose content
@@ -26,7 +27,7 @@ import { decodeEvent, type HeartbeatEvent, type WorkerEvent } from '../sdk/event
 import { log as defaultLog, type Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
 import type { Operation } from '../sdk/model.js';
-import { type NotificationType, publishNotification } from '../sdk/notifications.js';
+import { type AnnounceTopics, announce, type NotificationType } from '../sdk/notifications.js';
 import { applyHeartbeat } from './heartbeats.js';
 import type { OperationStore, Outcome, WriteResult } from './store.js';
 import { endStrandedOperation } from './stranded.js';
@@ -46,7 +47,8 @@ export interface EventMessage {
 export interface SubscriberDeps {
   store: OperationStore;
   messaging: Messaging;
-  topics: { notifications: string; deadLetter: string };
+  /** Where changes are announced (wake-ups too when `wakeups` is set), and dead letters go. */
+  topics: AnnounceTopics & { deadLetter: string };
   log?: Logger;
   /** Records why a delivery failed, for the reason of a message the policy dead-letters later. */
   failures?: { rememberFailure(data: Buffer, error: string): Promise<void> };
@@ -154,11 +156,12 @@ export async function handleEventMessage(
   }
 
   try {
-    await publishNotification(deps.messaging, deps.topics.notifications, {
-      type: notification,
-      operation,
-      timing: { receivedAt, writtenAt },
-    });
+    await announce(
+      deps.messaging,
+      deps.topics,
+      { type: notification, operation, timing: { receivedAt, writtenAt } },
+      log,
+    );
   } catch (err) {
     log.warn('change applied but not announced; failing the delivery to announce it again', {
       ...fields,

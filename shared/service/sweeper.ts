@@ -37,13 +37,14 @@ import { defaults } from '../sdk/defaults.js';
 import { Code } from '../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
-import { publishNotification } from '../sdk/notifications.js';
+import { type AnnounceTopics, announce } from '../sdk/notifications.js';
 import type { DueEntry, OperationStore } from './store.js';
 
 export interface SweeperDeps {
   store: OperationStore;
   messaging: Messaging;
-  topics: { notifications: string };
+  /** Where an ended operation is announced (a wake-up too when `wakeups` is set). */
+  topics: AnnounceTopics;
   log?: Logger;
   now?: () => number;
 }
@@ -143,10 +144,12 @@ async function settle(
   switch (result.state) {
     case 'ended':
       // Announced before the entry goes: a crash in between leaves the entry for the next run.
-      await publishNotification(deps.messaging, deps.topics.notifications, {
-        type: 'failed',
-        operation: result.operation,
-      });
+      await announce(
+        deps.messaging,
+        deps.topics,
+        { type: 'failed', operation: result.operation },
+        log,
+      );
       log.info('operation deadline exceeded', {
         operation: entry.operation,
         limit: result.limit,
@@ -159,10 +162,12 @@ async function settle(
       // Ended by the sweeper before (the announcement may have been lost: repeat it), or
       // completed by its worker (announced by the subscriber).
       if (result.operation.error?.code === Code.DEADLINE_EXCEEDED) {
-        await publishNotification(deps.messaging, deps.topics.notifications, {
-          type: 'failed',
-          operation: result.operation,
-        });
+        await announce(
+          deps.messaging,
+          deps.topics,
+          { type: 'failed', operation: result.operation },
+          log,
+        );
         report.reannounced++;
       }
       await deps.store.reschedule(entry, undefined);
