@@ -94,6 +94,11 @@ variable "notifications_topic" {
   type        = string
 }
 
+variable "wakeups_topic" {
+  description = "Name of the wake-up topic (the sweeper publishes a wake-up per operation it ends)."
+  type        = string
+}
+
 variable "dead_letter_topic" {
   description = "Name of the dead-letter topic."
   type        = string
@@ -128,6 +133,13 @@ resource "google_bigtable_instance_iam_member" "sweeper" {
 resource "google_pubsub_topic_iam_member" "sweeper_notifications" {
   project = var.project_id
   topic   = var.notifications_topic
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.sweeper.member
+}
+
+resource "google_pubsub_topic_iam_member" "sweeper_wakeups" {
+  project = var.project_id
+  topic   = var.wakeups_topic
   role    = "roles/pubsub.publisher"
   member  = google_service_account.sweeper.member
 }
@@ -174,6 +186,7 @@ resource "google_cloudfunctions2_function" "sweeper" {
       LRO_ROW_KEY_PREFIX       = var.row_key_prefix
       LRO_EVENTS_TOPIC         = var.events_topic
       LRO_NOTIFICATIONS_TOPIC  = var.notifications_topic
+      LRO_WAKEUPS_TOPIC        = var.wakeups_topic
       LRO_DEAD_LETTER_TOPIC    = var.dead_letter_topic
       LRO_RETENTION            = "${var.retention_seconds}s"
     }
@@ -182,6 +195,7 @@ resource "google_cloudfunctions2_function" "sweeper" {
   depends_on = [
     google_bigtable_instance_iam_member.sweeper,
     google_pubsub_topic_iam_member.sweeper_notifications,
+    google_pubsub_topic_iam_member.sweeper_wakeups,
   ]
 }
 
