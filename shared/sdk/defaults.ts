@@ -75,6 +75,11 @@ export const defaults = {
   heartbeatTimeoutMaxMs: 7 * 24 * 3600 * 1000,
   /** Worker SDK: a heartbeat is sent when nothing else was published for this long. */
   heartbeatIntervalMs: 15_000,
+  /**
+   * Worker SDK: at most one progress (metadata) event per operation this often; reports in
+   * between are held and the latest wins (0 publishes every report).
+   */
+  progressIntervalMs: 1_000,
   /** Worker clocks: an emitTime counts no later than the message's publishTime plus this. */
   emitTimeSkewMaxMs: 60_000,
   /** Sweeper: due-index entries read per batch, and the time one sweep may take at most. */
