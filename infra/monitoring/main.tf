@@ -11,6 +11,15 @@
 #                                       event with code 1) and deadline_exceeded (the sweeper's
 #                                       `operation deadline exceeded`)
 #
+# Log exclusions (exclude_routine_logs, default on): the lines above are written once per event
+# or request (about 2 KiB with the platform's request log), which at 10,000 operations a minute
+# cost more than the service itself (docs/capacity.md). Project-scoped log-based metrics are
+# calculated from every entry the Logging API receives, whatever the exclusion filters, so the
+# routine INFO lines and the 2xx-4xx platform request logs of the API and the subscriber are
+# excluded from storage while every metric, alert and chart keeps counting them. Warnings,
+# errors and 5xx requests are kept. The metrics here must therefore stay project-scoped (no
+# bucket_name): a bucket-scoped metric sees only what is stored.
+#
 # Alert policies, each with what to do first in its documentation: dead letters arrived; the
 # oldest unacknowledged event older than a threshold; 5xx ratio of the API or the subscriber;
 # the sweeper not succeeding for 10 minutes (only when the sweeper's service name is given).
@@ -72,6 +81,12 @@ variable "notification_channels" {
   default     = []
 }
 
+variable "exclude_routine_logs" {
+  description = "Exclude the per-event and per-request INFO lines and the non-5xx platform request logs of the API and the subscriber from storage (metrics still count them)."
+  type        = bool
+  default     = true
+}
+
 variable "oldest_unacked_threshold_seconds" {
   description = "Alert when the oldest unacknowledged event on the push subscription is older than this."
   type        = number
@@ -106,6 +121,13 @@ locals {
     failed            = "${local.ended_by_event} AND jsonPayload.type=\"failed\" AND NOT jsonPayload.code=1"
     cancelled         = "${local.ended_by_event} AND jsonPayload.type=\"failed\" AND jsonPayload.code=1"
     deadline_exceeded = "${local.on_deployment} AND jsonPayload.message=\"operation deadline exceeded\""
+  }
+
+  # What the exclusions drop from storage: routine lines of the two busy functions.
+  busy_functions = "${local.run} AND resource.labels.service_name=~\"^(${var.api_service_name}|${var.subscriber_service_name})$\""
+  log_exclusions = {
+    request_logs = "${local.busy_functions} AND logName=~\"/logs/run.googleapis.com%2Frequests$\" AND NOT httpRequest.status>=500"
+    info_lines   = "${local.busy_functions} AND logName=~\"/logs/run.googleapis.com%2Fstdout$\" AND severity<=INFO"
   }
 
   user_metric = "metric.type=\"logging.googleapis.com/user"
@@ -601,6 +623,16 @@ resource "google_monitoring_dashboard" "this" {
     google_logging_metric.operations_created,
     google_logging_metric.operations_ended,
   ]
+}
+
+# Applies to the _Default sink; the log-based metrics above still count what these exclude.
+resource "google_logging_project_exclusion" "routine" {
+  for_each = var.exclude_routine_logs ? local.log_exclusions : {}
+
+  project     = var.project_id
+  name        = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  description = "Routine ${replace(each.key, "_", " ")} of ${var.api_service_name} and ${var.subscriber_service_name}: counted by the log-based metrics, not stored."
+  filter      = each.value
 }
 
 # ---------------------------------------------------------------------------------------------
