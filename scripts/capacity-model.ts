@@ -39,6 +39,12 @@ export interface Load {
    * per interval over an operation of `operationSeconds`; absent: every report is published.
    */
   progressIntervalSeconds?: number | undefined;
+  /**
+   * How events reach the subscriber: `push` (the service: one billed request per event) or
+   * `pull` (on paper, docs/capacity.md: always-on instances streaming-pull the events, billed
+   * per instance, no request fees); absent: push.
+   */
+  subscriberDelivery?: 'push' | 'pull' | undefined;
 }
 
 export const DEFAULT_LOAD: Load = {
@@ -163,6 +169,12 @@ export const PRICES = {
   cloudRunVcpuSecond: 0.000024,
   cloudRunGiBSecond: 0.0000025,
   cloudRunPerMillionRequests: 0.4,
+  /**
+   * ASSUMED, same page: instance-based billing (CPU always allocated), tier 1, per vCPU-second
+   * and GiB-second; only the pull-based subscriber (on paper) would use it.
+   */
+  cloudRunInstanceVcpuSecond: 0.000018,
+  cloudRunInstanceGiBSecond: 0.000002,
   /** https://cloud.google.com/pubsub/pricing, throughput (publish and delivery), per TiB. */
   pubsubPerTiB: 40,
   /** ASSUMED, https://cloud.google.com/bigtable/pricing: SSD node per hour, storage GiB-month. */
@@ -376,10 +388,15 @@ export function capacity(
     {
       name: 'subscriber function',
       monthlyUsd:
-        subscriberBilled *
-          month *
-          runInstanceSecond(a.subscriberVcpuPerInstance, a.subscriberMemoryGiB) +
-        (events * month * prices.cloudRunPerMillionRequests) / 1e6,
+        load.subscriberDelivery === 'pull'
+          ? subscriberInstances *
+            month *
+            (a.subscriberVcpuPerInstance * prices.cloudRunInstanceVcpuSecond +
+              a.subscriberMemoryGiB * prices.cloudRunInstanceGiBSecond)
+          : subscriberBilled *
+              month *
+              runInstanceSecond(a.subscriberVcpuPerInstance, a.subscriberMemoryGiB) +
+            (events * month * prices.cloudRunPerMillionRequests) / 1e6,
     },
     {
       name: 'Pub/Sub events',

@@ -36,6 +36,7 @@ export const CAPACITY_USAGE = `Usage: npm run capacity -- [options]
   --dead-letter-fraction F    share of events dead-lettered (default ${DEFAULT_LOAD.deadLetterFraction})
   --wakeups all|thin-terminal how API instances hear of changes (default ${DEFAULT_LOAD.wakeups}; see docs/capacity.md)
   --log-exclusions on|off     routine logs excluded from storage (default on, infra/monitoring)
+  --subscriber-delivery push|pull  push (the service) or pull (on paper: always-on pullers, no request fees)
   --progress-interval S       worker SDK progress interval in seconds, 0 for none (default ${DEFAULT_LOAD.progressIntervalSeconds})
   --bench PATH                CPU figures (default bench-results/bench.json, and fanout.json
                               beside it, when present)
@@ -55,6 +56,7 @@ export function parseLoad(argv: string[]): { load: Load; benchPath: string; json
       wakeups: { type: 'string' },
       'log-exclusions': { type: 'string' },
       'progress-interval': { type: 'string' },
+      'subscriber-delivery': { type: 'string' },
       bench: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -83,6 +85,10 @@ export function parseLoad(argv: string[]): { load: Load; benchPath: string; json
     DEFAULT_LOAD.progressIntervalSeconds ?? 0,
     0,
   );
+  const delivery = values['subscriber-delivery'] ?? 'push';
+  if (delivery !== 'push' && delivery !== 'pull') {
+    throw new Error('--subscriber-delivery must be push or pull');
+  }
   const instances = values['api-instances'];
   return {
     load: {
@@ -116,6 +122,7 @@ export function parseLoad(argv: string[]): { load: Load; benchPath: string; json
       wakeups,
       logExclusions: exclusions === 'on',
       progressIntervalSeconds: interval,
+      subscriberDelivery: delivery,
     },
     benchPath: values.bench ?? resolve(ROOT, 'bench-results/bench.json'),
     json: values.json === true,
@@ -157,7 +164,7 @@ export function formatCapacity(r: CapacityResult): string {
     `Load: ${fmt(l.operationsPerMinute)} operations/min (${fmt(r.operationsPerSecond, 2)}/s), ` +
       `${l.eventsPerOperation} events, ${l.waitsPerOperation} waits and ${l.getsPerOperation} gets per operation, ` +
       `wake-ups: ${l.wakeups}, log exclusions ${l.logExclusions ? 'on' : 'off'}, ` +
-      `progress interval ${l.progressIntervalSeconds ?? 0} s (${fmt(r.eventsPerOperation, 1)} events published per operation)`,
+      `subscriber ${l.subscriberDelivery ?? 'push'}, progress interval ${l.progressIntervalSeconds ?? 0} s (${fmt(r.eventsPerOperation, 1)} events published per operation)`,
   );
   out.push(`CPU figures: ${r.cpu.source}`);
   out.push(

@@ -85,6 +85,18 @@ describe('capacity model: wake-ups, logs, coalescing', () => {
     ).toBe(6);
   });
 
+  it('bills a pull-based subscriber per always-on instance, without request fees', () => {
+    const prices = {
+      ...PRICES,
+      cloudRunInstanceVcpuSecond: 0.00001,
+      cloudRunInstanceGiBSecond: 0.000001,
+    };
+    const pull = capacity({ ...load, subscriberDelivery: 'pull' }, cpu, a, prices);
+    const line = pull.cost.lines.find((l) => l.name === 'subscriber function');
+    // 1 instance x 1e6 s x (1 vCPU x 1e-5 + 0.5 GiB x 1e-6).
+    expect(line?.monthlyUsd).toBeCloseTo(10.5, 8);
+  });
+
   it('divides the monthly cost by the operations of the month', () => {
     const r = capacity(load, cpu, a, PRICES);
     // 1 operation/s over a 1,000,000 s month.
