@@ -80,7 +80,9 @@ export interface CpuCosts {
 /**
  * Defaults from measured figures (2-core machine, emulators): an earlier `npm run bench` run,
  * subscriber 3.4 ms CPU per event and 1.09 Bigtable reads per wait; `npm run bench:fanout`
- * (2026-11-29, two runs: 0.218 and 0.173 ms), 0.2 ms of API CPU per notification received. The API's CPU per request is taken
+ * (2026-11-29, two runs: 0.218 and 0.173 ms), 0.2 ms of API CPU per notification received;
+ * `npm run bench:fanout` (2026-12-07, two runs: 0.1525 and 0.1528 ms per wake-up, 0.124 and
+ * 0.113 ms per notification in the same runs), 0.15 ms per wake-up. The API's CPU per request is taken
  * as the inverse of the measured GET throughput on one busy core (553 req/s: 1.8 ms) and rounded
  * to 2 ms. The CPU per wait is not measured on its own: ASSUMED 3 ms (a request, a Bigtable read
  * and a response).
@@ -90,6 +92,7 @@ export const DEFAULT_CPU: CpuCosts = {
   apiMsPerRequest: 2,
   apiMsPerWait: 3,
   apiMsPerNotification: 0.2,
+  apiMsPerWakeup: 0.15,
   bigtableReadsPerWait: 1.09,
   source: 'measured defaults (an earlier npm run bench, bench:fanout) and named assumptions',
 };
