@@ -141,7 +141,7 @@ export function readyBlock(stack: Stack, seconds: number): string {
     '  sweeper     every 2 s in this process   (ends operations past their deadline or heartbeat timeout)',
     `  Bigtable    ${emulators.bigtable}   emulator, ${how(emulators.started.bigtable)}; instance ${config.bigtable.instance}, table ${config.bigtable.table}`,
     `  Pub/Sub     ${emulators.pubsub}   emulator, ${how(emulators.started.pubsub)}; project ${config.projectId}`,
-    `  topics      ${config.topics.events} (workers publish here), ${config.topics.notifications}, ${config.topics.deadLetter}`,
+    `  topics      ${config.topics.events} (workers publish here), ${config.topics.notifications}, ${config.topics.wakeups}, ${config.topics.deadLetter}`,
     '',
     'Try it (in another terminal):',
     `  curl -s -X POST ${api}/v1/operations -H 'content-type: application/json' -d '{"operationId":"hello"}'`,
