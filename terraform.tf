@@ -600,6 +600,7 @@ module "pubsub" {
   project_id                    = module.services.project_id
   events_topic_name             = "${var.name_prefix}-events"
   notifications_topic_name      = "${var.name_prefix}-notifications"
+  wakeups_topic_name            = "${var.name_prefix}-wakeups"
   dead_letter_topic_name        = "${var.name_prefix}-events-dead-letter"
   event_retention_seconds       = var.event_retention_seconds
   dead_letter_retention_seconds = var.dead_letter_retention_seconds
@@ -607,6 +608,8 @@ module "pubsub" {
   event_publishers              = merge({ for m in var.event_publisher_members : m => m }, { worker = module.identities.worker_member, api = module.identities.api_member })
   notification_publishers       = { api = module.identities.api_member, subscriber = module.identities.subscriber_member }
   notification_listeners        = { api = module.identities.api_member }
+  wakeup_publishers             = { api = module.identities.api_member, subscriber = module.identities.subscriber_member }
+  wakeup_listeners              = { api = module.identities.api_member }
   dead_letter_publishers        = { subscriber = module.identities.subscriber_member }
 }
 
@@ -628,6 +631,7 @@ module "functions" {
   row_key_prefix               = var.row_key_prefix
   events_topic                 = module.pubsub.events_topic_name
   notifications_topic          = module.pubsub.notifications_topic_name
+  wakeups_topic                = module.pubsub.wakeups_topic_name
   dead_letter_topic            = module.pubsub.dead_letter_topic_name
   retention_seconds            = var.retention_seconds
   wait_timeout_default_seconds = var.wait_timeout_default_seconds
@@ -680,6 +684,7 @@ module "monitoring" {
   sweeper_service_name                = local.sweeper_service_name
   api_service_account_email           = module.identities.api_email
   notifications_topic_name            = module.pubsub.notifications_topic_name
+  wakeups_topic_name                  = module.pubsub.wakeups_topic_name
   events_subscription_name            = module.push_subscription.name
   dead_letter_store_subscription_name = module.dead_letter_store.name
   notification_channels               = var.notification_channels
@@ -728,6 +733,7 @@ module "sweeper" {
   row_key_prefix           = var.row_key_prefix
   events_topic             = module.pubsub.events_topic_name
   notifications_topic      = module.pubsub.notifications_topic_name
+  wakeups_topic            = module.pubsub.wakeups_topic_name
   dead_letter_topic        = module.pubsub.dead_letter_topic_name
   retention_seconds        = var.retention_seconds
 }
@@ -769,6 +775,11 @@ output "events_topic" {
 output "notifications_topic" {
   description = "Topic announcing every change of an operation and every cancellation request (LRO_NOTIFICATIONS_TOPIC)."
   value       = module.pubsub.notifications_topic_name
+}
+
+output "wakeups_topic" {
+  description = "Topic announcing every ended operation as a bodiless wake-up (LRO_WAKEUPS_TOPIC)."
+  value       = module.pubsub.wakeups_topic_name
 }
 
 output "dead_letter_topic" {

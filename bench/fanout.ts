@@ -1,14 +1,18 @@
 /**
- * `npm run bench:fanout`: the API's CPU per notification it receives, the figure that sets the
- * notification fan-out limit of the capacity model (docs/capacity.md). Every API instance receives
- * every notification, whether or not it has a waiter for that operation.
+ * `npm run bench:fanout`: the API's CPU per wake-up and per full notification it receives, in the
+ * same run: the figures that set the fan-out limit of the capacity model (docs/capacity.md).
+ * Every API instance receives every wake-up (its waits follow the wake-up topic), and every full
+ * notification while it serves a `:watch` stream.
  *
- * One API instance holds one wait (so that its notification subscription is live); the benchmark
- * publishes N notifications of other operations (800-byte Operations, as the subscriber does),
- * then ends the waited operation and announces it last; the wait returning marks the end. The
- * API's CPU over that span, less its idle CPU over a span as long measured just before, divided
- * by N, is the CPU per notification. Writes bench-results/fanout.json, which `npm run capacity`
- * reads.
+ * Phase 1: one API instance holds one wait (its wake-up subscription is live, and no watch, so
+ * it has no notification subscription); the benchmark publishes N wake-ups of other operations,
+ * then ends the waited operation and publishes its wake-up last; the wait returning marks the end.
+ * Phase 2: the same instance serves one watch (its notification subscription is opened on
+ * demand; the time to the watch's first event is recorded, subscription creation included); the
+ * benchmark publishes N notifications of other operations (800-byte Operations, as the
+ * subscriber does), then announces the watched operation's end; the stream ending marks the end.
+ * For each phase the API's CPU over that span, less its idle CPU over a span as long, divided by
+ * N, is the CPU per message. Writes bench-results/fanout.json, which `npm run capacity` reads.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -20,7 +24,7 @@ import { answerHelp } from '../scripts/usage.js';
 import { freePort } from '../shared/local/emulators.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import type { Operation } from '../shared/sdk/model.js';
-import { publishNotification } from '../shared/sdk/notifications.js';
+import { publishNotification, publishWakeup } from '../shared/sdk/notifications.js';
 import { createStore } from '../shared/service/bigtable-store.js';
 import { httpJson, keepAliveAgent } from './http.js';
 import { cpuTimeMs, round } from './stats.js';
@@ -49,11 +53,22 @@ function sample(i: number): Operation {
   } as Operation;
 }
 
+/** Publishes `count` messages, 500 in flight at most. */
+async function publishAll(count: number, publish: (i: number) => Promise<unknown>) {
+  const inFlight: Promise<unknown>[] = [];
+  for (let i = 0; i < count; i++) {
+    inFlight.push(publish(i));
+    if (inFlight.length >= 500) await Promise.all(inFlight.splice(0));
+  }
+  await Promise.all(inFlight);
+}
+
 async function main() {
   const env: Record<string, string | undefined> = {
     LRO_BIGTABLE_TABLE: `fanout-${suffix}`,
     LRO_EVENTS_TOPIC: `fanout-events-${suffix}`,
     LRO_NOTIFICATIONS_TOPIC: `fanout-notifications-${suffix}`,
+    LRO_WAKEUPS_TOPIC: `fanout-wakeups-${suffix}`,
     LRO_DEAD_LETTER_TOPIC: `fanout-dead-letter-${suffix}`,
     BIGTABLE_EMULATOR_HOST: process.env.BIGTABLE_EMULATOR_HOST,
     PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST,
@@ -67,14 +82,16 @@ async function main() {
   const agent = keepAliveAgent();
   const messaging = new Messaging(stack.config);
   const store = createStore(stack.config);
+  const { topics } = stack.config;
   try {
     const base = `http://127.0.0.1:${stack.api.port}/v1/operations`;
-    const created = await httpJson(agent, 'POST', base, {});
-    const name = (created.body as Operation).name;
-    const id = name.slice('operations/'.length);
-    const waited = httpJson(agent, 'POST', `${base}/${id}:wait`, { timeout: '300s' });
     const pid = stack.api.process.pid as number;
-    // Let the wait open the instance's notification subscription, then take the idle rate.
+    const create = async () => ((await httpJson(agent, 'POST', base, {})).body as Operation).name;
+    const waitedName = await create();
+    const waited = httpJson(agent, 'POST', `${base}/${waitedName.slice(11)}:wait`, {
+      timeout: '300s',
+    });
+    // Let the wait open the instance's wake-up subscription, then take the idle rate.
     await sleep(3_000);
     say('idle CPU of the API holding one wait…');
     const idleStart = performance.now();
@@ -82,38 +99,63 @@ async function main() {
     await sleep(5_000);
     const idleRate = (cpuTimeMs(pid) - idleCpuStart) / (performance.now() - idleStart);
 
-    say(`publishing ${N} notifications of other operations…`);
-    const started = performance.now();
-    const cpuStart = cpuTimeMs(pid);
-    const inFlight: Promise<unknown>[] = [];
-    for (let i = 0; i < N; i++) {
-      inFlight.push(
-        publishNotification(messaging, stack.config.topics.notifications, {
-          type: 'succeeded',
-          operation: sample(i),
-        }),
-      );
-      if (inFlight.length >= 500) await Promise.all(inFlight.splice(0));
-    }
-    await Promise.all(inFlight);
-    const done = await store.complete(name, { response: { '@type': 'type.googleapis.com/x.Y' } });
-    await publishNotification(messaging, stack.config.topics.notifications, {
+    say(`phase 1: ${N} wake-ups of other operations…`);
+    let started = performance.now();
+    let cpuStart = cpuTimeMs(pid);
+    await publishAll(N, (i) =>
+      publishWakeup(messaging, topics.wakeups, {
+        type: 'succeeded',
+        operation: sample(i).name,
+      }),
+    );
+    await store.complete(waitedName, { response: { '@type': 'type.googleapis.com/x.Y' } });
+    await publishWakeup(messaging, topics.wakeups, { type: 'succeeded', operation: waitedName });
+    const response = await waited;
+    const wakeupElapsed = performance.now() - started;
+    const wakeupCpu = cpuTimeMs(pid) - cpuStart;
+    if (!(response.body as Operation).done) throw new Error('the wait ended before the operation');
+    const perWakeup = (wakeupCpu - idleRate * wakeupElapsed) / N;
+
+    say('phase 2: a watch opens the notification subscription…');
+    const watchedName = await create();
+    const watchStarted = performance.now();
+    const res = await fetch(`${base}/${watchedName.slice(11)}:watch`);
+    const reader = (res.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    const watchFirstEventMs = performance.now() - watchStarted;
+    say(`phase 2: ${N} full notifications of other operations…`);
+    started = performance.now();
+    cpuStart = cpuTimeMs(pid);
+    await publishAll(N, (i) =>
+      publishNotification(messaging, topics.notifications, {
+        type: 'succeeded',
+        operation: sample(i),
+      }),
+    );
+    const done = await store.complete(watchedName, {
+      response: { '@type': 'type.googleapis.com/x.Y' },
+    });
+    await publishNotification(messaging, topics.notifications, {
       type: 'succeeded',
       operation: done.operation,
     });
-    const response = await waited;
-    const elapsed = performance.now() - started;
-    const cpu = cpuTimeMs(pid) - cpuStart;
-    if (!(response.body as Operation).done) throw new Error('the wait ended before the operation');
-    const perNotification = (cpu - idleRate * elapsed) / N;
+    while (!(await reader.read()).done) {
+      // the stream ends after the done state
+    }
+    const notificationElapsed = performance.now() - started;
+    const notificationCpu = cpuTimeMs(pid) - cpuStart;
+    const perNotification = (notificationCpu - idleRate * notificationElapsed) / N;
+
     const results = {
       date: new Date().toISOString(),
-      notifications: N,
-      elapsedMs: round(elapsed),
-      apiCpuMs: round(cpu),
+      messages: N,
       apiIdleCpuMsPerSecond: round(idleRate * 1000, 2),
+      wakeups: { elapsedMs: round(wakeupElapsed), apiCpuMs: round(wakeupCpu) },
+      notifications: { elapsedMs: round(notificationElapsed), apiCpuMs: round(notificationCpu) },
+      apiMsPerWakeup: round(perWakeup, 4),
       apiMsPerNotification: round(perNotification, 4),
-      notificationsPerSecond: round((N / elapsed) * 1000),
+      notificationOverWakeupCpu: round(perNotification / perWakeup, 2),
+      watchFirstEventColdMs: round(watchFirstEventMs),
     };
     const dir = resolve(ROOT, 'bench-results');
     mkdirSync(dir, { recursive: true });
@@ -122,9 +164,12 @@ async function main() {
       [
         '| figure | value |',
         '|---|---|',
-        `| notifications received by one API instance | ${N} in ${round(elapsed / 1000, 2)} s (${results.notificationsPerSecond}/s) |`,
-        `| API CPU per notification (idle CPU subtracted) | ${results.apiMsPerNotification} ms |`,
+        `| messages received by one API instance, each phase | ${N} |`,
+        `| API CPU per wake-up (idle CPU subtracted) | ${results.apiMsPerWakeup} ms |`,
+        `| API CPU per full notification (idle CPU subtracted) | ${results.apiMsPerNotification} ms |`,
+        `| notification / wake-up CPU | ${results.notificationOverWakeupCpu} |`,
         `| API idle CPU holding one wait | ${results.apiIdleCpuMsPerSecond} ms/s |`,
+        `| first watch event, subscription created on demand | ${results.watchFirstEventColdMs} ms |`,
         '',
         'Results: bench-results/fanout.json (read by npm run capacity)',
         '',

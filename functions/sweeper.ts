@@ -32,7 +32,11 @@ function dependencies(): SweeperDeps {
       store,
       deadLetters: new DeadLetterStore(config, Date.now, store.connection),
       messaging: new Messaging(config),
-      topics: { notifications: config.topics.notifications, events: config.topics.events },
+      topics: {
+        notifications: config.topics.notifications,
+        wakeups: config.topics.wakeups,
+        events: config.topics.events,
+      },
     };
   }
   return deps;

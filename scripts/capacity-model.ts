@@ -24,11 +24,27 @@ export interface Load {
   /** Share of events that end in the dead-letter topic. */
   deadLetterFraction: number;
   /**
-   * How API instances learn of changes. `all`: each instance's own subscription receives every
-   * notification (today). `thin-terminal`: the design change of docs/capacity.md, a separate
-   * wake-up topic carrying only {operation, type} attributes of terminal changes.
+   * How API instances learn of changes. `thin-terminal` (the service): every instance follows the
+   * wake-up topic, one bodiless message per ended operation, and reads the row once on it. `all`:
+   * the earlier design, every instance receiving every full notification.
    */
   wakeups: 'all' | 'thin-terminal';
+  /**
+   * Whether the routine INFO lines and non-5xx request logs are excluded from storage
+   * (infra/monitoring `exclude_routine_logs`, on by default); absent: false.
+   */
+  logExclusions?: boolean | undefined;
+  /**
+   * The worker SDK's progress interval (seconds): a worker publishes at most one progress event
+   * per interval over an operation of `operationSeconds`; absent: every report is published.
+   */
+  progressIntervalSeconds?: number | undefined;
+  /**
+   * How events reach the subscriber: `push` (the service: one billed request per event) or
+   * `pull` (on paper, docs/capacity.md: always-on instances streaming-pull the events, billed
+   * per instance, no request fees); absent: push.
+   */
+  subscriberDelivery?: 'push' | 'pull' | undefined;
 }
 
 export const DEFAULT_LOAD: Load = {
@@ -38,7 +54,9 @@ export const DEFAULT_LOAD: Load = {
   getsPerOperation: 1,
   apiInstances: undefined,
   deadLetterFraction: 0.001,
-  wakeups: 'all',
+  wakeups: 'thin-terminal',
+  logExclusions: true,
+  progressIntervalSeconds: 1,
 };
 
 /** CPU costs, from bench-results/bench.json when present. */
@@ -51,6 +69,8 @@ export interface CpuCosts {
   apiMsPerWait: number;
   /** API CPU per notification received on an instance's subscription (parse, match, ack). */
   apiMsPerNotification: number;
+  /** API CPU per wake-up received (parse, match, ack); absent: as a notification. */
+  apiMsPerWakeup?: number | undefined;
   /** Bigtable reads per wait (1 after the notification, plus the safety-net polls). */
   bigtableReadsPerWait: number;
   /** Where the figures come from. */
@@ -60,7 +80,9 @@ export interface CpuCosts {
 /**
  * Defaults from measured figures (2-core machine, emulators): an earlier `npm run bench` run,
  * subscriber 3.4 ms CPU per event and 1.09 Bigtable reads per wait; `npm run bench:fanout`
- * (2026-11-29, two runs: 0.218 and 0.173 ms), 0.2 ms of API CPU per notification received. The API's CPU per request is taken
+ * (2026-11-29, two runs: 0.218 and 0.173 ms), 0.2 ms of API CPU per notification received;
+ * `npm run bench:fanout` (2026-12-07, two runs: 0.1525 and 0.1528 ms per wake-up, 0.124 and
+ * 0.113 ms per notification in the same runs), 0.15 ms per wake-up. The API's CPU per request is taken
  * as the inverse of the measured GET throughput on one busy core (553 req/s: 1.8 ms) and rounded
  * to 2 ms. The CPU per wait is not measured on its own: ASSUMED 3 ms (a request, a Bigtable read
  * and a response).
@@ -70,6 +92,7 @@ export const DEFAULT_CPU: CpuCosts = {
   apiMsPerRequest: 2,
   apiMsPerWait: 3,
   apiMsPerNotification: 0.2,
+  apiMsPerWakeup: 0.15,
   bigtableReadsPerWait: 1.09,
   source: 'measured defaults (an earlier npm run bench, bench:fanout) and named assumptions',
 };
@@ -113,6 +136,13 @@ export const ASSUMPTIONS = {
   bigtableTargetUtilisation: 0.7,
   /** SSD storage per node (Bigtable's storage-per-node limit). */
   bigtableStorageGiBPerNode: 5 * 1024,
+  /** How long an operation runs (for progress coalescing: reports spread over this time). */
+  operationSeconds: 20,
+  /**
+   * Bigtable reads a woken wait makes besides the ones `bigtableReadsPerWait` measured on the
+   * notification path (a wake-up has no body: the woken wait reads the row once).
+   */
+  wakeupReadsPerWait: 1,
   /** Stored bytes per operation row (state, metadata, response) and its index cells. */
   bytesPerOperationStored: 2000,
   retentionDays: 30,
@@ -142,6 +172,12 @@ export const PRICES = {
   cloudRunVcpuSecond: 0.000024,
   cloudRunGiBSecond: 0.0000025,
   cloudRunPerMillionRequests: 0.4,
+  /**
+   * ASSUMED, same page: instance-based billing (CPU always allocated), tier 1, per vCPU-second
+   * and GiB-second; only the pull-based subscriber (on paper) would use it.
+   */
+  cloudRunInstanceVcpuSecond: 0.000018,
+  cloudRunInstanceGiBSecond: 0.000002,
   /** https://cloud.google.com/pubsub/pricing, throughput (publish and delivery), per TiB. */
   pubsubPerTiB: 40,
   /** ASSUMED, https://cloud.google.com/bigtable/pricing: SSD node per hour, storage GiB-month. */
@@ -168,6 +204,8 @@ export interface CapacityResult {
   load: Load;
   cpu: CpuCosts;
   operationsPerSecond: number;
+  /** Events a worker publishes per operation after progress coalescing. */
+  eventsPerOperation: number;
   eventsPerSecond: number;
   apiRequestsPerSecond: number;
   waitsInFlight: number;
@@ -203,7 +241,13 @@ export interface CapacityResult {
     nodes: number;
   };
   logging: { entriesPerSecond: number; bytesPerSecond: number };
-  cost: { lines: CostLine[]; totalMonthlyUsd: number; dominant: string };
+  cost: {
+    lines: CostLine[];
+    totalMonthlyUsd: number;
+    dominant: string;
+    /** Total cost per million operations. */
+    perMillionOperationsUsd: number;
+  };
   /** What exceeds a limit at this load, first the ones that cannot be fixed by scaling. */
   limits: string[];
 }
@@ -223,7 +267,13 @@ export function capacity(
   prices: Prices = PRICES,
 ): CapacityResult {
   const ops = load.operationsPerMinute / 60;
-  const events = ops * load.eventsPerOperation;
+  const reports = Math.max(0, load.eventsPerOperation - 1);
+  const progressEvents =
+    load.progressIntervalSeconds === undefined || load.progressIntervalSeconds <= 0
+      ? reports
+      : Math.min(reports, Math.floor(a.operationSeconds / load.progressIntervalSeconds) + 1);
+  const eventsPerOperation = progressEvents + 1;
+  const events = ops * eventsPerOperation;
   const terminalEvents = ops;
   const metadataEvents = events - terminalEvents;
   const deadLetters = events * load.deadLetterFraction;
@@ -246,22 +296,24 @@ export function capacity(
   );
 
   // Notifications: the subscriber announces every applied event, the API every creation.
-  const notificationsPublished = ops * (load.eventsPerOperation + 1);
+  const notificationsPublished = ops * (eventsPerOperation + 1);
   const wakeupsPerInstance = load.wakeups === 'all' ? notificationsPublished : terminalEvents;
   const wakeupBytes = load.wakeups === 'all' ? a.notificationBytes : a.wakeupBytes;
+  const msPerWakeup =
+    load.wakeups === 'all'
+      ? cpu.apiMsPerNotification
+      : (cpu.apiMsPerWakeup ?? cpu.apiMsPerNotification);
 
   // API: requests and waits, plus every wake-up message on every instance.
   const apiWorkVcpu = (plainRequests * cpu.apiMsPerRequest + waits * cpu.apiMsPerWait) / 1000;
-  const perInstanceNotificationVcpu = (wakeupsPerInstance * cpu.apiMsPerNotification) / 1000;
+  const perInstanceNotificationVcpu = (wakeupsPerInstance * msPerWakeup) / 1000;
   const usable = a.apiVcpuPerInstance * a.cpuTargetUtilisation - perInstanceNotificationVcpu;
   const neededForCpu = usable > 0 ? Math.ceil(apiWorkVcpu / usable) : Number.POSITIVE_INFINITY;
   const neededForWaits = Math.ceil(waitsInFlight / a.apiConcurrency);
   const computedInstances = Math.max(1, neededForCpu, neededForWaits);
-  const wakeupsPerOperation = load.wakeups === 'all' ? load.eventsPerOperation + 1 : 1;
+  const wakeupsPerOperation = load.wakeups === 'all' ? eventsPerOperation + 1 : 1;
   const fanOutLimit =
-    ((a.apiVcpuPerInstance * a.cpuTargetUtilisation * 1000) /
-      cpu.apiMsPerNotification /
-      wakeupsPerOperation) *
+    ((a.apiVcpuPerInstance * a.cpuTargetUtilisation * 1000) / msPerWakeup / wakeupsPerOperation) *
     60;
   const apiInstances = load.apiInstances ?? computedInstances;
   const apiVcpu = Number.isFinite(apiInstances)
@@ -305,7 +357,9 @@ export function capacity(
 
   // Bigtable: create = a write and a conditional write; progress = a conditional write;
   // terminal = a read and a conditional write; get = a read; wait = the reads measured.
-  const reads = terminalEvents + ops * load.getsPerOperation + waits * cpu.bigtableReadsPerWait;
+  const readsPerWait =
+    cpu.bigtableReadsPerWait + (load.wakeups === 'all' ? 0 : a.wakeupReadsPerWait);
+  const reads = terminalEvents + ops * load.getsPerOperation + waits * readsPerWait;
   const writes = ops;
   const conditionalWrites = ops + metadataEvents + terminalEvents;
   const bigtableOps = reads + writes + 2 * conditionalWrites;
@@ -318,8 +372,10 @@ export function capacity(
 
   // Logs: one line per applied event and per API request (two for a create), plus the
   // platform's request log of every request, push deliveries included.
-  const appEntries = events + requests + ops + deadLetters;
-  const requestEntries = events + requests;
+  // With the exclusions only the dead-letter lines (ERROR) are stored; the routine lines are
+  // still counted by the log-based metrics, free of charge.
+  const appEntries = load.logExclusions ? deadLetters : events + requests + ops + deadLetters;
+  const requestEntries = load.logExclusions ? 0 : events + requests;
   const logBytes = appEntries * a.appLogEntryBytes + requestEntries * a.requestLogEntryBytes;
 
   const month = a.secondsPerMonth;
@@ -335,10 +391,15 @@ export function capacity(
     {
       name: 'subscriber function',
       monthlyUsd:
-        subscriberBilled *
-          month *
-          runInstanceSecond(a.subscriberVcpuPerInstance, a.subscriberMemoryGiB) +
-        (events * month * prices.cloudRunPerMillionRequests) / 1e6,
+        load.subscriberDelivery === 'pull'
+          ? subscriberInstances *
+            month *
+            (a.subscriberVcpuPerInstance * prices.cloudRunInstanceVcpuSecond +
+              a.subscriberMemoryGiB * prices.cloudRunInstanceGiBSecond)
+          : subscriberBilled *
+              month *
+              runInstanceSecond(a.subscriberVcpuPerInstance, a.subscriberMemoryGiB) +
+            (events * month * prices.cloudRunPerMillionRequests) / 1e6,
     },
     {
       name: 'Pub/Sub events',
@@ -374,6 +435,7 @@ export function capacity(
     { name: 'Cloud Logging', monthlyUsd: (logBytes * month * prices.loggingPerGiB) / GiB },
   ];
   const total = lines.reduce((sum, l) => sum + l.monthlyUsd, 0);
+  const operationsPerMonth = ops * month;
   const dominant = lines.reduce((best, l) => (l.monthlyUsd > best.monthlyUsd ? l : best)).name;
 
   const limits: string[] = [];
@@ -405,6 +467,7 @@ export function capacity(
     load,
     cpu,
     operationsPerSecond: ops,
+    eventsPerOperation,
     eventsPerSecond: events,
     apiRequestsPerSecond: requests,
     waitsInFlight,
@@ -437,14 +500,20 @@ export function capacity(
       nodes,
     },
     logging: { entriesPerSecond: appEntries + requestEntries, bytesPerSecond: logBytes },
-    cost: { lines, totalMonthlyUsd: total, dominant },
+    cost: {
+      lines,
+      totalMonthlyUsd: total,
+      dominant,
+      perMillionOperationsUsd:
+        operationsPerMonth > 0 ? (total / operationsPerMonth) * 1e6 : Number.POSITIVE_INFINITY,
+    },
     limits,
   };
 }
 
 /** CPU costs from a bench.json (npm run bench), falling back field by field to the defaults. */
 export function cpuFromBench(bench: unknown, path: string, fanout?: unknown): CpuCosts {
-  const f = (fanout ?? {}) as { apiMsPerNotification?: unknown };
+  const f = (fanout ?? {}) as { apiMsPerNotification?: unknown; apiMsPerWakeup?: unknown };
   const b = (bench ?? {}) as {
     cpu?: Record<string, unknown>;
     events?: { subscriberCpuMsPerEvent?: unknown };
@@ -475,12 +544,14 @@ export function cpuFromBench(bench: unknown, path: string, fanout?: unknown): Cp
     b.cpu?.apiMsPerNotification,
     f.apiMsPerNotification,
   );
+  const wakeup = pick('apiMsPerWakeup', f.apiMsPerWakeup);
   const reads = pick('bigtableReadsPerWait', b.wake?.['notification wait']?.readsPerWait);
   return {
     subscriberMsPerEvent: subscriber ?? DEFAULT_CPU.subscriberMsPerEvent,
     apiMsPerRequest: request ?? DEFAULT_CPU.apiMsPerRequest,
     apiMsPerWait: wait ?? DEFAULT_CPU.apiMsPerWait,
     apiMsPerNotification: notification ?? DEFAULT_CPU.apiMsPerNotification,
+    apiMsPerWakeup: wakeup ?? DEFAULT_CPU.apiMsPerWakeup,
     bigtableReadsPerWait: reads ?? DEFAULT_CPU.bigtableReadsPerWait,
     source:
       taken.length === 0

@@ -1,10 +1,13 @@
 /**
  * `npm run capacity -- [--operations-per-minute N] [--events-per-operation E]
  * [--waits-per-operation W] [--gets-per-operation G] [--api-instances I]
- * [--dead-letter-fraction F] [--wakeups all|thin-terminal] [--bench PATH] [--json]`
+ * [--dead-letter-fraction F] [--wakeups all|thin-terminal] [--log-exclusions on|off]
+ * [--progress-interval S] [--bench PATH] [--json]`
  *
  * Prints what the service needs at that load and what it costs a month at list prices, from the
- * model in scripts/capacity-model.ts and the CPU figures of bench-results/bench.json when present.
+ * model in scripts/capacity-model.ts and the CPU figures of bench-results/bench.json and
+ * fanout.json when present, then the cost per million operations and the fan-out limit at
+ * 10,000 and 100,000 operations a minute with the same options.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -31,7 +34,10 @@ export const CAPACITY_USAGE = `Usage: npm run capacity -- [options]
   --gets-per-operation G      other API requests per operation (default ${DEFAULT_LOAD.getsPerOperation})
   --api-instances I           API instances (default: as many as CPU and waits need)
   --dead-letter-fraction F    share of events dead-lettered (default ${DEFAULT_LOAD.deadLetterFraction})
-  --wakeups all|thin-terminal how API instances hear of changes (default all; see docs/capacity.md)
+  --wakeups all|thin-terminal how API instances hear of changes (default ${DEFAULT_LOAD.wakeups}; see docs/capacity.md)
+  --log-exclusions on|off     routine logs excluded from storage (default on, infra/monitoring)
+  --subscriber-delivery push|pull  push (the service) or pull (on paper: always-on pullers, no request fees)
+  --progress-interval S       worker SDK progress interval in seconds, 0 for none (default ${DEFAULT_LOAD.progressIntervalSeconds})
   --bench PATH                CPU figures (default bench-results/bench.json, and fanout.json
                               beside it, when present)
   --json                      the whole result as JSON
@@ -48,6 +54,9 @@ export function parseLoad(argv: string[]): { load: Load; benchPath: string; json
       'api-instances': { type: 'string' },
       'dead-letter-fraction': { type: 'string' },
       wakeups: { type: 'string' },
+      'log-exclusions': { type: 'string' },
+      'progress-interval': { type: 'string' },
+      'subscriber-delivery': { type: 'string' },
       bench: { type: 'string' },
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
@@ -65,6 +74,20 @@ export function parseLoad(argv: string[]): { load: Load; benchPath: string; json
   const wakeups = values.wakeups ?? DEFAULT_LOAD.wakeups;
   if (wakeups !== 'all' && wakeups !== 'thin-terminal') {
     throw new Error('--wakeups must be all or thin-terminal');
+  }
+  const exclusions = values['log-exclusions'] ?? 'on';
+  if (exclusions !== 'on' && exclusions !== 'off') {
+    throw new Error('--log-exclusions must be on or off');
+  }
+  const interval = number(
+    'progress-interval',
+    values['progress-interval'],
+    DEFAULT_LOAD.progressIntervalSeconds ?? 0,
+    0,
+  );
+  const delivery = values['subscriber-delivery'] ?? 'push';
+  if (delivery !== 'push' && delivery !== 'pull') {
+    throw new Error('--subscriber-delivery must be push or pull');
   }
   const instances = values['api-instances'];
   return {
@@ -97,6 +120,9 @@ export function parseLoad(argv: string[]): { load: Load; benchPath: string; json
         0,
       ),
       wakeups,
+      logExclusions: exclusions === 'on',
+      progressIntervalSeconds: interval,
+      subscriberDelivery: delivery,
     },
     benchPath: values.bench ?? resolve(ROOT, 'bench-results/bench.json'),
     json: values.json === true,
@@ -137,12 +163,14 @@ export function formatCapacity(r: CapacityResult): string {
   out.push(
     `Load: ${fmt(l.operationsPerMinute)} operations/min (${fmt(r.operationsPerSecond, 2)}/s), ` +
       `${l.eventsPerOperation} events, ${l.waitsPerOperation} waits and ${l.getsPerOperation} gets per operation, ` +
-      `wake-ups: ${l.wakeups}`,
+      `wake-ups: ${l.wakeups}, log exclusions ${l.logExclusions ? 'on' : 'off'}, ` +
+      `subscriber ${l.subscriberDelivery ?? 'push'}, progress interval ${l.progressIntervalSeconds ?? 0} s (${fmt(r.eventsPerOperation, 1)} events published per operation)`,
   );
   out.push(`CPU figures: ${r.cpu.source}`);
   out.push(
     `  subscriber ${r.cpu.subscriberMsPerEvent} ms/event; API ${r.cpu.apiMsPerRequest} ms/request, ` +
-      `${r.cpu.apiMsPerWait} ms/wait, ${r.cpu.apiMsPerNotification} ms/notification; ` +
+      `${r.cpu.apiMsPerWait} ms/wait, ${r.cpu.apiMsPerNotification} ms/notification, ` +
+      `${r.cpu.apiMsPerWakeup ?? r.cpu.apiMsPerNotification} ms/wake-up; ` +
       `${r.cpu.bigtableReadsPerWait} Bigtable reads/wait`,
   );
   out.push('');
@@ -157,7 +185,7 @@ export function formatCapacity(r: CapacityResult): string {
       `(notifications alone: ${fmt(r.api.notificationVcpuPerInstance, 3)} vCPU per instance)`,
   );
   out.push(
-    `              the notification fan-out alone fills an instance at ` +
+    `              the ${l.wakeups === 'all' ? 'notification' : 'wake-up'} fan-out alone fills an instance at ` +
       `${fmt(r.api.fanOutLimitOperationsPerMinute)} operations/min`,
   );
   out.push('');
@@ -192,10 +220,33 @@ export function formatCapacity(r: CapacityResult): string {
     out.push(`  ${line.name.padEnd(width)}  $${fmt(line.monthlyUsd, 2).padStart(12)}${mark}`);
   }
   out.push(`  ${'total'.padEnd(width)}  $${fmt(r.cost.totalMonthlyUsd, 2).padStart(12)}`);
+  out.push(
+    `  ${'per million operations'.padEnd(width)}  $${fmt(r.cost.perMillionOperationsUsd, 2).padStart(12)}`,
+  );
   if (r.limits.length > 0) {
     out.push('');
     out.push('Limits reached');
     for (const limit of r.limits) out.push(`  - ${limit}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
+/** Cost per million operations and fan-out limit at 10,000 and 100,000 operations a minute. */
+export function formatTargets(load: Load, cpu: CpuCosts): string {
+  const out = [
+    '',
+    'At the target loads (same options):',
+    '| operations/min | $ per million operations | $ a month | API instances | fan-out limit (operations/min) | largest term |',
+    '|---|---|---|---|---|---|',
+  ];
+  for (const operationsPerMinute of [10_000, 100_000]) {
+    const r = capacity({ ...load, operationsPerMinute, apiInstances: undefined }, cpu);
+    const fits = Number.isFinite(r.api.instances);
+    out.push(
+      `| ${fmt(operationsPerMinute)} | ${fits ? fmt(r.cost.perMillionOperationsUsd, 2) : 'does not fit'} | ` +
+        `${fits ? fmt(r.cost.totalMonthlyUsd) : '—'} | ${fmt(r.api.instances)} | ` +
+        `${fmt(r.api.fanOutLimitOperationsPerMinute)} | ${r.cost.dominant} |`,
+    );
   }
   return `${out.join('\n')}\n`;
 }
@@ -213,8 +264,13 @@ export function main(argv: string[], write: (text: string) => void): number {
     write(`${(err as Error).message}\n\n${CAPACITY_USAGE}`);
     return 2;
   }
-  const result = capacity(parsed.load, loadCpu(parsed.benchPath));
-  write(parsed.json ? `${JSON.stringify(result, null, 2)}\n` : formatCapacity(result));
+  const cpu = loadCpu(parsed.benchPath);
+  const result = capacity(parsed.load, cpu);
+  write(
+    parsed.json
+      ? `${JSON.stringify(result, null, 2)}\n`
+      : formatCapacity(result) + formatTargets(parsed.load, cpu),
+  );
   return 0;
 }
 

@@ -152,7 +152,11 @@ function scheduleSweeps(
     store,
     deadLetters,
     messaging,
-    topics: { notifications: config.topics.notifications, events: config.topics.events },
+    topics: {
+      notifications: config.topics.notifications,
+      wakeups: config.topics.wakeups,
+      events: config.topics.events,
+    },
     log,
   };
   let stopped = false;

@@ -283,7 +283,7 @@ export function readyBlock(
     '  sweeper     every 2 s in this process   (ends operations past their deadline or heartbeat timeout)',
     `  Bigtable    ${emulators.bigtable}   emulator, ${how(emulators.started.bigtable, 'bigtable')}; instance ${config.bigtable.instance}, table ${config.bigtable.table}`,
     `  Pub/Sub     ${emulators.pubsub}   emulator, ${how(emulators.started.pubsub, 'pubsub')}; project ${config.projectId}`,
-    `  topics      ${config.topics.events} (workers publish here), ${config.topics.notifications}, ${config.topics.deadLetter}`,
+    `  topics      ${config.topics.events} (workers publish here), ${config.topics.notifications}, ${config.topics.wakeups}, ${config.topics.deadLetter}`,
     ...(data ? [`  data        ${data}`] : []),
     '',
     'Try it (in another terminal):',

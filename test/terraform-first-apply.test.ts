@@ -440,24 +440,30 @@ describe('least privilege', () => {
       expr('module.identities.api_email'),
     );
 
-    // The listener's own subscriptions are excluded by a pattern the waiter's names match.
+    // The listeners' own subscriptions (waits on the wake-up topic, watches on the notifications
+    // topic) are excluded by a pattern the waiter's names match; nothing else is.
     const excluded = /NOT protoPayload\.resourceName=~\\?"([^"\\]+)\\?"/.exec(filter)?.[1];
     expect(excluded).toBeDefined();
     const waiter = readFileSync(path.join(repoRoot, 'shared/service/waiter.ts'), 'utf8');
-    expect(waiter).toMatch(
-      /`\$\{topic\.slice\(0, 200\)\}-waiter-\$\{randomBytes\(6\)\.toString\('hex'\)\}`/,
-    );
-    const topic = 'lro-notifications';
+    expect(waiter).toMatch(/`\$\{topic\.slice\(0, 200\)\}-waiter`/);
+    expect(waiter).toMatch(/`\$\{this\.prefix\}-\$\{randomBytes\(6\)\.toString\('hex'\)\}`/);
+    const api = readFileSync(path.join(repoRoot, 'shared/service/api.ts'), 'utf8');
+    expect(api).toMatch(/`\$\{config\.topics\.notifications\.slice\(0, 200\)\}-watch`/);
     const pattern = new RegExp(
       String(excluded)
-        .replace(expr('var.notifications_topic_name'), topic)
+        .replace(expr('var.wakeups_topic_name'), 'lro-wakeups')
+        .replace(expr('var.notifications_topic_name'), 'lro-notifications')
         .replace(expr('var.project_id'), 'p'),
     );
-    expect(`projects/p/subscriptions/${topic}-waiter-${randomBytes(6).toString('hex')}`).toMatch(
-      pattern,
-    );
+    const hex = randomBytes(6).toString('hex');
+    expect(`projects/p/subscriptions/lro-wakeups-waiter-${hex}`).toMatch(pattern);
+    expect(`projects/p/subscriptions/lro-notifications-watch-${hex}`).toMatch(pattern);
     expect('projects/p/subscriptions/lro-events-to-subscriber').not.toMatch(pattern);
-    expect(`projects/p/subscriptions/${topic}-waiter-x`).not.toMatch(pattern);
+    expect(`projects/p/subscriptions/lro-notifications-waiter-${hex}`).not.toMatch(pattern);
+    expect('projects/p/subscriptions/lro-wakeups-waiter-x').not.toMatch(pattern);
+    expect(callOf('infra/monitoring').wakeups_topic_name).toBe(
+      expr('module.pubsub.wakeups_topic_name'),
+    );
   });
 });
 

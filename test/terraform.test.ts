@@ -1617,7 +1617,7 @@ describe('sweeper', () => {
     expect(tracedResource(m, invoker.member).block.name).toBe('scheduler');
   });
 
-  it('grants its runtime account Bigtable use and publishing notifications and events, nothing more', () => {
+  it('grants its runtime account Bigtable use and publishing notifications, wake-ups and events, nothing more', () => {
     const m = sweeperModule();
     const service = first(sweeperFn().body.service_config);
     const runtime = tracedResource(m, service.service_account_email).block;
@@ -1631,7 +1631,10 @@ describe('sweeper', () => {
       'google_bigtable_instance_iam_member:roles/bigtable.user',
       'google_pubsub_topic_iam_member:roles/pubsub.publisher',
       'google_pubsub_topic_iam_member:roles/pubsub.publisher',
+      'google_pubsub_topic_iam_member:roles/pubsub.publisher',
     ]);
+    const wakeups = findBlock(m, 'resource', 'google_pubsub_topic_iam_member', 'sweeper_wakeups');
+    expect(tracedResource(m, wakeups.body.topic).block.name).toBe('wakeups');
     const publisher = findBlock(
       m,
       'resource',

@@ -105,6 +105,11 @@ variable "notifications_topic" {
   type        = string
 }
 
+variable "wakeups_topic" {
+  description = "Name of the wake-up topic."
+  type        = string
+}
+
 variable "dead_letter_topic" {
   description = "Name of the dead-letter topic."
   type        = string
@@ -283,6 +288,7 @@ locals {
     LRO_ROW_KEY_PREFIX       = var.row_key_prefix
     LRO_EVENTS_TOPIC         = var.events_topic
     LRO_NOTIFICATIONS_TOPIC  = var.notifications_topic
+    LRO_WAKEUPS_TOPIC        = var.wakeups_topic
     LRO_DEAD_LETTER_TOPIC    = var.dead_letter_topic
     LRO_RETENTION            = "${var.retention_seconds}s"
   }

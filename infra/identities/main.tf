@@ -75,12 +75,13 @@ resource "google_service_account" "build" {
   description  = "Cloud Build identity that builds the LRO functions."
 }
 
-# The API opens, per instance, a streaming-pull subscription on the notifications topic (with an
-# expiration policy) and deletes it on shutdown. A subscription that does not exist yet cannot
+# The API opens, per instance, a streaming-pull subscription on the wake-up topic, and one on the
+# notifications topic while it serves :watch streams (each with an expiration policy), and
+# deletes them when done. A subscription that does not exist yet cannot
 # carry an IAM binding, and Pub/Sub offers no resource-name IAM conditions for subscriptions, so
 # creating one needs a project-level grant. Rather than roles/pubsub.editor (which also manages
 # topics, snapshots and schemas), this custom role holds only what the listener does with its own
-# subscription. Attaching to the topic is granted on the notifications topic itself.
+# subscription. Attaching to a topic is granted on the wake-up and notifications topics themselves.
 #
 # No update: the listener never changes a subscription after creating it. Delete and consume stay
 # project-wide: IAM conditions on the resource name (resource.name.startsWith(".../subscriptions/

@@ -11,6 +11,15 @@
 #                                       event with code 1) and deadline_exceeded (the sweeper's
 #                                       `operation deadline exceeded`)
 #
+# Log exclusions (exclude_routine_logs, default on): the lines above are written once per event
+# or request (about 2 KiB with the platform's request log), which at 10,000 operations a minute
+# cost more than the service itself (docs/capacity.md). Project-scoped log-based metrics are
+# calculated from every entry the Logging API receives, whatever the exclusion filters, so the
+# routine INFO lines and the 2xx-4xx platform request logs of the API and the subscriber are
+# excluded from storage while every metric, alert and chart keeps counting them. Warnings,
+# errors and 5xx requests are kept. The metrics here must therefore stay project-scoped (no
+# bucket_name): a bucket-scoped metric sees only what is stored.
+#
 # Alert policies, each with what to do first in its documentation: dead letters arrived; the
 # oldest unacknowledged event older than a threshold; 5xx ratio of the API or the subscriber;
 # the sweeper not succeeding for 10 minutes (only when the sweeper's service name is given); the
@@ -75,9 +84,15 @@ variable "api_service_account_email" {
 }
 
 variable "notifications_topic_name" {
-  description = "Name of the notifications topic; the API's listener subscriptions are named after it (TOPIC-waiter-HEX)."
+  description = "Name of the notifications topic; the subscriptions the API opens while it serves watches are named after it (TOPIC-watch-HEX)."
   type        = string
   default     = "lro-notifications"
+}
+
+variable "wakeups_topic_name" {
+  description = "Name of the wake-up topic; the API's listener subscriptions for waits are named after it (TOPIC-waiter-HEX)."
+  type        = string
+  default     = "lro-wakeups"
 }
 
 variable "log_metric_propagation_seconds" {
@@ -101,6 +116,12 @@ variable "notification_channels" {
   description = "Notification channels (projects/PROJECT/notificationChannels/ID) every alert policy notifies."
   type        = list(string)
   default     = []
+}
+
+variable "exclude_routine_logs" {
+  description = "Exclude the per-event and per-request INFO lines and the non-5xx platform request logs of the API and the subscriber from storage (metrics still count them)."
+  type        = bool
+  default     = true
 }
 
 variable "oldest_unacked_threshold_seconds" {
@@ -137,6 +158,13 @@ locals {
     failed            = "${local.ended_by_event} AND jsonPayload.type=\"failed\" AND NOT jsonPayload.code=1"
     cancelled         = "${local.ended_by_event} AND jsonPayload.type=\"failed\" AND jsonPayload.code=1"
     deadline_exceeded = "${local.on_deployment} AND jsonPayload.message=\"operation deadline exceeded\""
+  }
+
+  # What the exclusions drop from storage: routine lines of the two busy functions.
+  busy_functions = "${local.run} AND resource.labels.service_name=~\"^(${var.api_service_name}|${var.subscriber_service_name})$\""
+  log_exclusions = {
+    request_logs = "${local.busy_functions} AND logName=~\"/logs/run.googleapis.com%2Frequests$\" AND NOT httpRequest.status>=500"
+    info_lines   = "${local.busy_functions} AND logName=~\"/logs/run.googleapis.com%2Fstdout$\" AND severity<=INFO"
   }
 
   user_metric = "metric.type=\"logging.googleapis.com/user"
@@ -517,8 +545,9 @@ resource "google_monitoring_alert_policy" "sweeper" {
 }
 
 # The API's account may delete any subscription of the project (infra/identities says why that
-# cannot be narrowed with IAM); the code only ever deletes its own notification listeners, named
-# TOPIC-waiter-<12 hex digits> (shared/service/waiter.ts). Any other DeleteSubscription by that
+# cannot be narrowed with IAM); the code only ever deletes its own listeners (shared/service/waiter.ts):
+# WAKEUPS_TOPIC-waiter-<12 hex digits> for waits and NOTIFICATIONS_TOPIC-watch-<12 hex digits> for
+# watches. Any other DeleteSubscription by that
 # account is worth a look at once. Deleting a subscription writes an Admin Activity audit entry,
 # which is always on and lands in the _Required bucket, where no exclusion applies; the condition
 # matches those entries directly, so it needs no log-based metric (and no wait for one).
@@ -536,7 +565,7 @@ resource "google_monitoring_alert_policy" "subscription_deleted_by_api" {
     display_name = "DeleteSubscription by the API's account outside its notification listeners"
 
     condition_matched_log {
-      filter = "protoPayload.methodName=\"google.pubsub.v1.Subscriber.DeleteSubscription\" AND protoPayload.authenticationInfo.principalEmail=\"${var.api_service_account_email}\" AND NOT protoPayload.resourceName=~\"^projects/[^/]+/subscriptions/${var.notifications_topic_name}-waiter-[0-9a-f]{12}$\""
+      filter = "protoPayload.methodName=\"google.pubsub.v1.Subscriber.DeleteSubscription\" AND protoPayload.authenticationInfo.principalEmail=\"${var.api_service_account_email}\" AND NOT protoPayload.resourceName=~\"^projects/[^/]+/subscriptions/(${var.wakeups_topic_name}-waiter|${var.notifications_topic_name}-watch)-[0-9a-f]{12}$\""
     }
   }
 
@@ -552,8 +581,8 @@ resource "google_monitoring_alert_policy" "subscription_deleted_by_api" {
     subject   = "${var.name_prefix}: a subscription was deleted by the API's service account"
     content   = <<-EOT
       The API's service account (${coalesce(var.api_service_account_email, "-")}) deleted a
-      subscription that is not one of its notification listeners
-      (${var.notifications_topic_name}-waiter-...). The API never does that: its credentials may
+      subscription that is not one of its listeners (${var.wakeups_topic_name}-waiter-... or
+      ${var.notifications_topic_name}-watch-...). The API never does that: its credentials may
       be in other hands, or the code changed.
 
       First run `lro list --page-size 1` against the API to check it still answers, then look at
@@ -694,6 +723,16 @@ resource "google_monitoring_dashboard" "this" {
     google_logging_metric.operations_created,
     google_logging_metric.operations_ended,
   ]
+}
+
+# Applies to the _Default sink; the log-based metrics above still count what these exclude.
+resource "google_logging_project_exclusion" "routine" {
+  for_each = var.exclude_routine_logs ? local.log_exclusions : {}
+
+  project     = var.project_id
+  name        = "${var.name_prefix}-${replace(each.key, "_", "-")}"
+  description = "Routine ${replace(each.key, "_", " ")} of ${var.api_service_name} and ${var.subscriber_service_name}: counted by the log-based metrics, not stored."
+  filter      = each.value
 }
 
 # ---------------------------------------------------------------------------------------------

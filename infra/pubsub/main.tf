@@ -2,8 +2,11 @@
 #
 #   events         workers publish here; a push subscription (infra/push-subscription) delivers
 #                  to the subscriber function
-#   notifications  the subscriber announces every change, the API announces cancellations; the
-#                  API listens here to complete waits
+#   notifications  the subscriber announces every change, the API announces cancellations;
+#                  workers listen here for cancellation, API instances only while they serve
+#                  a :watch stream
+#   wake-ups       the subscriber, the sweeper and the API announce every ended operation as a
+#                  bodiless message; every API instance listens here to complete waits
 #   dead letter    events that cannot be applied, from the subscriber (permanent failures) and
 #                  from Pub/Sub (delivery attempts exhausted); a pull subscription keeps them
 #
@@ -29,6 +32,11 @@ variable "events_topic_name" {
 
 variable "notifications_topic_name" {
   description = "Name of the notifications topic."
+  type        = string
+}
+
+variable "wakeups_topic_name" {
+  description = "Name of the wake-up topic (one bodiless message per ended operation, followed by waits)."
   type        = string
 }
 
@@ -83,6 +91,18 @@ variable "notification_listeners" {
   default     = {}
 }
 
+variable "wakeup_publishers" {
+  description = "Principals that publish wake-ups (the subscriber, the sweeper and the API), keyed by a static name."
+  type        = map(string)
+  default     = {}
+}
+
+variable "wakeup_listeners" {
+  description = "Principals that attach their own subscriptions to the wake-up topic, keyed by a static name."
+  type        = map(string)
+  default     = {}
+}
+
 variable "dead_letter_publishers" {
   description = "Principals that publish to the dead-letter topic, keyed by a static name."
   type        = map(string)
@@ -99,6 +119,13 @@ resource "google_pubsub_topic" "events" {
 resource "google_pubsub_topic" "notifications" {
   project = var.project_id
   name    = var.notifications_topic_name
+  labels  = var.labels
+}
+
+# No retention: a wake-up is useful only to the waits listening when it is published.
+resource "google_pubsub_topic" "wakeups" {
+  project = var.project_id
+  name    = var.wakeups_topic_name
   labels  = var.labels
 }
 
@@ -156,6 +183,24 @@ resource "google_pubsub_topic_iam_member" "notification_listener_attach" {
   member  = each.value
 }
 
+resource "google_pubsub_topic_iam_member" "wakeup_publisher" {
+  for_each = var.wakeup_publishers
+
+  project = var.project_id
+  topic   = google_pubsub_topic.wakeups.name
+  role    = "roles/pubsub.publisher"
+  member  = each.value
+}
+
+resource "google_pubsub_topic_iam_member" "wakeup_listener_attach" {
+  for_each = var.wakeup_listeners
+
+  project = var.project_id
+  topic   = google_pubsub_topic.wakeups.name
+  role    = "roles/pubsub.subscriber"
+  member  = each.value
+}
+
 resource "google_pubsub_topic_iam_member" "dead_letter_publisher" {
   for_each = var.dead_letter_publishers
 
@@ -178,6 +223,11 @@ output "events_topic_id" {
 output "notifications_topic_name" {
   description = "Name of the notifications topic."
   value       = google_pubsub_topic.notifications.name
+}
+
+output "wakeups_topic_name" {
+  description = "Name of the wake-up topic."
+  value       = google_pubsub_topic.wakeups.name
 }
 
 output "dead_letter_topic_name" {

@@ -104,6 +104,11 @@ variable "notifications_topic" {
   type        = string
 }
 
+variable "wakeups_topic" {
+  description = "Name of the wake-up topic (the sweeper publishes a wake-up per operation it ends)."
+  type        = string
+}
+
 variable "dead_letter_topic" {
   description = "Name of the dead-letter topic."
   type        = string
@@ -146,6 +151,13 @@ resource "google_pubsub_topic_iam_member" "sweeper_notifications" {
 resource "google_pubsub_topic_iam_member" "sweeper_events" {
   project = var.project_id
   topic   = var.events_topic
+  role    = "roles/pubsub.publisher"
+  member  = google_service_account.sweeper.member
+}
+
+resource "google_pubsub_topic_iam_member" "sweeper_wakeups" {
+  project = var.project_id
+  topic   = var.wakeups_topic
   role    = "roles/pubsub.publisher"
   member  = google_service_account.sweeper.member
 }
@@ -193,6 +205,7 @@ resource "google_cloudfunctions2_function" "sweeper" {
       LRO_ROW_KEY_PREFIX       = var.row_key_prefix
       LRO_EVENTS_TOPIC         = var.events_topic
       LRO_NOTIFICATIONS_TOPIC  = var.notifications_topic
+      LRO_WAKEUPS_TOPIC        = var.wakeups_topic
       LRO_DEAD_LETTER_TOPIC    = var.dead_letter_topic
       LRO_RETENTION            = "${var.retention_seconds}s"
     }
@@ -202,6 +215,7 @@ resource "google_cloudfunctions2_function" "sweeper" {
     google_bigtable_instance_iam_member.sweeper,
     google_pubsub_topic_iam_member.sweeper_notifications,
     google_pubsub_topic_iam_member.sweeper_events,
+    google_pubsub_topic_iam_member.sweeper_wakeups,
   ]
 }
 

@@ -1,6 +1,6 @@
 /**
  * The Pub/Sub and Bigtable resources of one stack, created idempotently: the table, the events,
- * notifications and dead-letter topics, the push subscription that delivers events to the
+ * notifications, wake-up and dead-letter topics, the push subscription that delivers events to the
  * subscriber function (dead-letter and retry policies, no message ordering), and a pull
  * subscription on the dead-letter topic so that dead-lettered messages are kept until someone
  * reads them, and a push subscription of the dead-letter topic to the subscriber, which stores
@@ -80,6 +80,7 @@ export async function provisionStack(
       ensureTable(config),
       messaging.ensureTopic(config.topics.events),
       messaging.ensureTopic(config.topics.notifications),
+      messaging.ensureTopic(config.topics.wakeups),
       messaging.ensureTopic(config.topics.deadLetter),
     ]);
     // The keeping subscription first: only messages published after it exists are kept.
@@ -136,6 +137,7 @@ export async function teardownStack(config: Config, options: TeardownOptions = {
     await Promise.all([
       messaging.deleteTopic(config.topics.events),
       messaging.deleteTopic(config.topics.notifications),
+      messaging.deleteTopic(config.topics.wakeups),
       messaging.deleteTopic(config.topics.deadLetter),
       options.table === false ? Promise.resolve() : deleteTable(config),
     ]);

@@ -64,6 +64,13 @@ export const defaults = {
   listenerMaxOutstandingMessages: 1_000,
   /** Watch (server-sent events): comment line sent this often while nothing changes. */
   watchHeartbeatMs: 15_000,
+  /**
+   * Watch: an instance's subscription on the notifications topic is deleted this long after its
+   * last watch ended (a client reconnecting at once finds it still there).
+   */
+  watchSubscriptionIdleMs: 5_000,
+  /** Watch with LRO_WATCH_MODE=poll: how often a watch reads its operation. */
+  watchPollIntervalMs: 1_000,
   /** Client SDK: the timeout of one server wait inside waitForOperation. */
   clientWaitRequestTimeoutMs: 30_000,
   /** Client SDK: retry backoff after a transient failure inside waitForOperation. */
@@ -80,6 +87,11 @@ export const defaults = {
   heartbeatTimeoutMaxMs: 7 * 24 * 3600 * 1000,
   /** Worker SDK: a heartbeat is sent when nothing else was published for this long. */
   heartbeatIntervalMs: 15_000,
+  /**
+   * Worker SDK: at most one progress (metadata) event per operation this often; reports in
+   * between are held and the latest wins (0 publishes every report).
+   */
+  progressIntervalMs: 1_000,
   /** Worker clocks: an emitTime counts no later than the message's publishTime plus this. */
   emitTimeSkewMaxMs: 60_000,
   /** Sweeper: due-index entries read per batch, and the time one sweep may take at most. */

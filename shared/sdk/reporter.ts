@@ -16,6 +16,14 @@
  * terminal event carries the last reported metadata, so the final state does not depend on the
  * order in which Pub/Sub delivers.
  *
+ * Progress coalescing: every event is a push request, a Bigtable write and a notification, so a
+ * reporter publishes at most one progress (metadata) event per `progressIntervalMs` (default 1 s;
+ * 0 publishes every report). The first report after a quiet interval goes at once; reports within
+ * the interval are held and only the latest is published when it ends (each held call resolves
+ * with the message ID of the event that carried its metadata or a newer one). The terminal event
+ * flushes what is held: it carries the latest metadata itself, so held progress costs no event of
+ * its own; `close()` publishes what is still held.
+ *
  * Heartbeats (public contract 5): while it is open and the operation not reported done, the
  * reporter publishes a `heartbeat` event whenever nothing else was published for
  * `heartbeatIntervalMs` (default 15 s; 0 turns them off), so an operation created with a
@@ -86,11 +94,34 @@ export interface ReporterOptions {
    */
   heartbeatIntervalMs?: number;
   /**
+   * At most one progress event per this many milliseconds, the latest report winning (default
+   * defaults.progressIntervalMs, 1 s); 0 publishes every report.
+   */
+  progressIntervalMs?: number;
+  /**
    * How long Pub/Sub may take to answer a first request before `open()` and publishing fail
    * UNAVAILABLE (default defaults.pubsubConnectTimeoutMs, 10 s).
    */
   connectTimeoutMs?: number;
   log?: Logger;
+}
+
+interface HeldProgress {
+  resolve(messageId: string): void;
+  reject(err: unknown): void;
+}
+
+/** Settles held progress calls with the outcome of the event that carries their metadata. */
+function settleHeld(held: HeldProgress[], sent: Promise<string>): Promise<string> {
+  sent.then(
+    (id) => {
+      for (const h of held) h.resolve(id);
+    },
+    (err: unknown) => {
+      for (const h of held) h.reject(err);
+    },
+  );
+  return sent;
 }
 
 /** A failure as the `failed` event carries it: a Status, an LroError, or any Error. */
@@ -113,6 +144,12 @@ export class OperationReporter {
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private lastEmitMs = 0;
   private lastMetadata: Any | undefined;
+  private readonly progressIntervalMs: number;
+  /** When the last progress event was published (performance.now()). */
+  private lastProgressAt = Number.NEGATIVE_INFINITY;
+  /** Progress reports held until the interval ends (their metadata is lastMetadata). */
+  private held: HeldProgress[] = [];
+  private progressTimer: NodeJS.Timeout | undefined;
   private finished = false;
   private closed = false;
   private isListening = false;
@@ -166,6 +203,10 @@ export class OperationReporter {
     if (!(this.heartbeatIntervalMs >= 0)) {
       throw invalidArgument('heartbeatIntervalMs must be a non-negative number');
     }
+    this.progressIntervalMs = options.progressIntervalMs ?? defaults.progressIntervalMs;
+    if (!(this.progressIntervalMs >= 0)) {
+      throw invalidArgument('progressIntervalMs must be a non-negative number');
+    }
     this.scheduleHeartbeat();
     if (options.pollCancellation) this.startPolling(options.pollCancellation, pollIntervalMs);
   }
@@ -212,7 +253,36 @@ export class OperationReporter {
     if (!checked.success)
       throw invalidArgument(`invalid metadata: ${describeIssues(checked.error)}`);
     this.lastMetadata = checked.data;
-    return this.send({ ...this.envelope(), type: 'metadata', metadata: checked.data });
+    const now = performance.now();
+    const wait = this.lastProgressAt + this.progressIntervalMs - now;
+    if (this.held.length === 0 && wait <= 0) {
+      this.lastProgressAt = now;
+      return this.send({ ...this.envelope(), type: 'metadata', metadata: checked.data });
+    }
+    return new Promise<string>((resolve, reject) => {
+      this.held.push({ resolve, reject });
+      this.progressTimer ??= setTimeout(() => void this.flushProgress(), Math.max(0, wait));
+    });
+  }
+
+  /** Publishes the latest held progress, if any; its callers get that event's message ID. */
+  private async flushProgress(): Promise<void> {
+    clearTimeout(this.progressTimer);
+    this.progressTimer = undefined;
+    const held = this.takeHeld();
+    const metadata = this.lastMetadata;
+    if (held.length === 0 || metadata === undefined) return;
+    this.lastProgressAt = performance.now();
+    await settleHeld(held, this.send({ ...this.envelope(), type: 'metadata', metadata }));
+  }
+
+  /** The held progress calls, which the caller settles. */
+  private takeHeld(): HeldProgress[] {
+    clearTimeout(this.progressTimer);
+    this.progressTimer = undefined;
+    const held = this.held;
+    this.held = [];
+    return held;
   }
 
   /**
@@ -223,12 +293,17 @@ export class OperationReporter {
     this.assertRunning();
     this.finished = true;
     const metadata = options.metadata ?? this.lastMetadata;
-    return this.send({
-      ...this.envelope(),
-      type: 'succeeded',
-      ...(metadata === undefined ? {} : { metadata }),
-      ...(response === undefined ? {} : { response }),
-    });
+    // Held progress is carried by the terminal event (its metadata is the latest).
+    const held = this.takeHeld();
+    return settleHeld(
+      held,
+      this.send({
+        ...this.envelope(),
+        type: 'succeeded',
+        ...(metadata === undefined ? {} : { metadata }),
+        ...(response === undefined ? {} : { response }),
+      }),
+    );
   }
 
   /**
@@ -240,12 +315,16 @@ export class OperationReporter {
     const error = statusOf(failure);
     this.finished = true;
     const metadata = options.metadata ?? this.lastMetadata;
-    return this.send({
-      ...this.envelope(),
-      type: 'failed',
-      error,
-      ...(metadata === undefined ? {} : { metadata }),
-    });
+    const held = this.takeHeld();
+    return settleHeld(
+      held,
+      this.send({
+        ...this.envelope(),
+        type: 'failed',
+        error,
+        ...(metadata === undefined ? {} : { metadata }),
+      }),
+    );
   }
 
   /** Ends the operation as cancelled (CANCELLED), e.g. after `signal` aborted. */
@@ -256,6 +335,8 @@ export class OperationReporter {
   /** Stops listening and polling; closes the Messaging if the reporter created it. */
   async close(): Promise<void> {
     if (this.closed) return;
+    // What is still held is published first (the operation may run on without this reporter).
+    await this.flushProgress().catch(() => undefined);
     this.closed = true;
     if (this.pollTimer) clearTimeout(this.pollTimer);
     if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);

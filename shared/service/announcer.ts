@@ -1,6 +1,6 @@
 /**
  * The API's announcements (creations, cancellation requests, deletions on the notifications
- * topic), published in the background: a request is answered once its change is durable in
+ * topic, and a wake-up for a change that ends an operation), published in the background: a request is answered once its change is durable in
  * Bigtable, never held by Pub/Sub. A stalled Pub/Sub would otherwise hold the answer for as long
  * as the client library retries a publish (about a minute).
  *
@@ -14,7 +14,11 @@ import { toLroError } from '../sdk/errors.js';
 import type { Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
 import type { Operation } from '../sdk/model.js';
-import { type NotificationType, publishNotification } from '../sdk/notifications.js';
+import {
+  type AnnounceTopics,
+  announce as announceNow,
+  type NotificationType,
+} from '../sdk/notifications.js';
 
 const pending = new Set<Promise<void>>();
 
@@ -26,14 +30,14 @@ export function pendingAnnouncements(): number {
 /** Publishes a notification in the background with bounded retries; returns at once. */
 export function announce(
   messaging: Messaging,
-  topic: string,
+  topics: AnnounceTopics,
   notification: { type: NotificationType; operation: Operation },
   log: Logger,
 ): void {
   const task = (async () => {
     for (let attempt = 1; ; attempt++) {
       try {
-        await publishNotification(messaging, topic, notification);
+        await announceNow(messaging, topics, notification, log);
         return;
       } catch (err) {
         const fields = {

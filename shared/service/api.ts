@@ -473,7 +473,9 @@ function headerOf(req: ApiRequest, name: string): string | undefined {
 /** Announces a change in the background (announcer.ts): answers never wait for Pub/Sub. */
 function publish(ctx: Context, type: NotificationType, operation: Operation): void {
   const { messaging, config } = ctx.services;
-  if (messaging) announce(messaging, config.topics.notifications, { type, operation }, ctx.log);
+  if (!messaging) return;
+  const topics = { notifications: config.topics.notifications, wakeups: config.topics.wakeups };
+  announce(messaging, topics, { type, operation }, ctx.log);
 }
 
 function page(records: OperationRecord[], nextPageToken: string) {
@@ -572,8 +574,10 @@ async function wait(
   const timeoutMs = timeoutOf(ctx.services.config, ctx.body.timeout);
   const outcome = await ctx.services.waiter.wait(ctx.name, { timeoutMs, signal: ctx.signal });
   if (outcome.reason === 'aborted') return;
-  // How many Bigtable reads this wait cost (one on the notification path); for benchmarks.
+  // How many Bigtable reads this wait cost (the first and one on the wake-up); for benchmarks.
   ctx.res.setHeader('x-lro-bigtable-reads', String(outcome.reads));
+  // Of those, the safety-net polls (none when the wake-up arrived).
+  ctx.res.setHeader('x-lro-safety-net-polls', String(outcome.polls));
   // Where the wake-up's time went (notifications.ts); for benchmarks.
   if (outcome.timing) {
     ctx.res.setHeader(
@@ -694,24 +698,39 @@ export function instanceApiHandler(
     const config = load();
     const store = open(config);
     const messaging = new Messaging(config);
+    // Waits follow the wake-ups; watches open a subscription on the notifications topic while
+    // there are any (or poll), so an instance without a watch receives no full notification.
     const hub = config.wait.notifications
-      ? new NotificationHub(messaging, config.topics.notifications)
+      ? new NotificationHub(messaging, config.topics.wakeups, { carries: 'wakeups' })
       : undefined;
+    const watchHub =
+      config.wait.notifications && config.wait.watchMode === 'subscription'
+        ? new NotificationHub(messaging, config.topics.notifications, {
+            subscriptionPrefix: `${config.topics.notifications.slice(0, 200)}-watch`,
+            idleCloseMs: defaults.watchSubscriptionIdleMs,
+          })
+        : undefined;
+    const every = defaults.watchPollIntervalMs;
     const waiter = new Waiter({
       store,
       ...(hub ? { hub } : {}),
       poll: { notifiedInitialMs: config.wait.safetyPollMs },
+      ...(watchHub ? { watchHub } : {}),
+      ...(config.wait.watchMode === 'poll'
+        ? { watchPoll: { initialMs: every, notifiedInitialMs: every, multiplier: 1, maxMs: every } }
+        : {}),
     });
     const deadLetters = new DeadLetterStore(config);
     services = { config, store, waiter, messaging, deadLetters };
     // Pending waits are answered and watches ended first; then the listener's subscription goes.
     onShutdown('drain', () => waiter.endAll());
     onShutdown('close', async () => {
-      await hub?.close();
+      await Promise.all([hub?.close(), watchHub?.close()]);
       await Promise.allSettled([store.close(), messaging.close(), deadLetters.close()]);
     });
     defaultLog.info('operations API ready', {
       notifications: config.wait.notifications,
+      watchMode: config.wait.watchMode,
       subscription: hub?.subscriptionName,
     });
     return services;

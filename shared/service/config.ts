@@ -27,15 +27,24 @@ export const ConfigEnvSchema = z.object({
   LRO_EVENTS_TOPIC: name.default('lro-events'),
   LRO_NOTIFICATIONS_TOPIC: name.default('lro-notifications'),
   LRO_DEAD_LETTER_TOPIC: name.default('lro-events-dead-letter'),
+  /** Topic of the thin wake-ups (contract 10): one per ended operation, followed by waits. */
+  LRO_WAKEUPS_TOPIC: name.default('lro-wakeups'),
   /** How long finished operations are kept (a Duration such as "2592000s"). */
   LRO_RETENTION: DurationMs.prefault(formatDuration(defaults.retentionSeconds * 1000)),
   /** Wait timeout when the request gives none, and the cap of any requested one. */
   LRO_WAIT_TIMEOUT_DEFAULT: DurationMs.prefault(formatDuration(defaults.waitTimeoutDefaultMs)),
   LRO_WAIT_TIMEOUT_MAX: DurationMs.prefault(formatDuration(defaults.waitTimeoutMaxMs)),
-  /** Whether the API listens to the notifications topic (polling alone when false). */
+  /** Whether waits follow the wake-up topic (polling alone when false). */
   LRO_WAIT_NOTIFICATIONS: flag.default(true),
   /** A wait's first safety-net poll while notifications flow (later ones back off from it). */
   LRO_WAIT_SAFETY_POLL: DurationMs.prefault(formatDuration(defaults.waitPollNotifiedInitialMs)),
+  /**
+   * How `:watch` streams learn of changes: `subscription` (an instance serving a watch opens its
+   * own subscription on the notifications topic, deleted when its last watch ends) or `poll`
+   * (every watch reads its row each second; for loads where full notifications cost more than
+   * they save, docs/capacity.md).
+   */
+  LRO_WATCH_MODE: z.enum(['subscription', 'poll']).default('subscription'),
   /** Deadline of operations created without one, counted from creation (unset: none). */
   LRO_DEADLINE_DEFAULT: DeadlineDefaultSchema.optional(),
   /** Heartbeat timeout of operations created without one (unset: none). */
@@ -69,6 +78,7 @@ export interface Config {
     readonly events: string;
     readonly notifications: string;
     readonly deadLetter: string;
+    readonly wakeups: string;
   };
   readonly pubsubEmulatorHost: string | undefined;
   readonly retentionMs: number;
@@ -77,6 +87,7 @@ export interface Config {
     readonly maxTimeoutMs: number;
     readonly notifications: boolean;
     readonly safetyPollMs: number;
+    readonly watchMode: 'subscription' | 'poll';
   };
   readonly pageTokenKey: string;
   /** JSON bytes of one list, children or batchWait response at most. */
@@ -123,6 +134,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       events: e.LRO_EVENTS_TOPIC,
       notifications: e.LRO_NOTIFICATIONS_TOPIC,
       deadLetter: e.LRO_DEAD_LETTER_TOPIC,
+      wakeups: e.LRO_WAKEUPS_TOPIC,
     },
     pubsubEmulatorHost: e.PUBSUB_EMULATOR_HOST,
     retentionMs: e.LRO_RETENTION,
@@ -131,6 +143,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       maxTimeoutMs: e.LRO_WAIT_TIMEOUT_MAX,
       notifications: e.LRO_WAIT_NOTIFICATIONS,
       safetyPollMs: e.LRO_WAIT_SAFETY_POLL,
+      watchMode: e.LRO_WATCH_MODE,
     },
     pageTokenKey:
       e.LRO_PAGE_TOKEN_KEY ??

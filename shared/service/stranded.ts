@@ -20,7 +20,7 @@ import { Code, toLroError } from '../sdk/errors.js';
 import { EventIdSchema } from '../sdk/events.js';
 import type { Logger } from '../sdk/log.js';
 import { type Operation, OperationNameSchema, status } from '../sdk/model.js';
-import { publishNotification } from '../sdk/notifications.js';
+import { announce } from '../sdk/notifications.js';
 import { eventPublishTime } from './publish-time.js';
 import type { EventMessage, SubscriberDeps } from './subscriber.js';
 
@@ -88,10 +88,7 @@ export async function endStrandedOperation(
     throw err;
   }
   if (!result.applied) return undefined;
-  await publishNotification(deps.messaging, deps.topics.notifications, {
-    type: 'failed',
-    operation: result.operation,
-  });
+  await announce(deps.messaging, deps.topics, { type: 'failed', operation: result.operation }, log);
   log.warn('operation ended: its terminal event was dead-lettered', {
     operation: claim.operation,
     messageId: message.messageId,

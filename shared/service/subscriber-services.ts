@@ -26,7 +26,11 @@ export function openSubscriberServices(config: Config): SubscriberServices {
     deadLetters,
     failures: deadLetters,
     messaging,
-    topics: { notifications: config.topics.notifications, deadLetter: config.topics.deadLetter },
+    topics: {
+      notifications: config.topics.notifications,
+      wakeups: config.topics.wakeups,
+      deadLetter: config.topics.deadLetter,
+    },
     async close() {
       await Promise.allSettled([deadLetters.close(), store.close(), messaging.close()]);
     },

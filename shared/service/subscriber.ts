@@ -16,8 +16,9 @@
  *   publish time is Pub/Sub's, or the earlier time in the attribute `lroPublishTime`, which a
  *   dead letter keeps across a replay. Such events are acknowledged and logged, never
  *   re-announced.
- * - Every applied change is announced on the notifications topic. When the write applied but the
- *   notification could not be published, the delivery fails; on redelivery the store reports
+ * - Every applied change is announced on the notifications topic, and a change that ends the
+ *   operation on the wake-up topic too (notifications.ts). When the write applied but the
+ *   announcement could not be published, the delivery fails; on redelivery the store reports
  *   `applied: false`, so "this event's change is the stored state" is checked instead (the
  *   stored outcome, or the running operation's metadata, equals the event's) and the state is
  *   announced again. Notifications are therefore at-least-once: a duplicate event whose content
@@ -32,7 +33,7 @@ import { decodeEvent, type HeartbeatEvent, type WorkerEvent } from '../sdk/event
 import { log as defaultLog, type Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
 import type { Operation } from '../sdk/model.js';
-import { type NotificationType, publishNotification } from '../sdk/notifications.js';
+import { type AnnounceTopics, announce, type NotificationType } from '../sdk/notifications.js';
 import { applyHeartbeat } from './heartbeats.js';
 import { eventPublishTime, PUBLISH_TIME_ATTRIBUTE } from './publish-time.js';
 import type { NotAppliedReason, OperationStore, Outcome, WriteResult } from './store.js';
@@ -56,7 +57,8 @@ export interface EventMessage {
 export interface SubscriberDeps {
   store: OperationStore;
   messaging: Messaging;
-  topics: { notifications: string; deadLetter: string };
+  /** Where changes are announced (wake-ups too when `wakeups` is set), and dead letters go. */
+  topics: AnnounceTopics & { deadLetter: string };
   log?: Logger;
   /** Records why a delivery failed, for the reason of a message the policy dead-letters later. */
   failures?: {
@@ -169,11 +171,12 @@ export async function handleEventMessage(
   }
 
   try {
-    await publishNotification(deps.messaging, deps.topics.notifications, {
-      type: notification,
-      operation,
-      timing: { receivedAt, writtenAt },
-    });
+    await announce(
+      deps.messaging,
+      deps.topics,
+      { type: notification, operation, timing: { receivedAt, writtenAt } },
+      log,
+    );
   } catch (err) {
     log.warn('change applied but not announced; failing the delivery to announce it again', {
       ...fields,

@@ -41,7 +41,7 @@ import { defaults } from '../sdk/defaults.js';
 import { Code } from '../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
-import { publishNotification } from '../sdk/notifications.js';
+import { type AnnounceTopics, announce } from '../sdk/notifications.js';
 import { replayDueDeadLetters } from './dead-letter-replay.js';
 import type { DeadLetterStore } from './dead-letter-store.js';
 import type { DueEntry, OperationStore } from './store.js';
@@ -49,8 +49,11 @@ import type { DueEntry, OperationStore } from './store.js';
 export interface SweeperDeps {
   store: OperationStore;
   messaging: Messaging;
-  /** `events`: where automatic replays of dead letters go (none without it). */
-  topics: { notifications: string; events?: string };
+  /**
+   * Where an ended operation is announced (a wake-up too when `wakeups` is set); `events`: where
+   * automatic replays of dead letters go (none without it).
+   */
+  topics: AnnounceTopics & { events?: string };
   /** Dead letters to replay automatically (none without). */
   deadLetters?: DeadLetterStore;
   log?: Logger;
@@ -167,10 +170,12 @@ async function settle(
   switch (result.state) {
     case 'ended':
       // Announced before the entry goes: a crash in between leaves the entry for the next run.
-      await publishNotification(deps.messaging, deps.topics.notifications, {
-        type: 'failed',
-        operation: result.operation,
-      });
+      await announce(
+        deps.messaging,
+        deps.topics,
+        { type: 'failed', operation: result.operation },
+        log,
+      );
       log.info('operation deadline exceeded', {
         operation: entry.operation,
         limit: result.limit,
@@ -183,10 +188,12 @@ async function settle(
       // Ended by the sweeper before (the announcement may have been lost: repeat it), or
       // completed by its worker (announced by the subscriber).
       if (result.operation.error?.code === Code.DEADLINE_EXCEEDED) {
-        await publishNotification(deps.messaging, deps.topics.notifications, {
-          type: 'failed',
-          operation: result.operation,
-        });
+        await announce(
+          deps.messaging,
+          deps.topics,
+          { type: 'failed', operation: result.operation },
+          log,
+        );
         report.reannounced++;
       }
       await deps.store.reschedule(entry, undefined);

@@ -2,20 +2,30 @@
  * Waiting for operations: the algorithm behind `:wait`, `:batchWait` and `:watch`.
  *
  * Why it is shaped this way:
- * - **One listener per instance.** A `NotificationHub` holds one streaming-pull subscription on
- *   the notifications topic, named uniquely for this instance, created on first use with an
- *   expiration policy (so a crashed instance's subscription vanishes by itself) and deleted on
- *   shutdown. It fans each notification out to the in-process followers of that operation, kept
- *   in a map keyed by operation name. A wait costs a map entry and one timer, not a
- *   subscription, so one instance holds thousands.
+ * - **One listener per instance and topic.** A `NotificationHub` holds one streaming-pull
+ *   subscription, named uniquely for this instance, created on first use with an expiration
+ *   policy (so a crashed instance's subscription vanishes by itself) and deleted on shutdown. It
+ *   fans each message out to the in-process followers of that operation, kept in a map keyed by
+ *   operation name. A wait costs a map entry and one timer, not a subscription, so one instance
+ *   holds thousands.
+ * - **Waits follow wake-ups, watches follow notifications.** Every instance receives every
+ *   message of the topics it follows, so what it follows sets the fan-out (docs/capacity.md).
+ *   Waits need only to know that their operation ended: their hub follows the wake-up topic (one
+ *   bodiless message per ended operation). A `:watch` needs every change: the instance opens a
+ *   second hub on the notifications topic when its first watch starts and deletes that
+ *   subscription when its last watch ends (`idleCloseMs`), so an instance without a watch
+ *   receives no full notification. With `LRO_WATCH_MODE=poll` watches read their row every
+ *   `watchPollIntervalMs` instead.
  * - **Register first, then read.** A follower is registered (and the subscription known to
  *   exist) before the operation's row is read. A completion is either in the row already, or it
- *   is written after the read and so its notification, published after the write, reaches the
+ *   is written after the read and so its announcement, published after the write, reaches the
  *   subscription that existed before the read. Nothing falls in between.
- * - **The notification is the state.** A notification carries the operation's new JSON, so a
- *   woken follower uses it directly: no Bigtable read on the fast path. A read that was in
- *   flight when a notification arrived is discarded, so an older row never overwrites a newer
- *   notification.
+ * - **A wake-up costs one read, a notification none.** A wake-up carries no state: the woken
+ *   follower reads the row once, with a read started after the wake-up arrived (never one that
+ *   was already in flight, which may predate the write); the followers of one operation woken
+ *   by one message share that read. A notification carries the operation's new JSON, so a
+ *   watch uses it directly. A read that was in flight when a message arrived is discarded unless
+ *   it found the operation done, so an older row never overwrites a newer state.
  * - **Polling is the safety net.** Notifications can be lost (the subscription deleted, Pub/Sub
  *   trouble, a subscriber that crashed between its write and its publish). Every follower also
  *   reads the row with capped exponential backoff and jitter (`defaults.waitPoll*`), so a lost
@@ -28,9 +38,9 @@
  *   recreates the subscription with backoff, and once it is back every follower reads once more
  *   (notifications published during the gap are lost) and returns to slow polling.
  * - **Timeouts return the latest state.** At the deadline the follower resolves with the
- *   latest state it knows (done or not); when the hub is unhealthy it reads the row once more
- *   first, since polling may be a few seconds stale. A caller that goes away (its AbortSignal)
- *   ends the follower at once: timer cleared, entry removed.
+ *   latest state it knows (done or not); when its hub carries wake-ups (which announce only the
+ *   end, not progress) or is unhealthy it reads the row once more first. A caller that goes
+ *   away (its AbortSignal) ends the follower at once: timer cleared, entry removed.
  */
 import { randomBytes } from 'node:crypto';
 import { defaults } from '../sdk/defaults.js';
@@ -40,16 +50,27 @@ import type { Listener, Messaging } from '../sdk/messaging.js';
 import { isNotFound } from '../sdk/messaging.js';
 import type { Operation } from '../sdk/model.js';
 import {
-  type Notification,
   type NotificationTiming,
+  type NotificationType,
   parseNotification,
+  parseWakeup,
   timingOf,
 } from '../sdk/notifications.js';
 import type { OperationStore } from './store.js';
 
+/** What a hub hands to the followers of an operation: a notification or a wake-up. */
+export interface Signal {
+  type: NotificationType;
+  /** The operation's name. */
+  name: string;
+  /** The new state (full notifications); absent for a wake-up, whose follower reads the row. */
+  operation?: Operation;
+  timing?: NotificationTiming;
+}
+
 export interface Follower {
-  /** A notification for the followed operation. */
-  notify(notification: Notification): void;
+  /** A notification or wake-up for the followed operation. */
+  notify(signal: Signal): void;
   /**
    * The listener failed or came back: notifications may have been lost meanwhile, so the
    * follower reads the row now and adapts its polling to the listener's health.
@@ -58,8 +79,15 @@ export interface Follower {
 }
 
 export interface NotificationHubOptions {
-  /** Subscription name; unique per instance by default. */
-  subscriptionName?: string;
+  /** What the topic carries: full notifications (the default) or wake-ups. */
+  carries?: 'notifications' | 'wakeups';
+  /** Subscription name prefix; the name is `{prefix}-{random}` (default `{topic}-waiter`). */
+  subscriptionPrefix?: string;
+  /**
+   * Delete the subscription once no follower has been registered for this long, and create a
+   * new one when the next follower comes (the watch hub). Undefined: keep it until close.
+   */
+  idleCloseMs?: number;
   expirationSeconds?: number;
   /** How long a wait waits for the subscription to be created before relying on polling. */
   startTimeoutMs?: number;
@@ -68,9 +96,15 @@ export interface NotificationHubOptions {
 
 type HubState = 'idle' | 'starting' | 'healthy' | 'recovering' | 'closed';
 
-/** One streaming-pull subscription on the notifications topic, fanned out by operation name. */
+/** One streaming-pull subscription on a topic, fanned out by operation name. */
 export class NotificationHub {
-  readonly subscriptionName: string;
+  /** The current subscription's name (a new one after an idle close). */
+  subscriptionName: string;
+  private readonly prefix: string;
+  private readonly carries: 'notifications' | 'wakeups';
+  private readonly idleCloseMs: number | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
+  private stopping: Promise<void> | undefined;
   private readonly handlers = new Map<string, Set<Follower>>();
   private state: HubState = 'idle';
   private listener: Listener | undefined;
@@ -89,12 +123,23 @@ export class NotificationHub {
     private readonly topic: string,
     options: NotificationHubOptions = {},
   ) {
-    this.subscriptionName =
-      options.subscriptionName ?? `${topic.slice(0, 200)}-waiter-${randomBytes(6).toString('hex')}`;
+    this.prefix = options.subscriptionPrefix ?? `${topic.slice(0, 200)}-waiter`;
+    this.subscriptionName = this.newName();
+    this.carries = options.carries ?? 'notifications';
+    this.idleCloseMs = options.idleCloseMs;
     this.expirationSeconds =
       options.expirationSeconds ?? defaults.listenerSubscriptionExpirationSeconds;
     this.startTimeoutMs = options.startTimeoutMs ?? defaults.listenerStartTimeoutMs;
     this.log = options.logger ?? defaultLog;
+  }
+
+  /** Whether its messages carry the operation's state (notifications) or only wake it (wake-ups). */
+  get carriesState(): boolean {
+    return this.carries === 'notifications';
+  }
+
+  private newName(): string {
+    return `${this.prefix}-${randomBytes(6).toString('hex')}`;
   }
 
   /** Whether notifications are flowing (false while starting, recovering or closed). */
@@ -117,12 +162,55 @@ export class NotificationHub {
       this.handlers.set(name, set);
     }
     set.add(handler);
+    clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
     return () => {
       const current = this.handlers.get(name);
       if (!current) return;
       current.delete(handler);
       if (current.size === 0) this.handlers.delete(name);
+      if (this.handlers.size === 0 && this.idleCloseMs !== undefined) this.scheduleIdleClose();
     };
+  }
+
+  private scheduleIdleClose(): void {
+    clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
+      void this.closeIdle();
+    }, this.idleCloseMs);
+    this.idleTimer.unref();
+  }
+
+  /** Deletes the subscription while no follower is registered; the next one creates another. */
+  private async closeIdle(): Promise<void> {
+    if (this.starting) await this.starting.catch(() => undefined);
+    if (this.handlers.size > 0 || this.state === 'closed' || this.state === 'idle') return;
+    const listener = this.listener;
+    const name = this.subscriptionName;
+    this.listener = undefined;
+    clearTimeout(this.recoverTimer);
+    this.recoverTimer = undefined;
+    this.state = 'idle';
+    this.failedSinceHealthy = false;
+    this.recoverDelayMs = defaults.listenerRecreateInitialMs;
+    this.subscriptionName = this.newName();
+    const stopping = (async () => {
+      await listener?.close().catch(() => undefined);
+      try {
+        await this.messaging.deleteSubscription(name);
+        this.log.info('notification listener removed: no follower left', { subscription: name });
+      } catch (err) {
+        // Its expiration policy removes it in the end.
+        this.log.warn('could not delete an idle listener subscription', {
+          subscription: name,
+          error: err,
+        });
+      }
+    })();
+    this.stopping = stopping;
+    await stopping;
+    if (this.stopping === stopping) this.stopping = undefined;
   }
 
   /**
@@ -181,37 +269,49 @@ export class NotificationHub {
         const deliveredAt = Date.now();
         message.ack();
         this.received++;
-        const notification = parseNotification(message);
-        if (!notification) {
-          this.log.warn('ignored a message that is not a notification', { messageId: message.id });
+        let signal: Signal | undefined;
+        if (this.carries === 'wakeups') {
+          const wakeup = parseWakeup(message);
+          if (wakeup) signal = { type: wakeup.type, name: wakeup.operation };
+        } else {
+          const notification = parseNotification(message);
+          if (notification) {
+            signal = {
+              type: notification.type,
+              name: notification.operation.name,
+              operation: notification.operation,
+            };
+          }
+        }
+        if (!signal) {
+          this.log.warn(`ignored a message that is not a ${this.carries.slice(0, -1)}`, {
+            messageId: message.id,
+          });
           return;
         }
-        notification.timing = timingOf(message, deliveredAt);
-        this.dispatch(notification);
+        signal.timing = timingOf(message, deliveredAt);
+        this.dispatch(signal);
       },
       (err) => this.onStreamError(err),
       { maxMessages: defaults.listenerMaxOutstandingMessages },
     );
   }
 
-  /** Hands a notification to the followers of its operation. */
-  dispatch(notification: Notification): void {
-    const set = this.handlers.get(notification.operation.name);
+  /** Hands a notification or wake-up to the followers of its operation. */
+  dispatch(signal: Signal): void {
+    const set = this.handlers.get(signal.name);
     if (!set) return;
     for (const handler of [...set]) {
       try {
-        handler.notify(notification);
+        handler.notify(signal);
       } catch (err) {
-        this.log.error('notification handler failed', {
-          operation: notification.operation.name,
-          error: err,
-        });
+        this.log.error('notification handler failed', { operation: signal.name, error: err });
       }
     }
   }
 
   private onStreamError(err: Error): void {
-    if (this.state === 'closed' || this.state === 'recovering') return;
+    if (this.state === 'closed' || this.state === 'recovering' || this.state === 'idle') return;
     this.log.warn('notification listener failed; waits rely on polling until it is back', {
       subscription: this.subscriptionName,
       gone: isNotFound(err),
@@ -251,6 +351,8 @@ export class NotificationHub {
     const wasStarted = this.state !== 'idle';
     this.state = 'closed';
     clearTimeout(this.recoverTimer);
+    clearTimeout(this.idleTimer);
+    await this.stopping;
     const listener = this.listener;
     this.listener = undefined;
     await listener?.close().catch(() => undefined);
@@ -274,7 +376,11 @@ export interface FollowOptions {
   /** Absolute deadline (epoch ms). */
   deadline: number;
   signal?: AbortSignal;
-  /** Called with each new state, first the one read at the start. */
+  /**
+   * Called with each new state, first the one read at the start. A follower with onChange (a
+   * watch) follows every change: full notifications (the watch hub) or watch polling; one without
+   * (a wait) follows wake-ups.
+   */
   onChange?: (operation: Operation) => void;
 }
 
@@ -284,15 +390,21 @@ export interface WaitOutcome {
   reason: 'done' | 'timeout' | 'aborted' | 'shutdown';
   /** Bigtable reads this follower waited on (shared reads count for each of their followers). */
   reads: number;
+  /** Of those, the safety-net polls (reads on the poll schedule, not on a wake-up or the first). */
+  polls: number;
   /** The timing of the notification that ended the follow, when one did. */
   timing?: NotificationTiming;
 }
 
 export interface WaiterOptions {
   store: OperationStore;
-  /** Absent when notifications are disabled: polling only. */
+  /** The wake-up hub that waits follow; absent when notifications are disabled: polling only. */
   hub?: NotificationHub;
+  /** The hub of full notifications that watches follow (opened on demand); absent: they poll. */
+  watchHub?: NotificationHub;
   poll?: Partial<PollSchedule>;
+  /** Polling of watches without a watch hub (default: the waits' schedule). */
+  watchPoll?: Partial<PollSchedule>;
   logger?: Logger;
 }
 
@@ -300,8 +412,12 @@ export interface WaiterOptions {
 export class Waiter {
   private readonly store: OperationStore;
   private readonly hub: NotificationHub | undefined;
+  private readonly watchHub: NotificationHub | undefined;
   private readonly poll: PollSchedule;
+  private readonly watchPoll: PollSchedule;
   private readonly inflight = new Map<string, Promise<Operation>>();
+  /** The read a wake-up started, shared by the followers it woke. */
+  private readonly wakeReads = new WeakMap<Signal, Promise<Operation>>();
   /** Ends each follower in progress with its latest state (see endAll). */
   private readonly enders = new Set<() => void>();
   private ending = false;
@@ -313,29 +429,45 @@ export class Waiter {
   constructor(options: WaiterOptions) {
     this.store = options.store;
     this.hub = options.hub;
+    this.watchHub = options.watchHub;
     this.poll = {
       initialMs: options.poll?.initialMs ?? defaults.waitPollInitialMs,
       notifiedInitialMs: options.poll?.notifiedInitialMs ?? defaults.waitPollNotifiedInitialMs,
       multiplier: options.poll?.multiplier ?? defaults.waitPollMultiplier,
       maxMs: options.poll?.maxMs ?? defaults.waitPollMaxMs,
     };
+    this.watchPoll = { ...this.poll, ...options.watchPoll };
   }
 
-  /** One read per operation at a time, shared by its followers. */
-  private read(name: string): Promise<Operation> {
-    let pending = this.inflight.get(name);
-    if (!pending) {
-      this.reads++;
-      pending = this.store.get(name).then(
-        (record) => record.operation,
-        (err: unknown) => {
-          throw toLroError(err);
-        },
-      );
-      const settle = () => this.inflight.delete(name);
-      pending.then(settle, settle);
-      this.inflight.set(name, pending);
+  /**
+   * One read per operation at a time, shared by its followers; a wake-up's read is a new one
+   * (one in flight may predate the write), shared by the followers that wake-up woke.
+   */
+  private read(name: string, wakeup?: Signal): Promise<Operation> {
+    if (wakeup) {
+      let pending = this.wakeReads.get(wakeup);
+      if (!pending) {
+        pending = this.startRead(name);
+        this.wakeReads.set(wakeup, pending);
+      }
+      return pending;
     }
+    return this.inflight.get(name) ?? this.startRead(name);
+  }
+
+  private startRead(name: string): Promise<Operation> {
+    this.reads++;
+    const pending = this.store.get(name).then(
+      (record) => record.operation,
+      (err: unknown) => {
+        throw toLroError(err);
+      },
+    );
+    const settle = () => {
+      if (this.inflight.get(name) === pending) this.inflight.delete(name);
+    };
+    pending.then(settle, settle);
+    this.inflight.set(name, pending);
     return pending;
   }
 
@@ -345,13 +477,15 @@ export class Waiter {
    */
   async follow(name: string, options: FollowOptions): Promise<WaitOutcome> {
     if (this.ending) options = { ...options, deadline: Date.now() };
-    const hub = this.hub;
-    const poll = this.poll;
+    const everyChange = options.onChange !== undefined;
+    const hub = everyChange ? this.watchHub : this.hub;
+    const poll = everyChange && !this.watchHub ? this.watchPoll : this.poll;
     const initialDelay = () => (hub?.healthy ? poll.notifiedInitialMs : poll.initialMs);
     this.active++;
     let latest: Operation | undefined;
     let notified = 0;
     let reads = 0;
+    let polls = 0;
     let finished = false;
     let timer: NodeJS.Timeout | undefined;
     let delay = poll.initialMs;
@@ -393,6 +527,7 @@ export class Waiter {
         operation: latest,
         reason,
         reads,
+        polls,
         ...(reason === 'done' && waking ? { timing: waking } : {}),
       });
     };
@@ -412,13 +547,17 @@ export class Waiter {
       if (latest) succeed('aborted');
       else fail(new LroError(Code.CANCELLED, 'the caller went away'));
     };
-    const readAndOffer = async (): Promise<void> => {
+    const readAndOffer = async (wakeup?: Signal): Promise<void> => {
       const seen = notified;
       try {
         reads++;
-        const operation = await this.read(name);
-        // A notification that arrived during the read is at least as new as the row we read.
-        if (notified === seen || operation.done) offer(operation);
+        const operation = await this.read(name, wakeup);
+        // A message that arrived during the read is at least as new as the row we read.
+        if (notified === seen || operation.done) {
+          waking = wakeup?.timing;
+          offer(operation);
+          waking = undefined;
+        }
       } catch (err) {
         const error = toLroError(err);
         if (error.code === Code.NOT_FOUND) fail(error);
@@ -436,10 +575,12 @@ export class Waiter {
     const tick = async () => {
       if (finished) return;
       if (Date.now() >= options.deadline) {
-        if (!hub?.healthy || !latest) await readAndOffer();
+        // Wake-ups announce only the end: the latest metadata is in the row.
+        if (!hub?.healthy || !hub.carriesState || !latest) await readAndOffer();
         succeed('timeout');
         return;
       }
+      polls++;
       await readAndOffer();
       delay = Math.min(delay * poll.multiplier, poll.maxMs);
       schedule();
@@ -453,14 +594,20 @@ export class Waiter {
     options.signal?.addEventListener('abort', onAbort, { once: true });
     if (hub) {
       unregister = hub.register(name, {
-        notify: (notification) => {
-          if (notification.type === 'deleted') {
+        notify: (signal) => {
+          if (finished) return;
+          if (signal.type === 'deleted') {
             fail(new LroError(Code.NOT_FOUND, `operation ${name} was deleted`));
             return;
           }
           notified++;
-          waking = notification.timing;
-          offer(notification.operation);
+          if (signal.operation === undefined) {
+            // A wake-up: the change is in the row.
+            void readAndOffer(signal);
+            return;
+          }
+          waking = signal.timing;
+          offer(signal.operation);
           waking = undefined;
         },
         resync: () => {

@@ -21,6 +21,7 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     LRO_EVENTS_TOPIC: `lro-events-${suffix}`,
     LRO_NOTIFICATIONS_TOPIC: `lro-notifications-${suffix}`,
     LRO_DEAD_LETTER_TOPIC: `lro-events-dead-letter-${suffix}`,
+    LRO_WAKEUPS_TOPIC: `lro-wakeups-${suffix}`,
     BIGTABLE_EMULATOR_HOST: emulators.bigtable,
     PUBSUB_EMULATOR_HOST: emulators.pubsub,
     // Where npm start (dist/scripts/start.js) records what it runs.

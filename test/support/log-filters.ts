@@ -2,7 +2,8 @@
  * The log-based metrics of infra/monitoring read offline: each metric's filter with the module's
  * locals and the given variables substituted, and a matcher for the part of the Cloud Logging
  * query language those filters use (terms joined by AND: `path="text"`, `path=number`,
- * `path>=number`, `path=~"regex"`, each optionally preceded by NOT).
+ * `path>=number`, `path=~"regex"`, `severity<=NAME`, each optionally preceded by NOT), and the
+ * module's log exclusions the same way.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -25,8 +26,32 @@ export interface LogMetric {
 export interface LogEntry {
   resource: { type: string; labels: Record<string, string> };
   severity: string;
+  logName?: string;
+  httpRequest?: { status: number };
   jsonPayload: Record<string, unknown>;
 }
+
+/** Every google_logging_project_exclusion of the module: key and filter, expanded with `vars`. */
+export async function monitoringLogExclusions(
+  vars: Record<string, string>,
+): Promise<{ key: string; filter: string }[]> {
+  const parsed = await parse('main.tf', readFileSync(MONITORING_MODULE, 'utf8'));
+  const locals: Body = Object.assign({}, ...((parsed.locals as Body[] | undefined) ?? []));
+  const scope = Object.fromEntries(Object.entries(vars).map(([k, v]) => [`var.${k}`, v]));
+  const resources = (parsed.resource as Body).google_logging_project_exclusion as Body;
+  const out: { key: string; filter: string }[] = [];
+  for (const bodies of Object.values(resources)) {
+    const body = first(bodies);
+    const forEach = /local\.(\w+)/.exec(String(body.for_each ?? ''))?.[1];
+    if (!forEach) throw new Error('an exclusion without for_each over a local');
+    for (const [key, value] of Object.entries(locals[forEach] as Record<string, string>)) {
+      out.push({ key, filter: expand(value, locals, { ...scope, 'each.key': key }) });
+    }
+  }
+  return out;
+}
+
+const SEVERITIES = ['DEFAULT', 'DEBUG', 'INFO', 'NOTICE', 'WARNING', 'ERROR', 'CRITICAL'];
 
 function first(value: unknown): Body {
   return (Array.isArray(value) ? value[0] : value) as Body;
@@ -88,7 +113,7 @@ function valueAt(entry: LogEntry, fieldPath: string): unknown {
   return value;
 }
 
-const TERM = /^(NOT )?([\w.]+)(=~|>=|=)("(?:[^"\\]|\\.)*"|[\w.-]+)$/;
+const TERM = /^(NOT )?([\w.]+)(=~|>=|<=|=)("(?:[^"\\]|\\.)*"|[\w.-]+)$/;
 
 /** Whether `entry` matches `filter` (the subset of the query language described above). */
 export function matchesFilter(filter: string, entry: LogEntry): boolean {
@@ -101,6 +126,9 @@ export function matchesFilter(filter: string, entry: LogEntry): boolean {
     let result: boolean;
     if (actual === undefined || actual === null) result = false;
     else if (op === '=~') result = new RegExp(expected).test(String(actual));
+    else if (op === '<=' && fieldPath === 'severity') {
+      result = SEVERITIES.indexOf(String(actual)) <= SEVERITIES.indexOf(expected);
+    } else if (op === '<=') result = Number(actual) <= Number(expected);
     else if (op === '>=') result = Number(actual) >= Number(expected);
     else result = String(actual) === expected;
     return not ? !result : result;
@@ -120,6 +148,18 @@ export function entryOf(service: string, line: Record<string, unknown>): LogEntr
   return {
     resource: { type: 'cloud_run_revision', labels: { service_name: service } },
     severity: String(severity ?? 'DEFAULT'),
+    logName: 'projects/p/logs/run.googleapis.com%2Fstdout',
     jsonPayload: payload,
+  };
+}
+
+/** The platform's request log entry of one request to the Cloud Run service `service`. */
+export function requestLogOf(service: string, status: number): LogEntry {
+  return {
+    resource: { type: 'cloud_run_revision', labels: { service_name: service } },
+    severity: status >= 500 ? 'ERROR' : 'INFO',
+    logName: 'projects/p/logs/run.googleapis.com%2Frequests',
+    httpRequest: { status },
+    jsonPayload: {},
   };
 }

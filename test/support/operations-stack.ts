@@ -1,15 +1,15 @@
 /**
- * The operations function under the functions framework, with its own table and notifications
- * topic on the run's emulators, a store to play the worker's part, and small HTTP helpers.
+ * The operations function under the functions framework, with its own table, notifications and
+ * wake-up topics on the run's emulators, a store to play the worker's part, and small HTTP helpers.
  */
 
 import { Messaging } from '../../shared/sdk/messaging.js';
 import type { Operation } from '../../shared/sdk/model.js';
 import {
+  announce,
   type Notification,
   type NotificationType,
   parseNotification,
-  publishNotification,
 } from '../../shared/sdk/notifications.js';
 import { createStore, deleteTable, ensureTable } from '../../shared/service/bigtable-store.js';
 import { type Config, loadConfig } from '../../shared/service/config.js';
@@ -24,14 +24,16 @@ export interface OperationsStack {
   url: string;
   store: OperationStore;
   messaging: Messaging;
-  /** Publishes a notification, as the subscriber does after a write. */
+  /** Announces a change (a notification, and a wake-up when it ends the operation), as the subscriber does after a write. */
   notify(type: NotificationType, operation: Operation): Promise<void>;
   /** Completes an operation in the store and announces it, as the subscriber does. */
   finish(name: string, outcome: Parameters<OperationStore['complete']>[1]): Promise<Operation>;
   /** A pull subscription on the notifications topic, collecting what arrives. */
   collectNotifications(): Promise<NotificationCollector>;
-  /** The waiter's subscriptions on the notifications topic. */
+  /** The waits' listener subscriptions (on the wake-up topic). */
   waiterSubscriptions(): Promise<string[]>;
+  /** The watches' listener subscriptions (on the notifications topic). */
+  watchSubscriptions(): Promise<string[]>;
   stop(): Promise<void>;
 }
 
@@ -48,12 +50,17 @@ export async function startOperationsStack(
   const env = testEnv(overrides);
   const config = loadConfig(env);
   const messaging = new Messaging(config);
-  await Promise.all([ensureTable(config), messaging.ensureTopic(config.topics.notifications)]);
+  await Promise.all([
+    ensureTable(config),
+    messaging.ensureTopic(config.topics.notifications),
+    messaging.ensureTopic(config.topics.wakeups),
+  ]);
   const fn = await startFunction('operations', env);
   const store = createStore(config);
   const subscriptions: string[] = [];
   const notify = async (type: NotificationType, operation: Operation) => {
-    await publishNotification(messaging, config.topics.notifications, { type, operation });
+    const topics = { notifications: config.topics.notifications, wakeups: config.topics.wakeups };
+    await announce(messaging, topics, { type, operation });
   };
   return {
     env,
@@ -98,14 +105,19 @@ export async function startOperationsStack(
       };
     },
     async waiterSubscriptions() {
-      const [subs] = await messaging.pubsub.topic(config.topics.notifications).getSubscriptions();
+      const [subs] = await messaging.pubsub.topic(config.topics.wakeups).getSubscriptions();
       return subs.map((s) => s.name.split('/').pop() ?? '').filter((n) => n.includes('-waiter-'));
+    },
+    async watchSubscriptions() {
+      const [subs] = await messaging.pubsub.topic(config.topics.notifications).getSubscriptions();
+      return subs.map((s) => s.name.split('/').pop() ?? '').filter((n) => n.includes('-watch-'));
     },
     async stop() {
       await fn.stop();
       await store.close();
       for (const name of subscriptions) await messaging.deleteSubscription(name);
       await messaging.deleteTopic(config.topics.notifications);
+      await messaging.deleteTopic(config.topics.wakeups);
       await messaging.close();
       await deleteTable(config);
     },
