@@ -849,6 +849,7 @@ export class BigtableOperationStore implements OperationStore {
         outcome,
         options,
         seen === undefined ? [] : [column(seen)],
+        seen,
       );
       if (written) return { operation: written, applied: true };
     }
@@ -865,6 +866,7 @@ export class BigtableOperationStore implements OperationStore {
     outcome: Outcome,
     options: CompleteOptions,
     extraConflicts: unknown[][] = [],
+    seen?: string,
   ): Promise<Operation | undefined> {
     const now = this.now();
     const next: Cells = { ...current, U: String(now), D: String(now) };
@@ -893,7 +895,7 @@ export class BigtableOperationStore implements OperationStore {
     }
     if (current.X === undefined) conflicts.push(column('X'));
     const [applied] = await this.call(() =>
-      this.table.row(this.opKey(id)).filter(this.unchangedFilter(anyOf(conflicts)), {
+      this.table.row(this.opKey(id)).filter(this.unchangedFilter(anyOf(conflicts), seen), {
         onMatch: [{ method: 'delete', data: [STATE] }, this.insert(next, now * 1000)],
         onNoMatch: [],
         gaxOptions: gax(),
@@ -916,16 +918,18 @@ export class BigtableOperationStore implements OperationStore {
     const newer = [...column('K'), { value: { start: { value: key, inclusive: true } } }];
     const blocking = [column('D'), newer, column(seen), ...this.createdAfter(options.publishTime)];
     const [applied] = await this.call(() =>
-      this.table.row(this.opKey(id)).filter(this.unchangedFilter([{ interleave: blocking }]), {
-        onMatch: [
-          this.insert(
-            { M: JSON.stringify(metadata), K: key, U: String(now), H: padMs(now), [seen]: '1' },
-            RUNNING_TIMESTAMP_MICROS,
-          ),
-        ],
-        onNoMatch: [],
-        gaxOptions: gax(),
-      }),
+      this.table
+        .row(this.opKey(id))
+        .filter(this.unchangedFilter([{ interleave: blocking }], seen), {
+          onMatch: [
+            this.insert(
+              { M: JSON.stringify(metadata), K: key, U: String(now), H: padMs(now), [seen]: '1' },
+              RUNNING_TIMESTAMP_MICROS,
+            ),
+          ],
+          onNoMatch: [],
+          gaxOptions: gax(),
+        }),
     );
     // Applied: the operation is running and this metadata is its newest, so its state is known
     // without reading the row back.
@@ -990,11 +994,13 @@ export class BigtableOperationStore implements OperationStore {
       ...this.createdAfter(options.publishTime),
     ];
     const [applied] = await this.call(() =>
-      this.table.row(this.opKey(id)).filter(this.unchangedFilter([{ interleave: blocking }]), {
-        onMatch: [this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS)],
-        onNoMatch: [],
-        gaxOptions: gax(),
-      }),
+      this.table
+        .row(this.opKey(id))
+        .filter(this.unchangedFilter([{ interleave: blocking }], seen), {
+          onMatch: [this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS)],
+          onNoMatch: [],
+          gaxOptions: gax(),
+        }),
     );
     if (applied === true) return { applied: true };
     const { operation, reason } = await this.notApplied(name, seen, options.publishTime);
@@ -1096,8 +1102,16 @@ export class BigtableOperationStore implements OperationStore {
    * A predicate that yields cells (so CheckAndMutateRow takes onMatch) only when the operation
    * exists and `blocking` yields nothing: condition(blocking ? block all : column C).
    */
-  private unchangedFilter(blocking: unknown[]) {
+  private unchangedFilter(blocking: unknown[], eventColumnName?: string) {
+    // First down to the state cells (and the one event-ID cell looked for), so that the
+    // condition, which Bigtable (and far more the emulator) evaluates over every cell it is
+    // given, does not pass over all the event IDs of a busy operation.
+    const cells =
+      eventColumnName === undefined
+        ? STATE_RANGE
+        : { interleave: [[STATE_RANGE], [{ column: eventColumnName }]] };
     return [
+      cells,
       {
         condition: {
           test: blocking,
