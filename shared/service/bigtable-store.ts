@@ -33,9 +33,10 @@
  *   live as long as the running operation; the terminal write drops them (nothing applies to a done
  *   operation). Reads never return them (STATE_CELLS). Heartbeats are checked, not recorded (one
  *   cell per heartbeat would grow the row every 15 s, and a heartbeat changes no state). Cost:
- *   about 40 bytes per applied progress event while the operation runs; Bigtable filters them
- *   out server-side, but every read and predicate of the row still passes over them, which the
- *   emulator feels from a few thousand on (bench/event-ids.ts).
+ *   about 40 bytes per applied progress event while the operation runs. Reads and predicates
+ *   first narrow the row to the state columns (a column range, which Bigtable can seek), but the
+ *   emulator passes over every cell of the row each time: with 1,000 recorded IDs its reads are
+ *   several times and its progress writes about 20 times slower (bench/event-ids.ts).
  * - Incarnations. An event published before its operation was created belongs to an earlier
  *   operation of the same name: every event write also refuses when C (the create time, taken
  *   before the create writes anything) is later than the event's publish time, and the terminal
