@@ -33,9 +33,10 @@
  *   live as long as the running operation; the terminal write drops them (nothing applies to a done
  *   operation). Reads never return them (STATE_CELLS). Heartbeats are checked, not recorded (one
  *   cell per heartbeat would grow the row every 15 s, and a heartbeat changes no state). Cost:
- *   about 40 bytes per applied progress event while the operation runs; Bigtable filters them
- *   out server-side, but every read and predicate of the row still passes over them, which the
- *   emulator feels from a few thousand on (bench/event-ids.ts).
+ *   about 40 bytes per applied progress event while the operation runs. Reads and predicates
+ *   first narrow the row to the state columns (a column range, which Bigtable can seek), but the
+ *   emulator passes over every cell of the row each time: with 1,000 recorded IDs its reads are
+ *   several times and its progress writes about 20 times slower (bench/event-ids.ts).
  * - Incarnations. An event published before its operation was created belongs to an earlier
  *   operation of the same name: every event write also refuses when C (the create time, taken
  *   before the create writes anything) is later than the event's publish time, and the terminal
@@ -870,6 +871,7 @@ export class BigtableOperationStore implements OperationStore {
         outcome,
         options,
         seen === undefined ? [] : [column(seen)],
+        seen,
       );
       if (written) return { operation: written, applied: true };
     }
@@ -886,6 +888,7 @@ export class BigtableOperationStore implements OperationStore {
     outcome: Outcome,
     options: CompleteOptions,
     extraConflicts: unknown[][] = [],
+    seen?: string,
   ): Promise<Operation | undefined> {
     const now = this.now();
     const next: Cells = { ...current, U: String(now), D: String(now) };
@@ -914,7 +917,7 @@ export class BigtableOperationStore implements OperationStore {
     }
     if (current.X === undefined) conflicts.push(column('X'));
     const [applied] = await this.call(() =>
-      this.table.row(this.opKey(id)).filter(this.unchangedFilter(anyOf(conflicts)), {
+      this.table.row(this.opKey(id)).filter(this.unchangedFilter(anyOf(conflicts), seen), {
         onMatch: [{ method: 'delete', data: [STATE] }, this.insert(next, now * 1000)],
         onNoMatch: [],
         gaxOptions: gax(),
@@ -937,16 +940,18 @@ export class BigtableOperationStore implements OperationStore {
     const newer = [...column('K'), { value: { start: { value: key, inclusive: true } } }];
     const blocking = [column('D'), newer, column(seen), ...this.createdAfter(options.publishTime)];
     const [applied] = await this.call(() =>
-      this.table.row(this.opKey(id)).filter(this.unchangedFilter([{ interleave: blocking }]), {
-        onMatch: [
-          this.insert(
-            { M: JSON.stringify(metadata), K: key, U: String(now), H: padMs(now), [seen]: '1' },
-            RUNNING_TIMESTAMP_MICROS,
-          ),
-        ],
-        onNoMatch: [],
-        gaxOptions: gax(),
-      }),
+      this.table
+        .row(this.opKey(id))
+        .filter(this.unchangedFilter([{ interleave: blocking }], seen), {
+          onMatch: [
+            this.insert(
+              { M: JSON.stringify(metadata), K: key, U: String(now), H: padMs(now), [seen]: '1' },
+              RUNNING_TIMESTAMP_MICROS,
+            ),
+          ],
+          onNoMatch: [],
+          gaxOptions: gax(),
+        }),
     );
     // Applied: the operation is running and this metadata is its newest, so its state is known
     // without reading the row back.
@@ -1011,11 +1016,13 @@ export class BigtableOperationStore implements OperationStore {
       ...this.createdAfter(options.publishTime),
     ];
     const [applied] = await this.call(() =>
-      this.table.row(this.opKey(id)).filter(this.unchangedFilter([{ interleave: blocking }]), {
-        onMatch: [this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS)],
-        onNoMatch: [],
-        gaxOptions: gax(),
-      }),
+      this.table
+        .row(this.opKey(id))
+        .filter(this.unchangedFilter([{ interleave: blocking }], seen), {
+          onMatch: [this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS)],
+          onNoMatch: [],
+          gaxOptions: gax(),
+        }),
     );
     if (applied === true) return { applied: true };
     const { operation, reason } = await this.notApplied(name, seen, options.publishTime);
@@ -1117,8 +1124,16 @@ export class BigtableOperationStore implements OperationStore {
    * A predicate that yields cells (so CheckAndMutateRow takes onMatch) only when the operation
    * exists and `blocking` yields nothing: condition(blocking ? block all : column C).
    */
-  private unchangedFilter(blocking: unknown[]) {
+  private unchangedFilter(blocking: unknown[], eventColumnName?: string) {
+    // First down to the state cells (and the one event-ID cell looked for), so that the
+    // condition, which Bigtable (and far more the emulator) evaluates over every cell it is
+    // given, does not pass over all the event IDs of a busy operation.
+    const cells =
+      eventColumnName === undefined
+        ? STATE_RANGE
+        : { interleave: [[STATE_RANGE], [{ column: eventColumnName }]] };
     return [
+      cells,
       {
         condition: {
           test: blocking,
