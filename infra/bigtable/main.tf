@@ -138,6 +138,10 @@ resource "google_bigtable_table" "operations" {
   column_family {
     family = "i"
   }
+
+  column_family {
+    family = "h"
+  }
 }
 
 # Operation state.
@@ -173,6 +177,25 @@ resource "google_bigtable_gc_policy" "index" {
 
   max_version {
     number = 1
+  }
+}
+
+# Event history of each operation (shared/service/event-history.ts): the last 200 versions of
+# each column, in the operation's row, expiring with it.
+resource "google_bigtable_gc_policy" "history" {
+  project         = var.project_id
+  instance_name   = google_bigtable_instance.this.name
+  table           = google_bigtable_table.operations.name
+  column_family   = "h"
+  mode            = "UNION"
+  deletion_policy = "ABANDON"
+
+  max_age {
+    duration = "${var.retention_seconds}s"
+  }
+
+  max_version {
+    number = 200
   }
 }
 

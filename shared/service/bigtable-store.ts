@@ -17,6 +17,9 @@
  *   P d/{due ms, 15 digits}/{id}
  *                         due-time index of operations with a deadline or heartbeat timeout,
  *                         family `i`, column `d`; checked lazily by the sweeper (sweeper.ts)
+ *   P ta/…, td/…, ka/…, kd/…
+ *                         time-ordered index for orderBy=create_time (time-index.ts)
+ *   P o/{id}, family `h`  the operation's event history (event-history.ts)
  *
  * Why this shape:
  * - Every conditional write is one CheckAndMutateRow on one row: create-if-absent (caller IDs are
@@ -61,8 +64,20 @@ import {
   operationIdOf,
   operationName,
 } from '../sdk/model.js';
+import type { OrderBy } from '../sdk/operation-times.js';
 import type { Config } from './config.js';
-import { compileFilter } from './filter.js';
+import {
+  HISTORY_EVENTS_COLUMN,
+  HISTORY_FAMILY,
+  HISTORY_HEARTBEATS_COLUMN,
+  HISTORY_VERSIONS,
+  type HistoryCell,
+  type HistoryEntry,
+  type HistoryRecord,
+  heartbeatCellValue,
+  historyFromCells,
+} from './event-history.js';
+import { compileFilter, namePrefixOf } from './filter.js';
 import { PageTokens } from './page-token.js';
 import type {
   CompleteOptions,
@@ -79,6 +94,13 @@ import type {
   UpdateMetadataOptions,
   WriteResult,
 } from './store.js';
+import {
+  orderPrefix,
+  readTimeOrderedPage,
+  sortedPage,
+  type TimeIndexReader,
+  timeIndexKeys,
+} from './time-index.js';
 
 const STATE = 's';
 const INDEX = 'i';
@@ -121,17 +143,27 @@ export async function ensureTable(config: Pick<Config, 'projectId' | 'bigtable' 
   const { bigtable, table } = openTable(config);
   try {
     const [exists] = await table.exists();
-    if (exists) return;
-    const rule = {
-      age: { seconds: Math.ceil(config.retentionMs / 1000) },
-      versions: 1,
-      union: true,
-    };
+    const age = { seconds: Math.ceil(config.retentionMs / 1000) };
+    const rule = { age, versions: 1, union: true };
+    const historyRule = { age, versions: HISTORY_VERSIONS, union: true };
+    if (exists) {
+      // A table made before the event history: add its family.
+      const [families] = await table.getFamilies();
+      if (!families.some((family) => family.id === HISTORY_FAMILY)) {
+        try {
+          await table.createFamily(HISTORY_FAMILY, { rule: historyRule });
+        } catch (err) {
+          if (grpcCode(err) !== Code.ALREADY_EXISTS) throw err;
+        }
+      }
+      return;
+    }
     try {
       await table.create({
         families: [
           { name: STATE, rule },
           { name: INDEX, rule },
+          { name: HISTORY_FAMILY, rule: historyRule },
         ],
       });
     } catch (err) {
@@ -255,6 +287,26 @@ function isDefinitive(err: unknown): boolean {
   return code === Code.ALREADY_EXISTS || code === Code.NOT_FOUND || code === Code.ABORTED;
 }
 
+/** Operations a name-prefix search sorted by create time may cover at most. */
+const PREFIX_SORT_MAX = 1000;
+
+/** A row read with its history cells (timestamps in µs). */
+interface HistoryRow {
+  data: Record<string, Record<string, { value: string; timestamp: string | number }[]>>;
+}
+
+/** The mutation adding a history entry to the operation's row (none without an entry). */
+function historyMutations(entry: HistoryEntry | undefined) {
+  if (entry === undefined) return [];
+  const heartbeat = entry.outcome === 'HEARTBEAT';
+  const cell = {
+    value: heartbeat ? heartbeatCellValue(entry) : JSON.stringify(entry),
+    timestamp: Date.parse(entry.applyTime) * 1000,
+  };
+  const columnName = heartbeat ? HISTORY_HEARTBEATS_COLUMN : HISTORY_EVENTS_COLUMN;
+  return [{ method: 'insert', data: { [HISTORY_FAMILY]: { [columnName]: cell } } }];
+}
+
 /** Fresh call options each time: the client mutates them (it appends its metrics interceptor). */
 const gax = () => ({ timeout: CALL_TIMEOUT_MS });
 /** A filter matching what any of `filters` matches (Bigtable wants two or more in an interleave). */
@@ -352,6 +404,8 @@ export class BigtableOperationStore implements OperationStore {
         ),
       );
     }
+
+    await this.writeTimeIndex(id, now, parentId, RUNNING_TIMESTAMP_MICROS);
 
     // The index entry comes first: a crash after it leaves an entry that listing skips and
     // removes, while the other order could leave a child missing from its parent's listing.
@@ -491,6 +545,10 @@ export class BigtableOperationStore implements OperationStore {
 
   async list(options: ListOptions): Promise<Page> {
     const predicate = compileFilter(options.filter);
+    const within = namePrefixOf(options.filter) ?? '';
+    if (options.orderBy !== undefined) {
+      return this.listByTime(options, options.orderBy, predicate, within);
+    }
     const scope = `list\n${options.filter}`;
     const position = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
     const prefix = `${this.prefix}o/`;
@@ -500,7 +558,7 @@ export class BigtableOperationStore implements OperationStore {
     let bytes = 0;
     const batchSize = Math.min(Math.max(options.pageSize * 2, 100), 1000);
     for (;;) {
-      const rows = await this.scan(prefix, cursor, batchSize);
+      const rows = await this.scan(prefix, cursor, batchSize, STATE, within);
       for (const [index, row] of rows.entries()) {
         const id = row.id.slice(prefix.length);
         const before = cursor;
@@ -526,9 +584,192 @@ export class BigtableOperationStore implements OperationStore {
     }
   }
 
+  /**
+   * A list page in create-time order: from the time-ordered index, or, for a name prefix, from
+   * that key range sorted (it may hold `PREFIX_SORT_MAX` operations at most).
+   */
+  private async listByTime(
+    options: ListOptions,
+    order: OrderBy,
+    predicate: (record: OperationRecord) => boolean,
+    within: string,
+  ): Promise<Page> {
+    const scope = `list\n${options.filter}\norderBy=${order}`;
+    const after = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
+    const budget = { maxBytes: this.pageMaxBytes, bytesOf: operationBytes };
+    let page: { records: OperationRecord[]; next: string | undefined };
+    if (within !== '') {
+      const prefix = `${this.prefix}o/`;
+      const rows = await this.scan(prefix, undefined, PREFIX_SORT_MAX + 1, STATE, within);
+      if (rows.length > PREFIX_SORT_MAX) {
+        throw invalidArgument(
+          `more than ${PREFIX_SORT_MAX} operations have a name starting with operations/${within}; to sort them by create_time, use a longer prefix (or list them by name)`,
+        );
+      }
+      const candidates = rows.flatMap((row) => {
+        const record = this.toRecord(row.id.slice(prefix.length), this.cellsOf(row));
+        return record && predicate(record) ? [record] : [];
+      });
+      page = sortedPage(order, candidates, { after, pageSize: options.pageSize, ...budget });
+    } else {
+      page = await readTimeOrderedPage(this.timeIndexReader(), {
+        order,
+        prefix: orderPrefix(this.prefix, order),
+        after,
+        pageSize: options.pageSize,
+        accept: predicate,
+        ...budget,
+      });
+    }
+    return {
+      operations: page.records,
+      nextPageToken: page.next === undefined ? '' : this.tokens.encode(page.next, scope),
+    };
+  }
+
+  private timeIndexReader(): TimeIndexReader {
+    return {
+      scan: async (prefix, after, limit) =>
+        (await this.scan(prefix, after, limit, INDEX)).map((row) => ({ key: row.id })),
+      findMany: (ids) => this.findMany(ids),
+      drop: (key) => {
+        this.call(() => this.table.mutate({ key, method: 'delete' })).catch(() => undefined);
+      },
+      now: () => this.now(),
+    };
+  }
+
+  /** Writes the time-ordered index entries of an operation, with the cells' timestamp. */
+  private async writeTimeIndex(
+    id: string,
+    createMs: number,
+    parentId: string | undefined,
+    timestampMicros: number,
+  ): Promise<void> {
+    await this.call(() =>
+      this.table.mutate(
+        timeIndexKeys(this.prefix, id, createMs, parentId).map((key) => ({
+          key,
+          method: 'insert',
+          data: { [INDEX]: { t: { value: String(createMs), timestamp: timestampMicros } } },
+        })),
+        { gaxOptions: gax() },
+      ),
+    );
+  }
+
+  private timeKeys(id: string, cells: Cells): string[] {
+    const parentId = cells.P === undefined ? undefined : operationIdOf(cells.P);
+    return cells.C === undefined ? [] : timeIndexKeys(this.prefix, id, Number(cells.C), parentId);
+  }
+
+  /**
+   * After the terminal write: the time-index entries take the completion time as timestamp (so
+   * that they expire with the operation) and lose their running-time version.
+   */
+  private async expireTimeIndex(id: string, cells: Cells, now: number): Promise<void> {
+    const keys = this.timeKeys(id, cells);
+    try {
+      await this.call(() =>
+        this.table.mutate(
+          keys.flatMap((key) => [
+            {
+              key,
+              method: 'insert',
+              data: { [INDEX]: { t: { value: cells.C as string, timestamp: now * 1000 } } },
+            },
+            {
+              key,
+              method: 'delete',
+              data: [
+                {
+                  column: `${INDEX}:t`,
+                  time: {
+                    start: new Date(now + 1),
+                    end: new Date(RUNNING_TIMESTAMP_MICROS / 1000 + 1),
+                  },
+                },
+              ],
+            },
+          ]),
+          { gaxOptions: gax() },
+        ),
+      );
+    } catch (err) {
+      log.warn('could not date the time-index entries; they stay until the operation is deleted', {
+        operation: operationName(id),
+        error: err,
+      });
+    }
+  }
+
+  async recordHistory(name: string, entry: HistoryEntry): Promise<void> {
+    const id = operationIdOf(name);
+    // Only onto an existing operation: never a row holding nothing but history.
+    await this.call(() =>
+      this.table.row(this.opKey(id)).filter(column('C'), {
+        onMatch: historyMutations(entry),
+        onNoMatch: [],
+        gaxOptions: gax(),
+      }),
+    );
+  }
+
+  async history(name: string): Promise<HistoryRecord> {
+    const id = operationIdOf(name);
+    const [rows] = await this.call(() =>
+      this.table.getRows({
+        keys: [this.opKey(id)],
+        filter: [
+          {
+            interleave: [
+              [{ family: STATE }, { column: 'C' }, { column: { cellLimit: 1 } }],
+              [{ family: HISTORY_FAMILY }, { column: { cellLimit: HISTORY_VERSIONS } }],
+            ],
+          },
+        ],
+        gaxOptions: gax(),
+      }),
+    );
+    const row = rows[0] as unknown as HistoryRow | undefined;
+    const created = row?.data[STATE]?.C?.[0]?.value;
+    if (row === undefined || created === undefined) throw notFound(`operation ${name} not found`);
+    const cells: HistoryCell[] = [];
+    for (const [columnName, versions] of Object.entries(row.data[HISTORY_FAMILY] ?? {})) {
+      for (const version of versions) {
+        cells.push({
+          column: columnName,
+          value: String(version.value),
+          timeMs: Math.floor(Number(version.timestamp) / 1000),
+        });
+      }
+    }
+    // An expired operation is gone, its history with it.
+    await this.get(name);
+    return historyFromCells(name, cells);
+  }
+
   async listChildren(parent: string, options: PageOptions): Promise<Page> {
     const parentId = operationIdOf(parent);
     if (!(await this.find(parentId))) throw notFound(`operation ${parent} not found`);
+    if (options.orderBy !== undefined) {
+      const order = options.orderBy;
+      const scope = `children\n${parent}\norderBy=${order}`;
+      const after = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
+      const page = await readTimeOrderedPage(this.timeIndexReader(), {
+        order,
+        prefix: orderPrefix(this.prefix, order, parentId),
+        after,
+        pageSize: options.pageSize,
+        accept: (record) => record.parent === parent,
+        maxBytes: this.pageMaxBytes,
+        bytesOf: operationBytes,
+      });
+      return {
+        operations: page.records,
+        nextPageToken: page.next === undefined ? '' : this.tokens.encode(page.next, scope),
+      };
+    }
     const scope = `children\n${parent}`;
     const position = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
     const prefix = `${this.prefix}c/${parentId}/`;
@@ -609,6 +850,7 @@ export class BigtableOperationStore implements OperationStore {
     const keys = [this.opKey(id)];
     if (cells.P) keys.push(this.childKey(operationIdOf(cells.P), id));
     if (cells.Q) keys.push(this.requestKey(cells.Q));
+    keys.push(...this.timeKeys(id, cells));
     try {
       const { live, entries } = await this.childEntries(id);
       if (live > 0) {
@@ -763,13 +1005,18 @@ export class BigtableOperationStore implements OperationStore {
     if (current.X === undefined) conflicts.push(column('X'));
     const [applied] = await this.call(() =>
       this.table.row(this.opKey(id)).filter(this.unchangedFilter(anyOf(conflicts)), {
-        onMatch: [{ method: 'delete', data: [STATE] }, this.insert(next, now * 1000)],
+        onMatch: [
+          { method: 'delete', data: [STATE] },
+          this.insert(next, now * 1000),
+          ...historyMutations(options.history),
+        ],
         onNoMatch: [],
         gaxOptions: gax(),
       }),
     );
     if (!applied) return undefined;
     if (current.P !== undefined) await this.expireIndexEntry(current.P, id, current.C, now);
+    await this.expireTimeIndex(id, current, now);
     return (this.toRecord(id, next) as OperationRecord).operation;
   }
 
@@ -791,6 +1038,7 @@ export class BigtableOperationStore implements OperationStore {
               { M: JSON.stringify(metadata), K: key, U: String(now), H: padMs(now) },
               RUNNING_TIMESTAMP_MICROS,
             ),
+            ...historyMutations(options.history),
           ],
           onNoMatch: [],
           gaxOptions: gax(),
@@ -802,7 +1050,10 @@ export class BigtableOperationStore implements OperationStore {
     return { operation: (await this.get(name)).operation, applied: false };
   }
 
-  async heartbeat(name: string, options: { time: Date }): Promise<HeartbeatResult> {
+  async heartbeat(
+    name: string,
+    options: { time: Date; history?: HistoryEntry },
+  ): Promise<HeartbeatResult> {
     const id = operationIdOf(name);
     const value = padMs(options.time.getTime());
     // One CheckAndMutateRow writing one cell; never applied to a done operation, and never
@@ -812,7 +1063,10 @@ export class BigtableOperationStore implements OperationStore {
       this.table
         .row(this.opKey(id))
         .filter(this.unchangedFilter([{ interleave: [column('D'), newer] }]), {
-          onMatch: [this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS)],
+          onMatch: [
+            this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS),
+            ...historyMutations(options.history),
+          ],
           onNoMatch: [],
           gaxOptions: gax(),
         }),
@@ -988,21 +1242,24 @@ export class BigtableOperationStore implements OperationStore {
     this.call(() => this.table.mutate({ key: row.id, method: 'delete' })).catch(() => undefined);
   }
 
+  /** Rows of `prefix` (narrowed to `prefix + within`), after the position `after`. */
   private async scan(
     prefix: string,
     after: string | undefined,
     limit: number,
     family = STATE,
+    within = '',
   ): Promise<RawRow[]> {
+    const first = prefix + within;
     const [rows] = await this.call(() =>
       this.table.getRows({
         ranges: [
           {
             start:
-              after === undefined
-                ? { value: prefix, inclusive: true }
+              after === undefined || prefix + after < first
+                ? { value: first, inclusive: true }
                 : { value: prefix + after, inclusive: false },
-            end: { value: prefixEnd(prefix), inclusive: false },
+            end: { value: prefixEnd(first), inclusive: false },
           },
         ],
         limit,
@@ -1083,6 +1340,9 @@ export class BigtableOperationStore implements OperationStore {
     if (cells.D !== undefined) record.doneTime = new Date(Number(cells.D));
     if (cells.P !== undefined) record.parent = cells.P;
     if (cells.X !== undefined) record.cancelRequestTime = new Date(Number(cells.X));
+    if (cells.L !== undefined) record.deadline = new Date(Number(cells.L));
+    if (cells.T !== undefined) record.heartbeatTimeoutMs = Number(cells.T);
+    if (cells.H !== undefined) record.lastHeartbeatTime = new Date(Number(cells.H));
     return record;
   }
 

@@ -7,6 +7,7 @@
  * the delivery like any other event (it may be created a moment later).
  */
 import type { HeartbeatEvent } from '../sdk/events.js';
+import { historyEntryOf } from './event-history.js';
 import type { OperationStore } from './store.js';
 import type { HandleResult } from './subscriber.js';
 
@@ -14,8 +15,17 @@ export async function applyHeartbeat(
   event: HeartbeatEvent,
   store: OperationStore,
   now: () => number = Date.now,
+  delivery: { publishTime?: string | undefined; messageId?: string } = {},
 ): Promise<HandleResult> {
-  const result = await store.heartbeat(event.operation, { time: new Date(now()) });
+  const time = new Date(now());
+  // Recorded in the event history by the same write (event-history.ts).
+  const history = historyEntryOf(event, 'HEARTBEAT', delivery, time);
+  const result = await store.heartbeat(event.operation, { time, history });
   if (result.applied) return { outcome: 'renewed' };
+  if (result.operation.done) {
+    await store
+      .recordHistory(event.operation, historyEntryOf(event, 'IGNORED', delivery, time))
+      .catch(() => undefined);
+  }
   return { outcome: 'ignored', reason: result.operation.done ? 'done' : 'stale' };
 }

@@ -5,6 +5,8 @@
  */
 import type { Limit } from '../sdk/deadlines.js';
 import type { Any, Operation, OperationNode, Status } from '../sdk/model.js';
+import type { OrderBy } from '../sdk/operation-times.js';
+import type { HistoryEntry, HistoryRecord } from './event-history.js';
 
 /** An operation as stored, with the bookkeeping that the Operation JSON does not carry. */
 export interface OperationRecord {
@@ -17,6 +19,12 @@ export interface OperationRecord {
   parent?: string;
   /** When cancellation was requested, if it was. */
   cancelRequestTime?: Date;
+  /** When the operation must be done, if it has a deadline. */
+  deadline?: Date;
+  /** The longest time without a sign of life before it is ended, if it has one. */
+  heartbeatTimeoutMs?: number;
+  /** The last heartbeat or progress event applied while it ran, if any. */
+  lastHeartbeatTime?: Date;
 }
 
 export interface CreateOperationOptions {
@@ -39,6 +47,8 @@ export interface CreateOperationOptions {
 export interface PageOptions {
   pageSize: number;
   pageToken: string;
+  /** AIP-132 order; by name (ID) when absent. Served from the time-ordered index. */
+  orderBy?: OrderBy;
 }
 
 export interface ListOptions extends PageOptions {
@@ -64,6 +74,8 @@ export type Outcome = { response?: Any } | { error: Status };
 export interface CompleteOptions {
   /** Final metadata; when absent the last metadata is kept. */
   metadata?: Any;
+  /** Written to the event history in the same write when it applies (event-history.ts). */
+  history?: HistoryEntry;
 }
 
 export interface UpdateMetadataOptions {
@@ -71,6 +83,8 @@ export interface UpdateMetadataOptions {
   emitTime: Date;
   /** Tie-breaker between events of the same emitTime; duplicates of one event apply once. */
   eventId: string;
+  /** Written to the event history in the same write when it applies (event-history.ts). */
+  history?: HistoryEntry;
 }
 
 /** An entry of the due-time index: the operation may be due at `due` (sweeper.ts). */
@@ -122,7 +136,14 @@ export interface OperationStore {
    * Renews a running operation's heartbeat (its last sign of life) to `time`: one conditional
    * write; the stored state is read only when it did not apply. NOT_FOUND when absent.
    */
-  heartbeat(name: string, options: { time: Date }): Promise<HeartbeatResult>;
+  heartbeat(
+    name: string,
+    options: { time: Date; history?: HistoryEntry },
+  ): Promise<HeartbeatResult>;
+  /** Adds an entry to an existing operation's event history (events that changed nothing). */
+  recordHistory(name: string, entry: HistoryEntry): Promise<void>;
+  /** The operation's event history, newest first, heartbeat runs collapsed. NOT_FOUND when absent. */
+  history(name: string): Promise<HistoryRecord>;
   /** Due-index entries due at or before `now`, earliest first (at most `limit`). */
   listDue(now: Date, limit: number): Promise<DueEntry[]>;
   /**

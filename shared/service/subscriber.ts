@@ -16,6 +16,9 @@
  *   stored outcome, or the running operation's metadata, equals the event's) and the state is
  *   announced again. Notifications are therefore at-least-once: a duplicate event whose content
  *   is the current state re-announces it, which waiters treat like any other notification.
+ * - Every event handled for an existing operation goes into its event history (event-history.ts)
+ *   with its outcome: in the same write when it applied, by a second write when it changed
+ *   nothing (best effort: a failure there does not fail the delivery).
  * - Every announced change is logged at INFO, message `event applied`, with `operation`,
  *   `eventId`, `messageId`, `type`, `outcome` and `applyLatencyMs` (Pub/Sub publishTime → the
  *   change stored): log-based metrics count events and measure the apply latency from it.
@@ -27,6 +30,12 @@ import { log as defaultLog, type Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
 import type { Operation } from '../sdk/model.js';
 import { type NotificationType, publishNotification } from '../sdk/notifications.js';
+import {
+  type HistoryEntry,
+  type HistoryOutcome,
+  hasEvent,
+  historyEntryOf,
+} from './event-history.js';
 import { applyHeartbeat } from './heartbeats.js';
 import type { OperationStore, Outcome, WriteResult } from './store.js';
 import { endStrandedOperation } from './stranded.js';
@@ -99,14 +108,22 @@ export async function handleEventMessage(
     eventId: event.eventId,
     messageId: message.messageId,
   };
+  const delivery = { publishTime: message.publishTime, messageId: message.messageId };
+  const remember = (outcome: HistoryOutcome) =>
+    deps.store
+      .recordHistory(event.operation, historyEntryOf(event, outcome, delivery))
+      .catch((err: unknown) => {
+        log.warn('event history not recorded', { ...fields, error: toLroError(err) });
+      });
   if (event.type === 'metadata' && event.metadata === undefined) {
+    await remember('IGNORED');
     return { outcome: 'ignored', reason: 'empty' };
   }
 
   let written: WriteResult;
   try {
     if (event.type === 'heartbeat') {
-      const renewed = await applyHeartbeat(event, deps.store);
+      const renewed = await applyHeartbeat(event, deps.store, Date.now, delivery);
       if (renewed.outcome === 'renewed') {
         const applyLatencyMs = latencySince(message.publishTime, Date.now());
         log.info('event applied', {
@@ -118,7 +135,7 @@ export async function handleEventMessage(
       }
       return renewed;
     }
-    written = await write(event, deps.store, message.publishTime);
+    written = await write(event, deps.store, message.publishTime, historyOf(event, delivery));
   } catch (err) {
     const error = toLroError(err);
     if (error.code === Code.NOT_FOUND) {
@@ -145,11 +162,13 @@ export async function handleEventMessage(
     outcome = 'applied';
   } else if (isStoredState(event, operation)) {
     outcome = 'reannounced';
+    await remember('DUPLICATE');
   } else {
     if (operation.done && event.type !== 'metadata') {
       // Typically a worker finishing after its operation was cancelled or timed out.
       log.info('event ignored: the operation had already ended', { ...fields, type: event.type });
     }
+    await remember(await notAppliedOutcome(event, operation, deps.store));
     return { outcome: 'ignored', reason: operation.done ? 'done' : 'stale' };
   }
 
@@ -183,12 +202,42 @@ function latencySince(publishTime: string | undefined, now: number): number | un
   return Number.isNaN(at) ? undefined : Math.max(0, now - at);
 }
 
+/**
+ * The history entry that the write of a change event carries (recorded only if it applies):
+ * CLOCK_CORRECTED when its emitTime was too far ahead to count as given.
+ */
+function historyOf(
+  event: ChangeEvent,
+  delivery: { publishTime?: string | undefined; messageId: string },
+): HistoryEntry {
+  const counted = countedEmitTime(event.emitTime, delivery.publishTime);
+  return event.type === 'metadata' && counted.getTime() !== Date.parse(event.emitTime)
+    ? historyEntryOf(event, 'CLOCK_CORRECTED', { ...delivery, countedTime: counted })
+    : historyEntryOf(event, 'APPLIED', delivery);
+}
+
+/**
+ * Why an event that changed nothing did not: the operation had ended (IGNORED), an event of its
+ * eventId was handled before (DUPLICATE), or newer metadata was stored (STALE).
+ */
+async function notAppliedOutcome(
+  event: ChangeEvent,
+  operation: Operation,
+  store: OperationStore,
+): Promise<HistoryOutcome> {
+  const history = await store.history(event.operation).catch(() => undefined);
+  if (history !== undefined && hasEvent(history, event.eventId)) return 'DUPLICATE';
+  return operation.done ? 'IGNORED' : 'STALE';
+}
+
 function write(
   event: ChangeEvent,
   store: OperationStore,
   publishTime: string | undefined,
+  history: HistoryEntry,
 ): Promise<WriteResult> {
-  const options = event.metadata === undefined ? {} : { metadata: event.metadata };
+  const options =
+    event.metadata === undefined ? { history } : { metadata: event.metadata, history };
   switch (event.type) {
     case 'metadata':
       // Checked by the caller: progress without metadata changes nothing.
@@ -196,6 +245,7 @@ function write(
       return store.updateMetadata(event.operation, event.metadata, {
         emitTime: countedEmitTime(event.emitTime, publishTime),
         eventId: event.eventId,
+        history,
       });
     case 'succeeded': {
       const outcome: Outcome = event.response === undefined ? {} : { response: event.response };
