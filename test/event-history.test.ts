@@ -65,7 +65,7 @@ async function push(operation: string, sent: Sent): Promise<{ status: number; ev
 async function history(id: string) {
   const reply = await call(api.url, 'GET', `/v1/operations/${id}/history`);
   expect(reply.status, JSON.stringify(reply.body)).toBe(200);
-  return reply.body.events as Record<string, any>[];
+  return reply.body.events as Record<string, unknown>[];
 }
 
 describe('event history', () => {
@@ -154,11 +154,11 @@ describe('event history', () => {
       Date.parse(run.applyTime as string),
     );
     for (const e of events) {
-      expect(Date.parse(e.applyTime)).toBeGreaterThanOrEqual(t0 - 1);
+      expect(Date.parse(e.applyTime as string)).toBeGreaterThanOrEqual(t0 - 1);
       expect(typeof e.publishTime).toBe('string');
     }
     // Newest first.
-    const applied = events.map((e) => Date.parse(e.applyTime));
+    const applied = events.map((e) => Date.parse(e.applyTime as string));
     expect([...applied].sort((a, b) => b - a)).toEqual(applied);
   });
 
