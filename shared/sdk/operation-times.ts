@@ -77,10 +77,20 @@ export const ListViewSchema = z
     'BASIC (default): operations only. FULL: also `times`, the OperationTimes of each operation, in the same order.',
   );
 
-/** Query of `GET /v1/operations`: google.longrunning's, plus `orderBy` and `view`. */
+/** How far `showTotalSize` counts at most. */
+export const TOTAL_SIZE_CAP = 1000;
+
+/** Query of `GET /v1/operations`: google.longrunning's, plus `orderBy`, `view`, `showTotalSize`. */
 export const ListOperationsQuerySchema = ListOperationsRequestSchema.extend({
   orderBy: OrderBySchema.optional(),
   view: ListViewSchema.optional(),
+  showTotalSize: z
+    .enum(['true', 'false'])
+    .transform((text) => text === 'true')
+    .optional()
+    .describe(
+      `"true" adds totalSize: how many operations match the filter, counted up to ${TOTAL_SIZE_CAP} (with totalSizeCapped when there are more, or when counting stopped early).`,
+    ),
 });
 export type ListOperationsQuery = z.output<typeof ListOperationsQuerySchema>;
 
@@ -93,6 +103,17 @@ export type ListChildrenQuery = z.output<typeof ListChildrenQuerySchema>;
 
 /** A list or children page; `times` only with `view=FULL`. */
 export const ListOperationsPageSchema = ListOperationsResponseSchema.extend({
+  totalSize: z
+    .number()
+    .int()
+    .optional()
+    .describe('With showTotalSize=true: how many operations match (exact unless totalSizeCapped).'),
+  totalSizeCapped: z
+    .boolean()
+    .optional()
+    .describe(
+      'With showTotalSize=true: true when at least totalSize match (more were not counted).',
+    ),
   times: z
     .array(OperationTimesSchema)
     .optional()

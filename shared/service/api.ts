@@ -53,6 +53,7 @@ import {
   ListOperationsQuerySchema,
   type OperationTimes,
   OperationTimesSchema,
+  TOTAL_SIZE_CAP,
 } from '../sdk/operation-times.js';
 import type { Config } from './config.js';
 import { consoleRoute } from './console-files.js';
@@ -558,12 +559,30 @@ async function get(ctx: Context): Promise<void> {
 }
 
 async function listOperations(ctx: Context<ListOperationsQuery>): Promise<void> {
-  const { view, orderBy, ...options } = ctx.query;
-  const result = await ctx.services.store.list(
-    orderBy === undefined ? options : { ...options, orderBy },
-  );
+  const { view, orderBy, showTotalSize, ...options } = ctx.query;
+  const [result, total] = await Promise.all([
+    ctx.services.store.list(orderBy === undefined ? options : { ...options, orderBy }),
+    showTotalSize ? totalSize(ctx.services.store, options.filter) : undefined,
+  ]);
   const { retentionMs } = ctx.services.config;
-  sendJson(ctx.res, 200, page(result.operations, result.nextPageToken, view, retentionMs));
+  sendJson(ctx.res, 200, {
+    ...page(result.operations, result.nextPageToken, view, retentionMs),
+    ...total,
+  });
+}
+
+/**
+ * How many operations match a filter, counted by listing one page of TOTAL_SIZE_CAP + 1 (a name
+ * prefix reads only its key range): capped when more match, or when the list stopped early.
+ */
+async function totalSize(
+  store: OperationStore,
+  filter: string,
+): Promise<{ totalSize: number; totalSizeCapped?: true }> {
+  const counted = await store.list({ filter, pageSize: TOTAL_SIZE_CAP + 1, pageToken: '' });
+  const n = counted.operations.length;
+  if (n > TOTAL_SIZE_CAP) return { totalSize: TOTAL_SIZE_CAP, totalSizeCapped: true };
+  return counted.nextPageToken ? { totalSize: n, totalSizeCapped: true } : { totalSize: n };
 }
 
 async function listChildren(ctx: Context<ListChildrenQuery>): Promise<void> {
