@@ -18,7 +18,13 @@ import {
 } from './api.js';
 import { announce, append, confirmAction, h, json, replace } from './dom.js';
 import { href, navigate, type View } from './router.js';
-import { absoluteTime, formatSpan, refreshRelative, relativeTime } from './times.js';
+import {
+  absoluteTime,
+  formatAbsolute,
+  formatSpan,
+  refreshRelative,
+  relativeTime,
+} from './times.js';
 
 /** How often the list is read again while it is shown. */
 const LIST_REFRESH_MS = 5_000;
@@ -158,7 +164,7 @@ export async function renderList(main: HTMLElement, view: View): Promise<() => v
     loading = true;
     try {
       const result = await request<OperationsPage>('GET', `v1/operations?${query}`);
-      replace(refreshed, `updated ${new Date().toLocaleTimeString()}, every 5 s`);
+      replace(refreshed, `updated ${formatAbsolute(new Date().toISOString())}, every 5 s`);
       const key = JSON.stringify(result);
       if (key === shown) return;
       shown = key;
@@ -450,7 +456,7 @@ export async function renderOperation(main: HTMLElement, id: string): Promise<()
           ? [
               `${e.count ?? 1} heartbeat${(e.count ?? 1) === 1 ? '' : 's'}`,
               e.firstApplyTime && (e.count ?? 1) > 1
-                ? ` since ${new Date(e.firstApplyTime).toLocaleTimeString()}`
+                ? ` since ${formatAbsolute(e.firstApplyTime)}`
                 : '',
             ]
           : [

@@ -287,6 +287,17 @@ describe('name prefix', () => {
       2,
     );
     expect(newest.names).toEqual(['c', 'a', 'b'].map((x) => `operations/${tag}-${x}`));
+    const counted = await call(
+      s.url,
+      'GET',
+      `/v1/operations?pageSize=1&showTotalSize=true&filter=${encodeURIComponent(`name = "${tag}-*"`)}`,
+    );
+    expect(counted.body).toMatchObject({ totalSize: 3 });
+    expect(counted.body.operations).toHaveLength(1);
+    expect(counted.body).not.toHaveProperty('totalSizeCapped');
+    expect((await call(s.url, 'GET', '/v1/operations?pageSize=1')).body).not.toHaveProperty(
+      'totalSize',
+    );
     const exact = await listAll('/v1/operations', { filter: `name = "operations/${tag}-a"` }, 10);
     expect(exact.names).toEqual([`operations/${tag}-a`]);
   });

@@ -103,7 +103,7 @@ td.name { overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-si
 .tree .progress { display: inline-flex; width: 280px; min-width: 0; vertical-align: middle; margin-left: 6px; }
 .progress .msg { color: var(--muted); font-size: .85rem; overflow-wrap: anywhere; }
 .pager { display: flex; gap: 12px; margin-top: 12px; align-items: center; }
-dl.fields { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0 0 12px; }
+dl.fields { display: grid; grid-template-columns: minmax(8em, max-content) 1fr; gap: 4px 16px; margin: 0 0 12px; }
 dl.fields dt { color: var(--muted); } dl.fields dd { margin: 0; overflow-wrap: anywhere; }
 pre.json { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 10px; overflow: auto; max-height: 420px; font-size: .85rem; white-space: pre-wrap; overflow-wrap: anywhere; }
 .actions { display: flex; gap: 10px; flex-wrap: wrap; margin: 12px 0; }
