@@ -723,7 +723,7 @@ export class BigtableOperationStore implements OperationStore {
         filter: [
           {
             interleave: [
-              [{ family: STATE }, { column: 'C' }, { column: { cellLimit: 1 } }],
+              [{ family: STATE }, { column: /^[CD]$/ }, { column: { cellLimit: 1 } }],
               [{ family: HISTORY_FAMILY }, { column: { cellLimit: HISTORY_VERSIONS } }],
             ],
           },
@@ -733,7 +733,12 @@ export class BigtableOperationStore implements OperationStore {
     );
     const row = rows[0] as unknown as HistoryRow | undefined;
     const created = row?.data[STATE]?.C?.[0]?.value;
-    if (row === undefined || created === undefined) throw notFound(`operation ${name} not found`);
+    const done = row?.data[STATE]?.D?.[0]?.value;
+    const expired = done !== undefined && this.isExpired({ D: String(done) });
+    if (row === undefined || created === undefined || expired) {
+      // An expired operation is gone, its history with it.
+      throw notFound(`operation ${name} not found`);
+    }
     const cells: HistoryCell[] = [];
     for (const [columnName, versions] of Object.entries(row.data[HISTORY_FAMILY] ?? {})) {
       for (const version of versions) {
@@ -744,8 +749,6 @@ export class BigtableOperationStore implements OperationStore {
         });
       }
     }
-    // An expired operation is gone, its history with it.
-    await this.get(name);
     return historyFromCells(name, cells);
   }
 
