@@ -114,6 +114,10 @@ describe('the list', () => {
       );
       expect(noPercent).toEqual({ text: 'no progress reported', bars: 0 });
       expect(await overflow()).toBeLessThanOrEqual(1);
+      // The tab's icon is the console's own (no request for a missing /favicon.ico).
+      const icon = await page.$eval('link[rel="icon"]', (e) => (e as HTMLLinkElement).href);
+      const served = await fetch(icon);
+      expect([served.status, served.headers.get('content-type')]).toEqual([200, 'image/svg+xml']);
       expect(notFound).toEqual([]);
     }, 120_000);
   }
