@@ -295,6 +295,11 @@ interface HistoryRow {
   data: Record<string, Record<string, { value: string; timestamp: string | number }[]>>;
 }
 
+/** `text` as an RE2 literal (ASCII punctuation escaped; other bytes match themselves). */
+function escapeRegExp(text: string): string {
+  return text.replace(/[\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]/g, '\\$&');
+}
+
 /** The mutation adding a history entry to the operation's row (none without an entry). */
 function historyMutations(entry: HistoryEntry | undefined) {
   if (entry === undefined) return [];
@@ -703,8 +708,32 @@ export class BigtableOperationStore implements OperationStore {
     }
   }
 
-  async recordHistory(name: string, entry: HistoryEntry): Promise<void> {
+  async recordHistory(
+    name: string,
+    entry: HistoryEntry,
+    options: { duplicateIfSeen?: boolean } = {},
+  ): Promise<void> {
     const id = operationIdOf(name);
+    if (options.duplicateIfSeen) {
+      // One conditional write: DUPLICATE when an entry of this eventId is stored, else as given.
+      // (The operation was read a moment ago; a delete racing this could leave a row of history
+      // alone, which its max-age GC removes.)
+      // Entries are JSON objects whose first field is the eventId; a value filter is a full match.
+      const seen = `^\\{"eventId":${escapeRegExp(JSON.stringify(entry.eventId))},.*$`;
+      await this.call(() =>
+        this.table
+          .row(this.opKey(id))
+          .filter(
+            [{ family: HISTORY_FAMILY }, { column: HISTORY_EVENTS_COLUMN }, { value: seen }],
+            {
+              onMatch: historyMutations({ ...entry, outcome: 'DUPLICATE' }),
+              onNoMatch: historyMutations(entry),
+              gaxOptions: gax(),
+            },
+          ),
+      );
+      return;
+    }
     // Only onto an existing operation: never a row holding nothing but history.
     await this.call(() =>
       this.table.row(this.opKey(id)).filter(column('C'), {

@@ -140,8 +140,16 @@ export interface OperationStore {
     name: string,
     options: { time: Date; history?: HistoryEntry },
   ): Promise<HeartbeatResult>;
-  /** Adds an entry to an existing operation's event history (events that changed nothing). */
-  recordHistory(name: string, entry: HistoryEntry): Promise<void>;
+  /**
+   * Adds an entry to an existing operation's event history (events that changed nothing). With
+   * `duplicateIfSeen`, the entry's outcome becomes DUPLICATE when the history already holds an
+   * event of its eventId (checked by the same conditional write).
+   */
+  recordHistory(
+    name: string,
+    entry: HistoryEntry,
+    options?: { duplicateIfSeen?: boolean },
+  ): Promise<void>;
   /** The operation's event history, newest first, heartbeat runs collapsed. NOT_FOUND when absent. */
   history(name: string): Promise<HistoryRecord>;
   /** Due-index entries due at or before `now`, earliest first (at most `limit`). */

@@ -30,12 +30,7 @@ import { log as defaultLog, type Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
 import type { Operation } from '../sdk/model.js';
 import { type NotificationType, publishNotification } from '../sdk/notifications.js';
-import {
-  type HistoryEntry,
-  type HistoryOutcome,
-  hasEvent,
-  historyEntryOf,
-} from './event-history.js';
+import { type HistoryEntry, type HistoryOutcome, historyEntryOf } from './event-history.js';
 import { applyHeartbeat } from './heartbeats.js';
 import type { OperationStore, Outcome, WriteResult } from './store.js';
 import { endStrandedOperation } from './stranded.js';
@@ -109,9 +104,9 @@ export async function handleEventMessage(
     messageId: message.messageId,
   };
   const delivery = { publishTime: message.publishTime, messageId: message.messageId };
-  const remember = (outcome: HistoryOutcome) =>
+  const remember = (outcome: HistoryOutcome, options: { duplicateIfSeen?: boolean } = {}) =>
     deps.store
-      .recordHistory(event.operation, historyEntryOf(event, outcome, delivery))
+      .recordHistory(event.operation, historyEntryOf(event, outcome, delivery), options)
       .catch((err: unknown) => {
         log.warn('event history not recorded', { ...fields, error: toLroError(err) });
       });
@@ -168,7 +163,8 @@ export async function handleEventMessage(
       // Typically a worker finishing after its operation was cancelled or timed out.
       log.info('event ignored: the operation had already ended', { ...fields, type: event.type });
     }
-    await remember(await notAppliedOutcome(event, operation, deps.store));
+    // DUPLICATE when an event of this eventId was handled before (checked by the same write).
+    await remember(operation.done ? 'IGNORED' : 'STALE', { duplicateIfSeen: true });
     return { outcome: 'ignored', reason: operation.done ? 'done' : 'stale' };
   }
 
@@ -214,20 +210,6 @@ function historyOf(
   return event.type === 'metadata' && counted.getTime() !== Date.parse(event.emitTime)
     ? historyEntryOf(event, 'CLOCK_CORRECTED', { ...delivery, countedTime: counted })
     : historyEntryOf(event, 'APPLIED', delivery);
-}
-
-/**
- * Why an event that changed nothing did not: the operation had ended (IGNORED), an event of its
- * eventId was handled before (DUPLICATE), or newer metadata was stored (STALE).
- */
-async function notAppliedOutcome(
-  event: ChangeEvent,
-  operation: Operation,
-  store: OperationStore,
-): Promise<HistoryOutcome> {
-  const history = await store.history(event.operation).catch(() => undefined);
-  if (history !== undefined && hasEvent(history, event.eventId)) return 'DUPLICATE';
-  return operation.done ? 'IGNORED' : 'STALE';
 }
 
 function write(
