@@ -18,8 +18,9 @@
  *   the operation (its cells are older than the completion, whose retention GC counts from).
  *   Operation reads filter on family `s`, so they never read it.
  * - An applied event's entry is one more mutation in the same conditional write that applies it
- *   (no extra request); an event that changed nothing (duplicate, stale, ignored) costs one more
- *   conditional write, which never creates a row for an unknown operation.
+ *   (no extra request); an event that changed nothing costs one more conditional write, whose
+ *   predicate (an entry of the same eventId stored in `h:e`) makes it DUPLICATE, else STALE or
+ *   IGNORED, without a read.
  * - Cell timestamps have millisecond granularity in Bigtable: two events of one operation
  *   handled in the same millisecond keep one entry (the later write) of that column.
  */
@@ -135,11 +136,6 @@ export function historyFromCells(name: string, cells: HistoryCell[]): HistoryRec
     events.push(entry.data);
   }
   return { name, events };
-}
-
-/** Whether the history holds an event of this eventId (heartbeats aside). */
-export function hasEvent(history: HistoryRecord, eventId: string): boolean {
-  return history.events.some((item) => item.type !== 'heartbeat' && item.eventId === eventId);
 }
 
 /** What the subscriber knows of an event when it records it. */
