@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util';
 import {
   type OperationsClient as Client,
   OperationsClient,
+  type OperationTimes,
+  type OrderByValue,
   WaitError,
   waitForOperation,
 } from '../shared/sdk/client.js';
@@ -19,7 +21,8 @@ import {
 } from '../shared/sdk/model.js';
 import { renderProgressLine } from '../shared/sdk/progress.js';
 import { EXTRA_COMMANDS, runExtraCommand } from './extra-commands.js';
-import { formatList, formatOperation, formatStatus, formatTree, namesOfTree } from './format.js';
+import { formatOperation, formatStatus, formatTree, namesOfTree } from './format.js';
+import { formatHistory, formatTimedList, formatTimes } from './format-times.js';
 import { RESPONSE_TIMEOUT_MS, withResponseTimeout } from './response-timeout.js';
 import { readEvents } from './sse.js';
 
@@ -46,11 +49,14 @@ Commands:
          [--deadline TIME|DURATION] [--heartbeat-timeout DURATION]
                           create an operation (deadline: RFC 3339, or a duration from now
                           such as 10m; it ends DEADLINE_EXCEEDED when a limit passes)
-  get NAME                show an operation
-  list [--filter F] [--page-size N] [--page-token T] [--all]
-                          list operations (filter e.g. "done = false")
-  children NAME [--page-size N] [--page-token T] [--all]
-                          list an operation's immediate children
+  get NAME                show an operation and its times
+  list [--filter F] [--name PREFIX] [--order-by O] [--page-size N] [--page-token T] [--all]
+                          list operations, newest first (filter e.g. "done = false";
+                          --name demo- lists the IDs starting with demo-; --order-by
+                          "create_time asc" for oldest first, "name" by ID)
+  children NAME [--order-by O] [--page-size N] [--page-token T] [--all]
+                          list an operation's immediate children, newest first
+  history NAME            the events the subscriber handled for it, newest first
   tree NAME [--max-depth N]
                           show an operation and its descendants
   wait NAME [--timeout D] wait until done, drawing a progress bar
@@ -111,7 +117,8 @@ type Command =
   | 'wait'
   | 'watch'
   | 'cancel'
-  | 'delete';
+  | 'delete'
+  | 'history';
 
 const commands: Record<Command, { name: boolean; options: string[] }> = {
   create: {
@@ -119,8 +126,9 @@ const commands: Record<Command, { name: boolean; options: string[] }> = {
     options: ['id', 'parent', 'metadata', 'request-id', 'deadline', 'heartbeat-timeout'],
   },
   get: { name: true, options: [] },
-  list: { name: false, options: ['filter', 'page-size', 'page-token', 'all'] },
-  children: { name: true, options: ['page-size', 'page-token', 'all'] },
+  list: { name: false, options: ['filter', 'name', 'order-by', 'page-size', 'page-token', 'all'] },
+  children: { name: true, options: ['order-by', 'page-size', 'page-token', 'all'] },
+  history: { name: true, options: [] },
   tree: { name: true, options: ['max-depth'] },
   wait: { name: true, options: ['timeout'] },
   watch: { name: true, options: ['timeout'] },
@@ -140,6 +148,8 @@ const optionSpec = {
   deadline: { type: 'string' },
   'heartbeat-timeout': { type: 'string' },
   filter: { type: 'string' },
+  name: { type: 'string' },
+  'order-by': { type: 'string' },
   'page-size': { type: 'string' },
   'page-token': { type: 'string' },
   all: { type: 'boolean' },
@@ -400,30 +410,51 @@ const handlers: Record<Command, (ctx: Context) => Promise<number>> = {
   },
 
   async get(ctx) {
-    const { operation: op, cancelRequestTime } = await ctx.client.getWithCancellation(ctx.name);
-    if (ctx.json) printJson(ctx, op);
-    else ctx.io.stdout(`${formatOperation(op, { cancelRequestTime })}\n`);
+    if (ctx.json) {
+      printJson(ctx, await ctx.client.get(ctx.name));
+      return Exit.ok;
+    }
+    const [op, times] = await Promise.all([
+      ctx.client.get(ctx.name),
+      ctx.client.times(ctx.name).catch(() => undefined),
+    ]);
+    const lines = [formatOperation(op)];
+    if (times) lines.push(...formatTimes(times, Date.now()));
+    ctx.io.stdout(`${lines.join('\n')}\n`);
     return Exit.ok;
   },
 
   list(ctx) {
-    const filter = ctx.values.filter;
+    const filter = listFilter(ctx.values.filter, ctx.values.name);
+    const orderBy = orderByArgument(ctx.values['order-by']);
     return listing(ctx, (pageSize, pageToken) =>
       ctx.client.list({
         ...(filter !== undefined ? { filter } : {}),
         ...(pageSize !== undefined ? { pageSize } : {}),
         ...(pageToken ? { pageToken } : {}),
+        ...(orderBy ? { orderBy } : {}),
+        view: 'FULL',
       }),
     );
   },
 
   children(ctx) {
+    const orderBy = orderByArgument(ctx.values['order-by']);
     return listing(ctx, (pageSize, pageToken) =>
       ctx.client.children(ctx.name, {
         ...(pageSize !== undefined ? { pageSize } : {}),
         ...(pageToken ? { pageToken } : {}),
+        ...(orderBy ? { orderBy } : {}),
+        view: 'FULL',
       }),
     );
+  },
+
+  async history(ctx) {
+    const history = await ctx.client.history(ctx.name);
+    if (ctx.json) printJson(ctx, history);
+    else ctx.io.stdout(`${formatHistory(history, Date.now())}\n`);
+    return Exit.ok;
   },
 
   async tree(ctx) {
@@ -607,12 +638,38 @@ export function errorOfReply(httpStatus: number, text: string): LroError {
   return new LroError(code, message);
 }
 
+/**
+ * The list filter with `--name PREFIX` (an ID or name prefix) added: the API then reads only
+ * that key range.
+ */
+function listFilter(filter: string | undefined, prefix: string | undefined): string | undefined {
+  if (prefix === undefined) return filter;
+  if (!/^(operations\/)?[a-z0-9-]*$/.test(prefix)) {
+    throw new UsageError('--name takes the start of an operation ID, such as demo-');
+  }
+  const term = `name = "${prefix.startsWith('operations/') ? prefix : `operations/${prefix}`}*"`;
+  return filter === undefined || filter.trim() === '' ? term : `(${filter}) AND ${term}`;
+}
+
+/** `--order-by`: newest first unless it says otherwise; `name` orders by ID. */
+function orderByArgument(text: string | undefined): OrderByValue | undefined {
+  const value = (text ?? 'create_time desc').trim().replace(/\s+/g, ' ');
+  if (value === 'name') return undefined;
+  if (value === 'create_time desc' || value === 'newest') return 'create_time desc';
+  if (value === 'create_time asc' || value === 'create_time' || value === 'oldest') {
+    return 'create_time asc';
+  }
+  throw new UsageError(
+    '--order-by takes "create_time desc" (default), "create_time asc" or "name"',
+  );
+}
+
 async function listing(
   ctx: Context,
   page: (
     pageSize: number | undefined,
     pageToken: string | undefined,
-  ) => Promise<{ operations: Operation[]; nextPageToken: string }>,
+  ) => Promise<{ operations: Operation[]; nextPageToken: string; times?: OperationTimes[] }>,
 ): Promise<number> {
   const pageSize =
     ctx.values['page-size'] === undefined
@@ -621,18 +678,23 @@ async function listing(
   if (!ctx.values.all) {
     const reply = await page(pageSize, ctx.values['page-token']);
     if (ctx.json) printJson(ctx, reply);
-    else ctx.io.stdout(`${formatList(reply.operations, reply.nextPageToken)}\n`);
+    else {
+      const text = formatTimedList(reply.operations, reply.times, Date.now(), reply.nextPageToken);
+      ctx.io.stdout(`${text}\n`);
+    }
     return Exit.ok;
   }
   const operations: Operation[] = [];
+  const times: OperationTimes[] = [];
   let token = '';
   do {
     const reply = await page(pageSize, token);
     operations.push(...reply.operations);
+    times.push(...(reply.times ?? []));
     token = reply.nextPageToken;
   } while (token);
   if (ctx.json) printJson(ctx, { operations });
-  else ctx.io.stdout(`${formatList(operations)}\n`);
+  else ctx.io.stdout(`${formatTimedList(operations, times, Date.now())}\n`);
   return Exit.ok;
 }
 

@@ -3,8 +3,9 @@
  * API served under a path prefix works too), Google error bodies turned into ApiError.
  */
 import type { Operation } from '../shared/sdk/model.js';
+import type { OperationHistory, OperationTimes } from '../shared/sdk/operator-views.js';
 
-export type { Operation };
+export type { Operation, OperationHistory, OperationTimes };
 
 export interface DeadLetter {
   name: string;
@@ -64,6 +65,11 @@ export async function request<T>(method: string, path: string, body?: unknown): 
 export interface OperationsPage {
   operations?: Operation[];
   nextPageToken?: string;
+  /** With view=FULL. */
+  times?: OperationTimes[];
+  /** With showTotalSize=true. */
+  totalSize?: number;
+  totalSizeCapped?: boolean;
 }
 
 export interface DeadLettersPage {

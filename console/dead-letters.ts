@@ -1,8 +1,9 @@
 /** The dead-letters pages: the list (reason, operation, time) and one entry with replay and discard. */
-import { type DeadLetter, type DeadLettersPage, enc, request } from './api.js';
+import { ApiError, type DeadLetter, type DeadLettersPage, enc, request } from './api.js';
 import { announce, confirmAction, h, json, replace } from './dom.js';
 import { errorBox } from './operations.js';
 import { href, navigate, type View } from './router.js';
+import { absoluteTime } from './times.js';
 
 const OPERATION_NAME = /^operations\/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const idOfLetter = (letter: DeadLetter) => letter.name.replace(/^deadLetters\//, '');
@@ -70,7 +71,7 @@ export async function renderDeadLetters(main: HTMLElement, view: View): Promise<
             h(
               'tr',
               { 'data-name': letter.name },
-              h('td', { 'data-label': 'Time' }, new Date(letter.deadLetterTime).toLocaleString()),
+              h('td', { 'data-label': 'Time' }, absoluteTime(letter.deadLetterTime)),
               h(
                 'td',
                 { class: 'name', 'data-label': 'Operation' },
@@ -118,6 +119,26 @@ async function renderDeadLetter(main: HTMLElement, id: string): Promise<void> {
     replace(main, heading, errorBox(err), back);
     return;
   }
+  // Whether the operation exists: a link to a missing one would only lead to an error page.
+  const operationField = h('dd', { id: 'letter-operation' }, operationCell(letter.operation));
+  if (letter.operation !== undefined && OPERATION_NAME.test(letter.operation)) {
+    const opName = letter.operation;
+    void request('GET', `v1/operations/${enc(opName.slice('operations/'.length))}`).then(
+      () => undefined,
+      (err: unknown) => {
+        if (!(err instanceof ApiError) || err.code !== 'NOT_FOUND') return;
+        replace(
+          operationField,
+          h('span', { class: 'name' }, opName),
+          h(
+            'p',
+            { class: 'muted', id: 'operation-missing' },
+            'This operation does not exist (not created yet, deleted, or expired). Replaying the event fails the same way until it is created.',
+          ),
+        );
+      },
+    );
+  }
   const replay = h('button', { type: 'button', id: 'replay' }, 'Replay');
   const discard = h('button', { type: 'button', id: 'discard', class: 'danger' }, 'Discard');
   replay.addEventListener('click', async () => {
@@ -148,9 +169,9 @@ async function renderDeadLetter(main: HTMLElement, id: string): Promise<void> {
       'dl',
       { class: 'fields' },
       h('dt', {}, 'Time'),
-      h('dd', {}, letter.deadLetterTime),
+      h('dd', {}, absoluteTime(letter.deadLetterTime)),
       h('dt', {}, 'Operation'),
-      h('dd', {}, operationCell(letter.operation)),
+      operationField,
       h('dt', {}, 'Reason'),
       h('dd', { id: 'reason' }, letter.reason),
     ),

@@ -38,7 +38,9 @@ async function render(): Promise<void> {
     await renderDeadLetters(main, view);
   } else {
     document.title = 'Operations · cloud-lro console';
-    await renderList(main, view);
+    const stop = await renderList(main, view);
+    if (mine === generation) stopLive = stop;
+    else stop();
   }
   if (mine === generation) {
     main.querySelector<HTMLElement>('h1')?.focus({ preventScroll: true });

@@ -462,9 +462,9 @@ describe('retention', () => {
     }
   });
 
-  it('sets a max-age GC rule equal to the retention on both families', async () => {
+  it('sets a max-age GC rule equal to the retention on every family', async () => {
     const rules = await familyGcRules(config);
-    expect(Object.keys(rules).sort()).toEqual(['i', 's']);
+    expect(Object.keys(rules).sort()).toEqual(['h', 'i', 's']);
     for (const rule of Object.values(rules))
       expect(rule.maxAgeSeconds).toBe(config.retentionMs / 1000);
   });

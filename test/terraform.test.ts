@@ -27,6 +27,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from '@cdktf/hcl2json';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { configVariableNames } from '../shared/service/config.js';
+import { HISTORY_VERSIONS } from '../shared/service/event-history.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -745,6 +746,13 @@ describe('functions', () => {
       expect(rules).toMatch(/mode\s*=\s*"union"/);
       expect(rules).toMatch(/max_version\s*=\s*1\b/);
     }
+    // The event history keeps its last versions, and expires with the operations.
+    const history = findBlock(bigtable, 'resource', 'google_bigtable_gc_policy', 'history').body;
+    const gcAge = /var\.\w+/.exec(String(first(history.max_age).duration))?.[0] ?? '';
+    const serviceAge = /var\.\w+/.exec(String(serviceRetention))?.[0] ?? '';
+    expect(rootVariable(bigtable, expr(gcAge))).toBe(rootVariable(functions, expr(serviceAge)));
+    expect(history.mode).toBe('UNION');
+    expect(first(history.max_version).number).toBe(HISTORY_VERSIONS);
   });
 
   it('archives every file the entry points import, and only runtime dependencies', () => {
@@ -903,10 +911,11 @@ describe('bigtable', () => {
   it('creates the table families and a transactional single-cluster app profile the functions use', () => {
     const bigtable = child('bigtable');
     const table = findBlock(bigtable, 'resource', 'google_bigtable_table', 'operations').body;
-    expect((table.column_family as Body[]).map((f) => f.family).sort()).toEqual(['i', 's']);
+    expect((table.column_family as Body[]).map((f) => f.family).sort()).toEqual(['h', 'i', 's']);
     for (const [name, family] of [
       ['state', 's'],
       ['index', 'i'],
+      ['history', 'h'],
     ]) {
       const policy = findBlock(bigtable, 'resource', 'google_bigtable_gc_policy', name ?? '').body;
       expect(policy.column_family).toBe(family);

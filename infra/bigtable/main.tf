@@ -147,6 +147,10 @@ resource "google_bigtable_table" "operations" {
   column_family {
     family = "i"
   }
+
+  column_family {
+    family = "h"
+  }
 }
 
 # Operation state.
@@ -167,6 +171,25 @@ resource "google_bigtable_gc_policy" "index" {
   column_family   = "i"
   deletion_policy = "ABANDON"
   gc_rules        = local.gc_rules
+}
+
+# Event history of each operation (shared/service/event-history.ts): the last 200 versions of
+# each column, in the operation's row, expiring with it.
+resource "google_bigtable_gc_policy" "history" {
+  project         = var.project_id
+  instance_name   = google_bigtable_instance.this.name
+  table           = google_bigtable_table.operations.name
+  column_family   = "h"
+  mode            = "UNION"
+  deletion_policy = "ABANDON"
+
+  max_age {
+    duration = "${var.retention_seconds}s"
+  }
+
+  max_version {
+    number = 200
+  }
 }
 
 resource "google_bigtable_app_profile" "transactional" {

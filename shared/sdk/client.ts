@@ -18,6 +18,7 @@ import { defaults } from './defaults.js';
 import { Code, codeOfHttpStatus, type ErrorDetail, isCode, LroError } from './errors.js';
 import { nonFiniteNumberKey } from './json-limits.js';
 import type { Any, Operation, OperationNode } from './operation.js';
+import type { OperationHistory, OperationTimes, OrderByValue } from './operator-views.js';
 
 export const PARENT_HEADER = 'x-lro-parent';
 
@@ -52,16 +53,24 @@ export interface ListOptions extends CallOptions {
   filter?: string;
   pageSize?: number;
   pageToken?: string;
+  /** AIP-132: newest first (`create_time desc`) or oldest first; by name when absent. */
+  orderBy?: OrderByValue;
+  /** `FULL` adds `times` to the page (AIP-157); `BASIC` (default) does not. */
+  view?: 'BASIC' | 'FULL';
 }
 
 export interface PageOptions extends CallOptions {
   pageSize?: number;
   pageToken?: string;
+  orderBy?: OrderByValue;
+  view?: 'BASIC' | 'FULL';
 }
 
 export interface OperationsPage {
   operations: Operation[];
   nextPageToken: string;
+  /** With `view: 'FULL'`: the times of each operation, in the order of `operations`. */
+  times?: OperationTimes[];
 }
 
 /** An LroError that also carries the last state seen (deadline or abort of a wait). */
@@ -163,6 +172,8 @@ export class OperationsClient {
     if (options.filter) query.set('filter', options.filter);
     if (options.pageSize !== undefined) query.set('pageSize', String(options.pageSize));
     if (options.pageToken) query.set('pageToken', options.pageToken);
+    if (options.orderBy) query.set('orderBy', options.orderBy);
+    if (options.view) query.set('view', options.view);
     return this.call<Partial<OperationsPage>>(
       'GET',
       `/v1/operations${suffix(query)}`,
@@ -181,10 +192,22 @@ export class OperationsClient {
     } while (pageToken);
   }
 
+  /** When the operation was created, last changed, ended; its limits and last heartbeat. */
+  times(name: string, options: CallOptions = {}): Promise<OperationTimes> {
+    return this.call('GET', `/v1/${nameOf(name)}/times`, undefined, options.signal);
+  }
+
+  /** The events the subscriber handled for the operation, newest first. */
+  history(name: string, options: CallOptions = {}): Promise<OperationHistory> {
+    return this.call('GET', `/v1/${nameOf(name)}/history`, undefined, options.signal);
+  }
+
   children(name: string, options: PageOptions = {}): Promise<OperationsPage> {
     const query = new URLSearchParams();
     if (options.pageSize !== undefined) query.set('pageSize', String(options.pageSize));
     if (options.pageToken) query.set('pageToken', options.pageToken);
+    if (options.orderBy) query.set('orderBy', options.orderBy);
+    if (options.view) query.set('view', options.view);
     return this.call<Partial<OperationsPage>>(
       'GET',
       `/v1/${nameOf(name)}/children${suffix(query)}`,
@@ -340,7 +363,8 @@ function suffix(query: URLSearchParams): string {
 }
 
 function normalizePage(page: Partial<OperationsPage>): OperationsPage {
-  return { operations: page.operations ?? [], nextPageToken: page.nextPageToken ?? '' };
+  const normal = { operations: page.operations ?? [], nextPageToken: page.nextPageToken ?? '' };
+  return page.times === undefined ? normal : { ...normal, times: page.times };
 }
 
 function messageOf(err: unknown): string {
@@ -490,6 +514,13 @@ export {
   LroError,
 } from './errors.js';
 export type { Any, Operation, OperationNode, Status } from './operation.js';
+export type {
+  HistoryItem,
+  HistoryOutcome,
+  OperationHistory,
+  OperationTimes,
+  OrderByValue,
+} from './operator-views.js';
 export {
   type BarOptions,
   messageOf,

@@ -4,7 +4,8 @@
  * (`apiRoutes`) and the handlers live here; body and query parsing and error bodies in http.ts;
  * waiting in waiter.ts. docs/openapi.yaml is generated from the routing table.
  *
- *   GET    /v1/operations                    ListOperations (filter, pageSize, pageToken)
+ *   GET    /v1/operations                    ListOperations (filter, pageSize, pageToken, orderBy,
+ *                                             view)
  *   POST   /v1/operations                    create {operationId?, parent?, metadata?, requestId?,
  *                                             deadline?, heartbeatTimeout?}
  *   POST   /v1/operations:batchWait          {names, timeout?} -> {operations}
@@ -15,7 +16,9 @@
  *   GET    /v1/operations/{id}:watch         server-sent events, one per change, until done
  *   GET    /v1/operations/{id}:traverse      the tree of children (maxDepth)
  *   GET    /v1/operations/{id}:getParent     {parent?}
- *   GET    /v1/operations/{id}/children      immediate children (pageSize, pageToken)
+ *   GET    /v1/operations/{id}/children      immediate children (pageSize, pageToken, orderBy, view)
+ *   GET    /v1/operations/{id}/times         the operation's times (operation-times.ts)
+ *   GET    /v1/operations/{id}/history       the events the subscriber handled (event-history.ts)
  *   /v1/deadLetters...                        dead letters (dead-letter-api.ts)
  *   GET    /console/...                      the web console, outside the table (console-files.ts)
  */
@@ -25,6 +28,7 @@ import { z } from 'zod';
 import { CANCEL_REQUESTED_HEADER, cancelRequestedValue } from '../sdk/cancel-requested.js';
 import { resolveLimits } from '../sdk/deadlines.js';
 import { defaults } from '../sdk/defaults.js';
+import { formatDuration } from '../sdk/duration.js';
 import { Code, LroError, toLroError } from '../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../sdk/log.js';
 import { Messaging } from '../sdk/messaging.js';
@@ -32,11 +36,6 @@ import {
   BatchWaitRequestSchema,
   type CreateOperationRequest,
   CreateOperationRequestSchema,
-  type ListChildrenRequest,
-  ListChildrenRequestSchema,
-  type ListOperationsRequest,
-  ListOperationsRequestSchema,
-  ListOperationsResponseSchema,
   type Operation,
   OperationNameSchema,
   type OperationNode,
@@ -46,12 +45,23 @@ import {
   WaitOperationRequestSchema,
 } from '../sdk/model.js';
 import { formatTiming, type NotificationType } from '../sdk/notifications.js';
+import {
+  type ListChildrenQuery,
+  ListChildrenQuerySchema,
+  ListOperationsPageSchema,
+  type ListOperationsQuery,
+  ListOperationsQuerySchema,
+  type OperationTimes,
+  OperationTimesSchema,
+  TOTAL_SIZE_CAP,
+} from '../sdk/operation-times.js';
 import { announce } from './announcer.js';
 import type { Config } from './config.js';
 import { consoleRoute } from './console-files.js';
 import { crossSiteRefusal } from './cross-site.js';
 import { deadLetterRoutes } from './dead-letter-api.js';
 import { DeadLetterStore } from './dead-letter-store.js';
+import { HistoryRecordSchema } from './event-history.js';
 import { leaveFrameworkDomain } from './framework-domain.js';
 import {
   type ApiRequest,
@@ -165,10 +175,11 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: 'GET',
     path: '/v1/operations',
     operationId: 'ListOperations',
-    summary: 'Lists operations matching the filter, one page at a time.',
-    query: ListOperationsRequestSchema,
+    summary:
+      'Lists operations matching the filter, one page at a time: by name, or newest or oldest first (orderBy); view=FULL adds their times.',
+    query: ListOperationsQuerySchema,
     queryName: 'list request',
-    response: ListOperationsResponseSchema,
+    response: ListOperationsPageSchema,
     handler: listOperations,
   }),
   route({
@@ -270,11 +281,30 @@ export const apiRoutes: readonly ApiRoute[] = [
     method: 'GET',
     path: '/v1/operations/{id}/children',
     operationId: 'ListChildOperations',
-    summary: 'Lists the immediate children of an operation, one page at a time.',
-    query: ListChildrenRequestSchema,
+    summary:
+      'Lists the immediate children of an operation, one page at a time: by name, or newest or oldest first (orderBy); view=FULL adds their times.',
+    query: ListChildrenQuerySchema,
     queryName: 'children request',
-    response: ListOperationsResponseSchema,
+    response: ListOperationsPageSchema,
     handler: listChildren,
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/operations/{id}/times',
+    operationId: 'GetOperationTimes',
+    summary:
+      'When the operation was created, last changed, ended; its deadline, heartbeat timeout, last heartbeat and cancellation request.',
+    response: OperationTimesSchema,
+    handler: getTimes,
+  }),
+  route({
+    method: 'GET',
+    path: '/v1/operations/{id}/history',
+    operationId: 'GetOperationHistory',
+    summary:
+      'The events the subscriber handled for the operation, newest first, with what each did (the last 200, heartbeat runs collapsed).',
+    response: HistoryRecordSchema,
+    handler: getHistory,
   }),
   route({
     method: 'GET',
@@ -478,8 +508,45 @@ function publish(ctx: Context, type: NotificationType, operation: Operation): vo
   announce(messaging, topics, { type, operation }, ctx.log);
 }
 
-function page(records: OperationRecord[], nextPageToken: string) {
-  return { operations: records.map((r) => r.operation), nextPageToken };
+function page(
+  records: OperationRecord[],
+  nextPageToken: string,
+  view: 'BASIC' | 'FULL' | undefined,
+  retentionMs: number,
+) {
+  const operations = records.map((r) => r.operation);
+  if (view !== 'FULL') return { operations, nextPageToken };
+  return { operations, nextPageToken, times: records.map((r) => timesOf(r, retentionMs)) };
+}
+
+/** The times of an operation as the API shows them. */
+export function timesOf(record: OperationRecord, retentionMs: number): OperationTimes {
+  const times: OperationTimes = {
+    name: record.operation.name,
+    createTime: record.createTime.toISOString(),
+    updateTime: record.updateTime.toISOString(),
+  };
+  if (record.doneTime) {
+    times.endTime = record.doneTime.toISOString();
+    times.expireTime = new Date(record.doneTime.getTime() + retentionMs).toISOString();
+  }
+  if (record.deadline) times.deadline = record.deadline.toISOString();
+  if (record.heartbeatTimeoutMs !== undefined) {
+    times.heartbeatTimeout = formatDuration(record.heartbeatTimeoutMs);
+  }
+  if (record.lastHeartbeatTime) times.lastHeartbeatTime = record.lastHeartbeatTime.toISOString();
+  if (record.cancelRequestTime) times.cancelRequestTime = record.cancelRequestTime.toISOString();
+  if (record.parent !== undefined) times.parent = record.parent;
+  return times;
+}
+
+async function getTimes(ctx: Context): Promise<void> {
+  const record = await ctx.services.store.get(ctx.name);
+  sendJson(ctx.res, 200, timesOf(record, ctx.services.config.retentionMs));
+}
+
+async function getHistory(ctx: Context): Promise<void> {
+  sendJson(ctx.res, 200, await ctx.services.store.history(ctx.name));
 }
 
 async function get(ctx: Context): Promise<void> {
@@ -490,14 +557,41 @@ async function get(ctx: Context): Promise<void> {
   sendJson(ctx.res, 200, record.operation);
 }
 
-async function listOperations(ctx: Context<ListOperationsRequest>): Promise<void> {
-  const result = await ctx.services.store.list(ctx.query);
-  sendJson(ctx.res, 200, page(result.operations, result.nextPageToken));
+async function listOperations(ctx: Context<ListOperationsQuery>): Promise<void> {
+  const { view, orderBy, showTotalSize, ...options } = ctx.query;
+  const [result, total] = await Promise.all([
+    ctx.services.store.list(orderBy === undefined ? options : { ...options, orderBy }),
+    showTotalSize ? totalSize(ctx.services.store, options.filter) : undefined,
+  ]);
+  const { retentionMs } = ctx.services.config;
+  sendJson(ctx.res, 200, {
+    ...page(result.operations, result.nextPageToken, view, retentionMs),
+    ...total,
+  });
 }
 
-async function listChildren(ctx: Context<ListChildrenRequest>): Promise<void> {
-  const result = await ctx.services.store.listChildren(ctx.name, ctx.query);
-  sendJson(ctx.res, 200, page(result.operations, result.nextPageToken));
+/**
+ * How many operations match a filter, counted by listing one page of TOTAL_SIZE_CAP + 1 (a name
+ * prefix reads only its key range): capped when more match, or when the list stopped early.
+ */
+async function totalSize(
+  store: OperationStore,
+  filter: string,
+): Promise<{ totalSize: number; totalSizeCapped?: true }> {
+  const counted = await store.list({ filter, pageSize: TOTAL_SIZE_CAP + 1, pageToken: '' });
+  const n = counted.operations.length;
+  if (n > TOTAL_SIZE_CAP) return { totalSize: TOTAL_SIZE_CAP, totalSizeCapped: true };
+  return counted.nextPageToken ? { totalSize: n, totalSizeCapped: true } : { totalSize: n };
+}
+
+async function listChildren(ctx: Context<ListChildrenQuery>): Promise<void> {
+  const { view, orderBy, ...options } = ctx.query;
+  const result = await ctx.services.store.listChildren(
+    ctx.name,
+    orderBy === undefined ? options : { ...options, orderBy },
+  );
+  const { retentionMs } = ctx.services.config;
+  sendJson(ctx.res, 200, page(result.operations, result.nextPageToken, view, retentionMs));
 }
 
 async function traverse(ctx: Context<z.output<typeof TraverseRequestSchema>>): Promise<void> {

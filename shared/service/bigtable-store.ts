@@ -20,6 +20,9 @@
  *   P d/{due ms, 15 digits}/{id}
  *                         due-time index of operations with a deadline or heartbeat timeout,
  *                         family `i`, column `d`; checked lazily by the sweeper (sweeper.ts)
+ *   P ta/…, td/…, ka/…, kd/…
+ *                         time-ordered index for orderBy=create_time (time-index.ts)
+ *   P o/{id}, family `h`  the operation's event history (event-history.ts)
  *
  * Why this shape:
  * - Every conditional write is one CheckAndMutateRow on one row: create-if-absent (caller IDs are
@@ -86,8 +89,20 @@ import {
   operationIdOf,
   operationName,
 } from '../sdk/model.js';
+import type { OrderBy } from '../sdk/operation-times.js';
 import type { Config } from './config.js';
-import { compileFilter } from './filter.js';
+import {
+  HISTORY_EVENTS_COLUMN,
+  HISTORY_FAMILY,
+  HISTORY_HEARTBEATS_COLUMN,
+  HISTORY_VERSIONS,
+  type HistoryCell,
+  type HistoryEntry,
+  type HistoryRecord,
+  heartbeatCellValue,
+  historyFromCells,
+} from './event-history.js';
+import { compileFilter, namePrefixOf } from './filter.js';
 import { PageTokens } from './page-token.js';
 import type {
   CompleteOptions,
@@ -106,6 +121,13 @@ import type {
   UpdateMetadataOptions,
   WriteResult,
 } from './store.js';
+import {
+  orderPrefix,
+  readTimeOrderedPage,
+  sortedPage,
+  type TimeIndexReader,
+  timeIndexKeys,
+} from './time-index.js';
 
 const STATE = 's';
 const INDEX = 'i';
@@ -177,17 +199,27 @@ export async function ensureTable(config: Pick<Config, 'projectId' | 'bigtable' 
   const { bigtable, table } = openTable(config);
   try {
     const [exists] = await table.exists();
-    if (exists) return;
-    const rule = {
-      age: { seconds: Math.ceil(config.retentionMs / 1000) },
-      versions: 1,
-      union: true,
-    };
+    const age = { seconds: Math.ceil(config.retentionMs / 1000) };
+    const rule = { age, versions: 1, union: true };
+    const historyRule = { age, versions: HISTORY_VERSIONS, union: true };
+    if (exists) {
+      // A table made before the event history: add its family.
+      const [families] = await table.getFamilies();
+      if (!families.some((family) => family.id === HISTORY_FAMILY)) {
+        try {
+          await table.createFamily(HISTORY_FAMILY, { rule: historyRule });
+        } catch (err) {
+          if (grpcCode(err) !== Code.ALREADY_EXISTS) throw err;
+        }
+      }
+      return;
+    }
     try {
       await table.create({
         families: [
           { name: STATE, rule },
           { name: INDEX, rule },
+          { name: HISTORY_FAMILY, rule: historyRule },
         ],
       });
     } catch (err) {
@@ -327,6 +359,31 @@ function isDefinitive(err: unknown): boolean {
   return code === Code.ALREADY_EXISTS || code === Code.NOT_FOUND || code === Code.ABORTED;
 }
 
+/** Operations a name-prefix search sorted by create time may cover at most. */
+const PREFIX_SORT_MAX = 1000;
+
+/** A row read with its history cells (timestamps in µs). */
+interface HistoryRow {
+  data: Record<string, Record<string, { value: string; timestamp: string | number }[]>>;
+}
+
+/** `text` as an RE2 literal (ASCII punctuation escaped; other bytes match themselves). */
+function escapeRegExp(text: string): string {
+  return text.replace(/[\x21-\x2f\x3a-\x40\x5b-\x60\x7b-\x7e]/g, '\\$&');
+}
+
+/** The mutation adding a history entry to the operation's row (none without an entry). */
+function historyMutations(entry: HistoryEntry | undefined) {
+  if (entry === undefined) return [];
+  const heartbeat = entry.outcome === 'HEARTBEAT';
+  const cell = {
+    value: heartbeat ? heartbeatCellValue(entry) : JSON.stringify(entry),
+    timestamp: Date.parse(entry.applyTime) * 1000,
+  };
+  const columnName = heartbeat ? HISTORY_HEARTBEATS_COLUMN : HISTORY_EVENTS_COLUMN;
+  return [{ method: 'insert', data: { [HISTORY_FAMILY]: { [columnName]: cell } } }];
+}
+
 /**
  * The per-call deadline of every Bigtable call (`defaults.bigtableCallTimeoutMs`), so that a
  * stalled Bigtable fails the call (and the delivery or request) instead of holding it. Fresh
@@ -435,6 +492,8 @@ export class BigtableOperationStore implements OperationStore {
         ),
       );
     }
+
+    await this.writeTimeIndex(id, now, parentId, RUNNING_TIMESTAMP_MICROS);
 
     // The index entry comes first: a crash after it leaves an entry that listing skips and
     // removes, while the other order could leave a child missing from its parent's listing.
@@ -604,6 +663,10 @@ export class BigtableOperationStore implements OperationStore {
 
   async list(options: ListOptions): Promise<Page> {
     const predicate = compileFilter(options.filter);
+    const within = namePrefixOf(options.filter) ?? '';
+    if (options.orderBy !== undefined) {
+      return this.listByTime(options, options.orderBy, predicate, within);
+    }
     const scope = `list\n${options.filter}`;
     const position = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
     const prefix = `${this.prefix}o/`;
@@ -613,7 +676,7 @@ export class BigtableOperationStore implements OperationStore {
     let bytes = 0;
     const batchSize = Math.min(Math.max(options.pageSize * 2, 100), 1000);
     for (;;) {
-      const rows = await this.scan(prefix, cursor, batchSize);
+      const rows = await this.scan(prefix, cursor, batchSize, STATE, within);
       for (const [index, row] of rows.entries()) {
         const id = row.id.slice(prefix.length);
         const before = cursor;
@@ -639,9 +702,219 @@ export class BigtableOperationStore implements OperationStore {
     }
   }
 
+  /**
+   * A list page in create-time order: from the time-ordered index, or, for a name prefix, from
+   * that key range sorted (it may hold `PREFIX_SORT_MAX` operations at most).
+   */
+  private async listByTime(
+    options: ListOptions,
+    order: OrderBy,
+    predicate: (record: OperationRecord) => boolean,
+    within: string,
+  ): Promise<Page> {
+    const scope = `list\n${options.filter}\norderBy=${order}`;
+    const after = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
+    const budget = { maxBytes: this.pageMaxBytes, bytesOf: operationBytes };
+    let page: { records: OperationRecord[]; next: string | undefined };
+    if (within !== '') {
+      const prefix = `${this.prefix}o/`;
+      const rows = await this.scan(prefix, undefined, PREFIX_SORT_MAX + 1, STATE, within);
+      if (rows.length > PREFIX_SORT_MAX) {
+        throw invalidArgument(
+          `more than ${PREFIX_SORT_MAX} operations have a name starting with operations/${within}; to sort them by create_time, use a longer prefix (or list them by name)`,
+        );
+      }
+      const candidates = rows.flatMap((row) => {
+        const record = this.toRecord(row.id.slice(prefix.length), this.cellsOf(row));
+        return record && predicate(record) ? [record] : [];
+      });
+      page = sortedPage(order, candidates, { after, pageSize: options.pageSize, ...budget });
+    } else {
+      page = await readTimeOrderedPage(this.timeIndexReader(), {
+        order,
+        prefix: orderPrefix(this.prefix, order),
+        after,
+        pageSize: options.pageSize,
+        accept: predicate,
+        ...budget,
+      });
+    }
+    return {
+      operations: page.records,
+      nextPageToken: page.next === undefined ? '' : this.tokens.encode(page.next, scope),
+    };
+  }
+
+  private timeIndexReader(): TimeIndexReader {
+    return {
+      scan: async (prefix, after, limit) =>
+        (await this.scan(prefix, after, limit, INDEX)).map((row) => ({ key: row.id })),
+      findMany: (ids) => this.findMany(ids),
+      drop: (key) => {
+        this.call(() => this.table.mutate({ key, method: 'delete' })).catch(() => undefined);
+      },
+      now: () => this.now(),
+    };
+  }
+
+  /** Writes the time-ordered index entries of an operation, with the cells' timestamp. */
+  private async writeTimeIndex(
+    id: string,
+    createMs: number,
+    parentId: string | undefined,
+    timestampMicros: number,
+  ): Promise<void> {
+    await this.call(() =>
+      this.table.mutate(
+        timeIndexKeys(this.prefix, id, createMs, parentId).map((key) => ({
+          key,
+          method: 'insert',
+          data: { [INDEX]: { t: { value: String(createMs), timestamp: timestampMicros } } },
+        })),
+        { gaxOptions: gax() },
+      ),
+    );
+  }
+
+  private timeKeys(id: string, cells: Cells): string[] {
+    const parentId = cells.P === undefined ? undefined : operationIdOf(cells.P);
+    return cells.C === undefined ? [] : timeIndexKeys(this.prefix, id, Number(cells.C), parentId);
+  }
+
+  /**
+   * After the terminal write: the time-index entries take the completion time as timestamp (so
+   * that they expire with the operation) and lose their running-time version.
+   */
+  private async expireTimeIndex(id: string, cells: Cells, now: number): Promise<void> {
+    const keys = this.timeKeys(id, cells);
+    try {
+      await this.call(() =>
+        this.table.mutate(
+          keys.flatMap((key) => [
+            {
+              key,
+              method: 'insert',
+              data: { [INDEX]: { t: { value: cells.C as string, timestamp: now * 1000 } } },
+            },
+            {
+              key,
+              method: 'delete',
+              data: [
+                {
+                  column: `${INDEX}:t`,
+                  time: {
+                    start: new Date(now + 1),
+                    end: new Date(RUNNING_TIMESTAMP_MICROS / 1000 + 1),
+                  },
+                },
+              ],
+            },
+          ]),
+          { gaxOptions: gax() },
+        ),
+      );
+    } catch (err) {
+      log.warn('could not date the time-index entries; they stay until the operation is deleted', {
+        operation: operationName(id),
+        error: err,
+      });
+    }
+  }
+
+  async recordHistory(
+    name: string,
+    entry: HistoryEntry,
+    options: { duplicateIfSeen?: boolean } = {},
+  ): Promise<void> {
+    const id = operationIdOf(name);
+    if (options.duplicateIfSeen) {
+      // One conditional write: DUPLICATE when an entry of this eventId is stored, else as given.
+      // (The operation was read a moment ago; a delete racing this could leave a row of history
+      // alone, which its max-age GC removes.)
+      // Entries are JSON objects whose first field is the eventId; a value filter is a full match.
+      const seen = `^\\{"eventId":${escapeRegExp(JSON.stringify(entry.eventId))},.*$`;
+      await this.call(() =>
+        this.table
+          .row(this.opKey(id))
+          .filter(
+            [{ family: HISTORY_FAMILY }, { column: HISTORY_EVENTS_COLUMN }, { value: seen }],
+            {
+              onMatch: historyMutations({ ...entry, outcome: 'DUPLICATE' }),
+              onNoMatch: historyMutations(entry),
+              gaxOptions: gax(),
+            },
+          ),
+      );
+      return;
+    }
+    // Only onto an existing operation: never a row holding nothing but history.
+    await this.call(() =>
+      this.table.row(this.opKey(id)).filter(column('C'), {
+        onMatch: historyMutations(entry),
+        onNoMatch: [],
+        gaxOptions: gax(),
+      }),
+    );
+  }
+
+  async history(name: string): Promise<HistoryRecord> {
+    const id = operationIdOf(name);
+    const [rows] = await this.call(() =>
+      this.table.getRows({
+        keys: [this.opKey(id)],
+        filter: [
+          {
+            interleave: [
+              [{ family: STATE }, { column: /^[CD]$/ }, { column: { cellLimit: 1 } }],
+              [{ family: HISTORY_FAMILY }, { column: { cellLimit: HISTORY_VERSIONS } }],
+            ],
+          },
+        ],
+        gaxOptions: gax(),
+      }),
+    );
+    const row = rows[0] as unknown as HistoryRow | undefined;
+    const created = row?.data[STATE]?.C?.[0]?.value;
+    const done = row?.data[STATE]?.D?.[0]?.value;
+    const expired = done !== undefined && this.isExpired({ D: String(done) });
+    if (row === undefined || created === undefined || expired) {
+      // An expired operation is gone, its history with it.
+      throw notFound(`operation ${name} not found`);
+    }
+    const cells: HistoryCell[] = [];
+    for (const [columnName, versions] of Object.entries(row.data[HISTORY_FAMILY] ?? {})) {
+      for (const version of versions) {
+        cells.push({
+          column: columnName,
+          value: String(version.value),
+          timeMs: Math.floor(Number(version.timestamp) / 1000),
+        });
+      }
+    }
+    return historyFromCells(name, cells);
+  }
+
   async listChildren(parent: string, options: PageOptions): Promise<Page> {
     const parentId = operationIdOf(parent);
     if (!(await this.find(parentId))) throw notFound(`operation ${parent} not found`);
+    if (options.orderBy !== undefined) {
+      const order = options.orderBy;
+      const scope = `children\n${parent}\norderBy=${order}`;
+      const after = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
+      const page = await readTimeOrderedPage(this.timeIndexReader(), {
+        order,
+        prefix: orderPrefix(this.prefix, order, parentId),
+        after,
+        pageSize: options.pageSize,
+        accept: (record) => record.parent === parent,
+        maxBytes: this.pageMaxBytes,
+        bytesOf: operationBytes,
+      });
+      return {
+        operations: page.records,
+        nextPageToken: page.next === undefined ? '' : this.tokens.encode(page.next, scope),
+      };
+    }
     const scope = `children\n${parent}`;
     const position = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
     const prefix = `${this.prefix}c/${parentId}/`;
@@ -721,6 +994,7 @@ export class BigtableOperationStore implements OperationStore {
     if (!marked) throw notFound(`operation ${name} not found`);
     const keys: string[] = [];
     if (cells.P) keys.push(this.childKey(operationIdOf(cells.P), id));
+    keys.push(...this.timeKeys(id, cells));
     try {
       const { live, entries } = await this.childEntries(id);
       if (live > 0) {
@@ -918,13 +1192,18 @@ export class BigtableOperationStore implements OperationStore {
     if (current.X === undefined) conflicts.push(column('X'));
     const [applied] = await this.call(() =>
       this.table.row(this.opKey(id)).filter(this.unchangedFilter(anyOf(conflicts), seen), {
-        onMatch: [{ method: 'delete', data: [STATE] }, this.insert(next, now * 1000)],
+        onMatch: [
+          { method: 'delete', data: [STATE] },
+          this.insert(next, now * 1000),
+          ...historyMutations(options.history),
+        ],
         onNoMatch: [],
         gaxOptions: gax(),
       }),
     );
     if (!applied) return undefined;
     if (current.P !== undefined) await this.expireIndexEntry(current.P, id, current.C, now);
+    await this.expireTimeIndex(id, current, now);
     return (this.toRecord(id, next) as OperationRecord).operation;
   }
 
@@ -948,6 +1227,7 @@ export class BigtableOperationStore implements OperationStore {
               { M: JSON.stringify(metadata), K: key, U: String(now), H: padMs(now), [seen]: '1' },
               RUNNING_TIMESTAMP_MICROS,
             ),
+            ...historyMutations(options.history),
           ],
           onNoMatch: [],
           gaxOptions: gax(),
@@ -1019,7 +1299,10 @@ export class BigtableOperationStore implements OperationStore {
       this.table
         .row(this.opKey(id))
         .filter(this.unchangedFilter([{ interleave: blocking }], seen), {
-          onMatch: [this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS)],
+          onMatch: [
+            this.insert({ H: value }, RUNNING_TIMESTAMP_MICROS),
+            ...historyMutations(options.history),
+          ],
           onNoMatch: [],
           gaxOptions: gax(),
         }),
@@ -1208,21 +1491,24 @@ export class BigtableOperationStore implements OperationStore {
     ).catch(() => undefined);
   }
 
+  /** Rows of `prefix` (narrowed to `prefix + within`), after the position `after`. */
   private async scan(
     prefix: string,
     after: string | undefined,
     limit: number,
     family = STATE,
+    within = '',
   ): Promise<RawRow[]> {
+    const first = prefix + within;
     const [rows] = await this.call(() =>
       this.table.getRows({
         ranges: [
           {
             start:
-              after === undefined
-                ? { value: prefix, inclusive: true }
+              after === undefined || prefix + after < first
+                ? { value: first, inclusive: true }
                 : { value: prefix + after, inclusive: false },
-            end: { value: prefixEnd(prefix), inclusive: false },
+            end: { value: prefixEnd(first), inclusive: false },
           },
         ],
         limit,
@@ -1312,6 +1598,9 @@ export class BigtableOperationStore implements OperationStore {
     if (cells.D !== undefined) record.doneTime = new Date(Number(cells.D));
     if (cells.P !== undefined) record.parent = cells.P;
     if (cells.X !== undefined) record.cancelRequestTime = new Date(Number(cells.X));
+    if (cells.L !== undefined) record.deadline = new Date(Number(cells.L));
+    if (cells.T !== undefined) record.heartbeatTimeoutMs = Number(cells.T);
+    if (cells.H !== undefined) record.lastHeartbeatTime = new Date(Number(cells.H));
     return record;
   }
 

@@ -34,6 +34,7 @@ const PAGE = `<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Operations · cloud-lro console</title>
 <link rel="stylesheet" href="style.css">
+<link rel="icon" href="favicon.svg" type="image/svg+xml">
 <script type="module" src="app/console/main.js"></script>
 </head>
 <body>
@@ -59,6 +60,9 @@ const PAGE = `<!doctype html>
 </body>
 </html>
 `;
+
+/** The tab's icon: a ring three-quarters drawn, as an operation under way. */
+const FAVICON = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><circle cx="16" cy="16" r="12" fill="none" stroke="#d0d7de" stroke-width="5"/><path d="M16 4a12 12 0 1 1-12 12" fill="none" stroke="#0b5cad" stroke-width="5"/></svg>`;
 
 const STYLE = `
 :root { color-scheme: light dark; --fg: #1b1f24; --muted: #57606a; --line: #d0d7de; --bg: #fff;
@@ -99,7 +103,7 @@ td.name { overflow-wrap: anywhere; font-family: ui-monospace, monospace; font-si
 .tree .progress { display: inline-flex; width: 280px; min-width: 0; vertical-align: middle; margin-left: 6px; }
 .progress .msg { color: var(--muted); font-size: .85rem; overflow-wrap: anywhere; }
 .pager { display: flex; gap: 12px; margin-top: 12px; align-items: center; }
-dl.fields { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0 0 12px; }
+dl.fields { display: grid; grid-template-columns: minmax(8em, max-content) 1fr; gap: 4px 16px; margin: 0 0 12px; }
 dl.fields dt { color: var(--muted); } dl.fields dd { margin: 0; overflow-wrap: anywhere; }
 pre.json { background: var(--panel); border: 1px solid var(--line); border-radius: 6px; padding: 10px; overflow: auto; max-height: 420px; font-size: .85rem; white-space: pre-wrap; overflow-wrap: anywhere; }
 .actions { display: flex; gap: 10px; flex-wrap: wrap; margin: 12px 0; }
@@ -107,6 +111,16 @@ ul.tree { list-style: none; padding-left: 18px; margin: 4px 0; border-left: 1px 
 ul.tree.root { padding-left: 0; border: 0; }
 ul.tree li { margin: 4px 0; }
 .error { color: var(--bad); }
+.list-meta { display: flex; gap: 16px; flex-wrap: wrap; align-items: baseline; font-size: .85rem; }
+.list-meta p { margin: 0 0 6px; }
+td time, dd time { white-space: nowrap; }
+.fresh { color: var(--ok); } .stale { color: var(--bad); font-weight: 600; }
+ol.timeline { list-style: none; padding-left: 14px; margin: 4px 0; border-left: 2px solid var(--line); }
+ol.timeline li { margin: 3px 0; overflow-wrap: anywhere; }
+ol.timeline li time { display: inline-block; min-width: 7.5em; color: var(--muted); }
+ol.timeline li[data-outcome="DUPLICATE"], ol.timeline li[data-outcome="STALE"], ol.timeline li[data-outcome="IGNORED"] { color: var(--warn); }
+ol.timeline li[data-outcome="HEARTBEAT"] { color: var(--muted); }
+.event-id { font-family: ui-monospace, monospace; font-size: .8rem; }
 dialog { border: 1px solid var(--line); border-radius: 8px; background: var(--bg); color: var(--fg); max-width: min(520px, 92vw); }
 dialog::backdrop { background: rgb(0 0 0 / .35); }
 #status { position: fixed; bottom: 10px; right: 14px; font-size: .85rem; color: var(--muted); }
@@ -136,6 +150,10 @@ export async function consoleRoute(
   const rest = pathname.slice('/console/'.length);
   if (rest === '' || rest === 'index.html') {
     reply(res, 200, 'text/html; charset=utf-8', PAGE, {});
+    return;
+  }
+  if (rest === 'favicon.svg' || rest === 'favicon.ico') {
+    reply(res, 200, 'image/svg+xml', FAVICON, {});
     return;
   }
   if (rest === 'style.css') {

@@ -9,6 +9,9 @@
  * CANCELLED), `create_time` / `update_time` (RFC 3339 strings; `createTime` / `updateTime` too),
  * `metadata.@type` (also `metadata.type_url`), `response.@type`, `parent`, `name`.
  * Values: true, false, integers, code names, quoted strings. Anything else is INVALID_ARGUMENT.
+ * `name = "operations/demo-*"` (a trailing `*`, AIP-160's wildcard) matches names that start with
+ * the text before it (an ID prefix such as `"demo-*"` is accepted too); when such a term is
+ * required (the filter has no OR and no NOT), the list reads only that key range (`namePrefixOf`).
  */
 import { Code, invalidArgument } from '../sdk/errors.js';
 import type { OperationRecord } from './store.js';
@@ -151,11 +154,46 @@ function comparison(field: string, op: Operator, value: Value): OperationPredica
             : field === 'parent'
               ? (r: OperationRecord) => r.parent ?? ''
               : (r: OperationRecord) => r.operation.name;
+      if (field === 'name' && op === '=' && value.text.endsWith('*')) {
+        const prefix = namePrefixText(value.text);
+        return (r) => r.operation.name.startsWith(prefix);
+      }
       return (r) => compare(op, get(r), value.text);
     }
     default:
       throw bad(`unknown field ${field}`);
   }
+}
+
+/** The name prefix of a `name = "…*"` value: `operations/` added to a bare ID prefix. */
+function namePrefixText(value: string): string {
+  const text = value.slice(0, -1);
+  return text.startsWith('operations/') || 'operations/'.startsWith(text)
+    ? text
+    : `operations/${text}`;
+}
+
+/**
+ * The operation ID prefix that every match of a (valid) filter starts with, from a required
+ * `name = "…*"` term; undefined when there is none (then no key range can be narrowed).
+ */
+export function namePrefixOf(source: string): string | undefined {
+  const tokens = tokenize(source);
+  if (tokens.some((t) => t.kind === 'word' && (t.text === 'OR' || t.text === 'NOT'))) {
+    return undefined;
+  }
+  let longest: string | undefined;
+  for (let i = 0; i + 2 < tokens.length; i++) {
+    const [field, op, value] = [tokens[i], tokens[i + 1], tokens[i + 2]];
+    if (field?.kind !== 'word' || field.text !== 'name') continue;
+    if (op?.kind !== 'op' || op.text !== '=') continue;
+    if ((value?.kind !== 'string' && value?.kind !== 'word') || !value.text.endsWith('*')) continue;
+    const name = namePrefixText(value.text);
+    if (name.length < 'operations/'.length) continue;
+    const id = name.slice('operations/'.length);
+    if (longest === undefined || id.length > longest.length) longest = id;
+  }
+  return longest;
 }
 
 /** Compiles a filter; the empty filter matches everything. INVALID_ARGUMENT when malformed. */

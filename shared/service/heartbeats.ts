@@ -9,6 +9,7 @@
  * created, changes nothing; its own eventId is not recorded (store.ts).
  */
 import type { HeartbeatEvent } from '../sdk/events.js';
+import { historyEntryOf } from './event-history.js';
 import type { OperationStore } from './store.js';
 import type { HandleResult } from './subscriber.js';
 
@@ -17,13 +18,23 @@ export async function applyHeartbeat(
   store: OperationStore,
   publishTime?: Date,
   now: () => number = Date.now,
+  delivery: { publishTime?: string | undefined; messageId?: string } = {},
 ): Promise<HandleResult> {
+  const time = new Date(now());
+  // Recorded in the event history by the same write (event-history.ts).
+  const history = historyEntryOf(event, 'HEARTBEAT', delivery, time);
   const result = await store.heartbeat(event.operation, {
-    time: new Date(now()),
+    time,
     eventId: event.eventId,
     ...(publishTime === undefined ? {} : { publishTime }),
+    history,
   });
   if (result.applied) return { outcome: 'renewed' };
+  if (result.operation.done) {
+    await store
+      .recordHistory(event.operation, historyEntryOf(event, 'IGNORED', delivery, time))
+      .catch(() => undefined);
+  }
   return {
     outcome: 'ignored',
     reason: result.reason ?? (result.operation.done ? 'done' : 'stale'),

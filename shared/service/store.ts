@@ -5,6 +5,8 @@
  */
 import type { Limit } from '../sdk/deadlines.js';
 import type { Any, Operation, OperationNode, Status } from '../sdk/model.js';
+import type { OrderBy } from '../sdk/operation-times.js';
+import type { HistoryEntry, HistoryRecord } from './event-history.js';
 
 /** An operation as stored, with the bookkeeping that the Operation JSON does not carry. */
 export interface OperationRecord {
@@ -17,6 +19,12 @@ export interface OperationRecord {
   parent?: string;
   /** When cancellation was requested, if it was. */
   cancelRequestTime?: Date;
+  /** When the operation must be done, if it has a deadline. */
+  deadline?: Date;
+  /** The longest time without a sign of life before it is ended, if it has one. */
+  heartbeatTimeoutMs?: number;
+  /** The last heartbeat or progress event applied while it ran, if any. */
+  lastHeartbeatTime?: Date;
 }
 
 export interface CreateOperationOptions {
@@ -39,6 +47,8 @@ export interface CreateOperationOptions {
 export interface PageOptions {
   pageSize: number;
   pageToken: string;
+  /** AIP-132 order; by name (ID) when absent. Served from the time-ordered index. */
+  orderBy?: OrderBy;
 }
 
 export interface ListOptions extends PageOptions {
@@ -84,6 +94,8 @@ export type Outcome = { response?: Any } | { error: Status };
 export interface CompleteOptions extends EventIdentity {
   /** Final metadata; when absent the last metadata is kept. */
   metadata?: Any;
+  /** Written to the event history in the same write when it applies (event-history.ts). */
+  history?: HistoryEntry;
 }
 
 export interface UpdateMetadataOptions extends EventIdentity {
@@ -91,11 +103,15 @@ export interface UpdateMetadataOptions extends EventIdentity {
   emitTime: Date;
   /** Tie-breaker between events of the same emitTime; one eventId takes effect at most once. */
   eventId: string;
+  /** Written to the event history in the same write when it applies (event-history.ts). */
+  history?: HistoryEntry;
 }
 
 export interface HeartbeatOptions extends EventIdentity {
   /** The time of the sign of life (the service's clock). */
   time: Date;
+  /** Written to the event history in the same write when it applies (event-history.ts). */
+  history?: HistoryEntry;
 }
 
 /** An entry of the due-time index: the operation may be due at `due` (sweeper.ts). */
@@ -160,6 +176,18 @@ export interface OperationStore {
    * before the operation's creation.
    */
   heartbeat(name: string, options: HeartbeatOptions): Promise<HeartbeatResult>;
+  /**
+   * Adds an entry to an existing operation's event history (events that changed nothing). With
+   * `duplicateIfSeen`, the entry's outcome becomes DUPLICATE when the history already holds an
+   * event of its eventId (checked by the same conditional write).
+   */
+  recordHistory(
+    name: string,
+    entry: HistoryEntry,
+    options?: { duplicateIfSeen?: boolean },
+  ): Promise<void>;
+  /** The operation's event history, newest first, heartbeat runs collapsed. NOT_FOUND when absent. */
+  history(name: string): Promise<HistoryRecord>;
   /** Due-index entries due at or before `now`, earliest first (at most `limit`). */
   listDue(now: Date, limit: number): Promise<DueEntry[]>;
   /**

@@ -23,6 +23,9 @@
  *   stored outcome, or the running operation's metadata, equals the event's) and the state is
  *   announced again. Notifications are therefore at-least-once: a duplicate event whose content
  *   is the current state re-announces it, which waiters treat like any other notification.
+ * - Every event handled for an existing operation goes into its event history (event-history.ts)
+ *   with its outcome: in the same write when it applied, by a second write when it changed
+ *   nothing (best effort: a failure there does not fail the delivery).
  * - Every announced change is logged at INFO, message `event applied`, with `operation`,
  *   `eventId`, `messageId`, `type`, `outcome` and `applyLatencyMs` (Pub/Sub publishTime → the
  *   change stored): log-based metrics count events and measure the apply latency from it.
@@ -34,6 +37,7 @@ import { log as defaultLog, type Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
 import type { Operation } from '../sdk/model.js';
 import { type AnnounceTopics, announce, type NotificationType } from '../sdk/notifications.js';
+import { type HistoryEntry, type HistoryOutcome, historyEntryOf } from './event-history.js';
 import { applyHeartbeat } from './heartbeats.js';
 import { eventPublishTime, PUBLISH_TIME_ATTRIBUTE } from './publish-time.js';
 import type { NotAppliedReason, OperationStore, Outcome, WriteResult } from './store.js';
@@ -117,14 +121,22 @@ export async function handleEventMessage(
     eventId: event.eventId,
     messageId: message.messageId,
   };
+  const delivery = { publishTime: message.publishTime, messageId: message.messageId };
+  const remember = (outcome: HistoryOutcome, options: { duplicateIfSeen?: boolean } = {}) =>
+    deps.store
+      .recordHistory(event.operation, historyEntryOf(event, outcome, delivery), options)
+      .catch((err: unknown) => {
+        log.warn('event history not recorded', { ...fields, error: toLroError(err) });
+      });
   if (event.type === 'metadata' && event.metadata === undefined) {
+    await remember('IGNORED');
     return { outcome: 'ignored', reason: 'empty' };
   }
 
   let written: WriteResult;
   try {
     if (event.type === 'heartbeat') {
-      const renewed = await applyHeartbeat(event, deps.store, publishTime);
+      const renewed = await applyHeartbeat(event, deps.store, publishTime, Date.now, delivery);
       if (renewed.outcome === 'ignored') logIgnored(log, fields, event.type, renewed.reason);
       if (renewed.outcome === 'renewed') {
         const applyLatencyMs = latencySince(message.publishTime, Date.now());
@@ -137,7 +149,7 @@ export async function handleEventMessage(
       }
       return renewed;
     }
-    written = await write(event, deps.store, publishTime);
+    written = await write(event, deps.store, publishTime, historyOf(event, delivery));
   } catch (err) {
     const error = toLroError(err);
     if (error.code === Code.NOT_FOUND) {
@@ -164,9 +176,19 @@ export async function handleEventMessage(
     outcome = 'applied';
   } else if (written.reason !== 'earlier-operation' && isStoredState(event, operation)) {
     outcome = 'reannounced';
+    await remember('DUPLICATE');
   } else {
     const reason = written.reason ?? (operation.done ? 'done' : 'stale');
     logIgnored(log, fields, event.type, reason);
+    // DUPLICATE when an event of this eventId was handled before (checked by the same write).
+    await remember(
+      reason === 'duplicate'
+        ? 'DUPLICATE'
+        : operation.done || reason === 'earlier-operation'
+          ? 'IGNORED'
+          : 'STALE',
+      { duplicateIfSeen: true },
+    );
     return { outcome: 'ignored', reason };
   }
 
@@ -225,10 +247,25 @@ function latencySince(publishTime: string | undefined, now: number): number | un
   return Number.isNaN(at) ? undefined : Math.max(0, now - at);
 }
 
+/**
+ * The history entry that the write of a change event carries (recorded only if it applies):
+ * CLOCK_CORRECTED when its emitTime was too far ahead to count as given.
+ */
+function historyOf(
+  event: ChangeEvent,
+  delivery: { publishTime?: string | undefined; messageId: string },
+): HistoryEntry {
+  const counted = countedEmitTime(event.emitTime, delivery.publishTime);
+  return event.type === 'metadata' && counted.getTime() !== Date.parse(event.emitTime)
+    ? historyEntryOf(event, 'CLOCK_CORRECTED', { ...delivery, countedTime: counted })
+    : historyEntryOf(event, 'APPLIED', delivery);
+}
+
 function write(
   event: ChangeEvent,
   store: OperationStore,
   publishTime: Date | undefined,
+  history: HistoryEntry,
 ): Promise<WriteResult> {
   const identity = {
     eventId: event.eventId,
@@ -237,6 +274,7 @@ function write(
   const options = {
     ...identity,
     ...(event.metadata === undefined ? {} : { metadata: event.metadata }),
+    history,
   };
   switch (event.type) {
     case 'metadata':
@@ -245,6 +283,7 @@ function write(
       return store.updateMetadata(event.operation, event.metadata, {
         ...identity,
         emitTime: countedEmitTime(event.emitTime, publishTime?.toISOString()),
+        history,
       });
     case 'succeeded': {
       const outcome: Outcome = event.response === undefined ? {} : { response: event.response };
