@@ -536,7 +536,10 @@ export class BigtableOperationStore implements OperationStore {
         // retry answers as if it had come first, with the operation as it was when deleted.
         if (parentId !== undefined) {
           await this.call(() =>
-            this.table.mutate({ key: this.childKey(parentId, id), method: 'delete' }),
+            this.table.mutate(
+              { key: this.childKey(parentId, id), method: 'delete' },
+              { gaxOptions: gax() },
+            ),
           ).catch(() => undefined);
         }
         return tombstoneRecord(deleted);
@@ -751,7 +754,9 @@ export class BigtableOperationStore implements OperationStore {
         (await this.scan(prefix, after, limit, INDEX)).map((row) => ({ key: row.id })),
       findMany: (ids) => this.findMany(ids),
       drop: (key) => {
-        this.call(() => this.table.mutate({ key, method: 'delete' })).catch(() => undefined);
+        this.call(() => this.table.mutate({ key, method: 'delete' }, { gaxOptions: gax() })).catch(
+          () => undefined,
+        );
       },
       now: () => this.now(),
     };
