@@ -5,10 +5,13 @@ import { createStore } from '../shared/service/bigtable-store.js';
 import { loadConfig } from '../shared/service/config.js';
 import { installFrameworkErrorBodies } from '../shared/service/http.js';
 import { installGracefulShutdown } from '../shared/service/shutdown.js';
+import { firstCalls, onWarmUp } from '../shared/service/warm-up.js';
 
 installFrameworkErrorBodies();
 installGracefulShutdown();
-functions.http(
-  'operations',
-  instanceApiHandler(() => loadConfig(), createStore),
-);
+const handler = instanceApiHandler(() => loadConfig(), createStore);
+functions.http('operations', handler);
+onWarmUp('operations', () => {
+  const { store, messaging, config } = handler.services();
+  return firstCalls({ store, messaging, topic: config.topics.notifications });
+});

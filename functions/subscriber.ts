@@ -19,6 +19,7 @@ import {
   type SubscriberDeps,
 } from '../shared/service/subscriber.js';
 import { traceFields, withFields } from '../shared/service/trace.js';
+import { firstCalls, onWarmUp } from '../shared/service/warm-up.js';
 
 let deps: (SubscriberDeps & { projectId: string; deadLetters: DeadLetterStore }) | undefined;
 
@@ -46,6 +47,11 @@ function dependencies(): SubscriberDeps & { projectId: string; deadLetters: Dead
   }
   return deps;
 }
+
+onWarmUp('subscriber', () => {
+  const { store, messaging, topics } = dependencies();
+  return firstCalls({ store, messaging, topic: topics.notifications });
+});
 
 cloudEvent('subscriber', async (event: CloudEvent<unknown>) => {
   leaveFrameworkDomain();
