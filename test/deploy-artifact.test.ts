@@ -17,7 +17,7 @@ import { createStore, deleteTable, ensureTable } from '../shared/service/bigtabl
 import { type Config, loadConfig } from '../shared/service/config.js';
 import { testEnv } from './support/env.js';
 import { event, progress } from './support/event-stack.js';
-import { type RunningFunction, startFunction } from './support/functions.js';
+import { ROOT, type RunningFunction, startFunction } from './support/functions.js';
 
 let dir: string;
 let env: Record<string, string>;
@@ -29,7 +29,8 @@ let subscriber: RunningFunction;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'lro-deployed-'));
   await installArtifact(dir);
-  env = testEnv();
+  // A bound far above what the warm-up needs (a loaded machine takes seconds).
+  env = testEnv({ LRO_WARM_UP_TIMEOUT: '120s' });
   config = loadConfig(env);
   messaging = new Messaging(config);
   await Promise.all([
@@ -38,10 +39,10 @@ beforeAll(async () => {
     messaging.ensureTopic(config.topics.deadLetter),
   ]);
   [api, subscriber] = await Promise.all([
-    startFunction('operations', env, undefined, { sourceDir: dir }),
-    startFunction('subscriber', env, undefined, { sourceDir: dir }),
+    startFunction('operations', env, undefined, { sourceDir: dir, readyTimeoutMs: 180_000 }),
+    startFunction('subscriber', env, undefined, { sourceDir: dir, readyTimeoutMs: 180_000 }),
   ]);
-}, 180_000);
+}, 400_000);
 
 afterAll(async () => {
   await Promise.allSettled([api?.stop(), subscriber?.stop()]);
@@ -111,6 +112,22 @@ describe('the deployed archive', () => {
       expect(existsSync(join(dir, 'node_modules', pkg)), pkg).toBe(false);
     }
     expect(treeSize(dir).bytes).toBeLessThan(50 * 1024 * 1024);
+  });
+
+  it('pins the functions framework the repository tests with', () => {
+    const deployed = JSON.parse(readFileSync(join(ROOT, 'deploy/package.json'), 'utf8')) as {
+      dependencies: Record<string, string>;
+    };
+    const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as {
+      packages: Record<string, { version: string }>;
+    };
+    const deployedLock = JSON.parse(
+      readFileSync(join(ROOT, 'deploy/package-lock.json'), 'utf8'),
+    ) as { packages: Record<string, { version: string }> };
+    const framework = 'node_modules/@google-cloud/functions-framework';
+    const tested = lock.packages[framework]?.version;
+    expect(deployed.dependencies['@google-cloud/functions-framework']).toBe(tested);
+    expect(deployedLock.packages[framework]?.version).toBe(tested);
   });
 
   it('warms each instance up before it listens, reaching Bigtable and Pub/Sub', () => {
