@@ -112,6 +112,20 @@ describe('the deployed archive', () => {
       expect(existsSync(join(dir, 'node_modules', pkg)), pkg).toBe(false);
     }
     expect(treeSize(dir).bytes).toBeLessThan(50 * 1024 * 1024);
+    // Nor is Bigtable's metrics export bundled (so never loaded): the bundle's sources say.
+    const map = JSON.parse(readFileSync(join(dir, `${manifest.main}.map`), 'utf8')) as {
+      sources: string[];
+    };
+    const bundled = map.sources.join('\n');
+    expect(bundled).toContain('node_modules/@google-cloud/bigtable/');
+    for (const pkg of [
+      'googleapis',
+      '@google-cloud/monitoring',
+      '@google-cloud/opentelemetry-cloud-monitoring-exporter',
+      '@opentelemetry/sdk-metrics',
+    ]) {
+      expect(bundled, pkg).not.toContain(`node_modules/${pkg}/`);
+    }
   });
 
   it('pins the functions framework the repository tests with', () => {
