@@ -255,14 +255,20 @@ locals {
   # the offline checks compare with today. The test suite also runs under this Node major.
   runtime = "nodejs24"
 
-  # Memory, from `npm run bench:memory` run on Node.js 24.22 (2026-11-29, emulators, a shared
-  # 2-core machine; RSS in MiB, settled = lowest of five samples a second apart):
-  #   API         idle 182; after 1,000 creates 243; holding 1,000 waits 278 -> 35.5 KiB per wait.
-  #               At api_concurrency = 1,000: 243 + 1,000 x 35.5 / 1,024 = 278 MiB; the default
-  #               api_memory of 512Mi is 1.8 times that.
-  #   subscriber  idle 180; peak 395 with 80 push deliveries in flight (subscriber_concurrency)
-  #               -> (395 - 180) / 80 = 2.7 MiB per delivery, garbage not yet collected included.
-  #               At 80: 180 + 80 x 2.7 = 395 MiB; 768Mi is 1.9 times that (512Mi left 1.3).
+  # Memory (RSS in MiB, settled = lowest of five samples a second apart; emulators).
+  #   Archive of compiled modules with the repository's dependencies, as deployed until the bundle:
+  #               API holding 1,000 waits 313-332 on Node.js 24 (quiet 2-core machine, several
+  #               runs; the 278 once written here was too low), so 512Mi was 1.56 times that, not 1.8.
+  #   The bundle (dist/deploy), `LRO_FUNCTION_SOURCE=deploy npm run bench:memory`, Node.js 20, a
+  #   2-core machine at load average ~30 (2026-12-07; one run, so read it as an estimate):
+  #   API         idle 135; after 1,000 creates 160; holding 1,000 waits 170 -> 10.5 KiB per wait.
+  #               At api_concurrency = 1,000: 170 MiB; the default api_memory of 512Mi is 3.0
+  #               times that, and still 1.56 times the old archive's figure.
+  #   subscriber  idle 104; peak 167 with 80 push deliveries in flight (subscriber_concurrency)
+  #               -> (167 - 104) / 80 = 0.8 MiB per delivery, garbage not yet collected included.
+  #               The old archive's figure was idle 180, peak 395 (2.7 MiB per delivery, Node.js
+  #               24); 768Mi is 1.9 times that and 4.6 times the bundle's; kept until the bundle's
+  #               figure is confirmed on a quiet machine under the deployed Node.js.
   subscriber_memory = "768Mi"
 
   # Files of the deployed archive, relative to artifact_root: the manifest and lock file of the
