@@ -93,6 +93,9 @@ export async function startFunction(
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '/tmp',
         NODE_ENV: 'production',
+        // The compiled modules start as before, without the warm-up (npm start, most tests); the
+        // deployed artifact starts as it does in the cloud. An explicit value wins either way.
+        ...(source === FUNCTION_SOURCE ? { LRO_WARM_UP_TIMEOUT: '0s' } : {}),
         ...env,
         PORT: String(port),
       },

@@ -108,7 +108,9 @@ export async function warmUpBeforeTraffic(options: WarmUpOptions = {}): Promise<
 
 /** Whether a failed call was answered by the service (not unreachable, not timed out). */
 function answered(err: unknown): boolean {
-  const code = err instanceof LroError ? err.code : (err as { code?: unknown } | null)?.code;
+  // The store wraps the client's error (as INTERNAL): its cause carries the gRPC code.
+  const inner = err instanceof LroError && err.cause !== undefined ? err.cause : err;
+  const code = inner instanceof LroError ? inner.code : (inner as { code?: unknown } | null)?.code;
   return code === Code.NOT_FOUND || code === Code.PERMISSION_DENIED;
 }
 
