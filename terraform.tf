@@ -512,7 +512,7 @@ variable "error_ratio_alert_threshold" {
 }
 
 variable "source_root" {
-  description = "Directory holding package.json, package-lock.json and the build output dist/ (run npm ci && npm run build first)."
+  description = "Repository directory holding the build output dist/, whose dist/deploy/ is the functions' archive (run npm ci && npm run build first)."
   type        = string
   default     = "."
 }

@@ -3,7 +3,14 @@
  * the same build: `operations` (HTTP API), `subscriber` (CloudEvent from the events topic) and
  * `sweeper` (HTTP, called by Cloud Scheduler: ends operations past their deadline or heartbeat
  * timeout).
+ *
+ * The framework imports this module before it listens; the served function's first calls to
+ * Bigtable and Pub/Sub are made here, so the instance's start pays for them, not its first callers
+ * (shared/service/warm-up.ts).
  */
 import './operations.js';
 import './subscriber.js';
 import './sweeper.js';
+import { warmUpBeforeTraffic } from '../shared/service/warm-up.js';
+
+await warmUpBeforeTraffic();

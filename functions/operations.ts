@@ -6,12 +6,15 @@ import { installBodyGuard } from '../shared/service/body-guard.js';
 import { loadConfig } from '../shared/service/config.js';
 import { installFrameworkErrorBodies } from '../shared/service/http.js';
 import { installGracefulShutdown } from '../shared/service/shutdown.js';
+import { firstCalls, onWarmUp } from '../shared/service/warm-up.js';
 
 installFrameworkErrorBodies();
 // Bodies are bounded (and never inflated) before the framework parses them.
 installBodyGuard('operations');
 installGracefulShutdown();
-functions.http(
-  'operations',
-  instanceApiHandler(() => loadConfig(), createStore),
-);
+const handler = instanceApiHandler(() => loadConfig(), createStore);
+functions.http('operations', handler);
+onWarmUp('operations', () => {
+  const { store, messaging, config } = handler.services();
+  return firstCalls({ store, messaging, topic: config.topics.notifications });
+});

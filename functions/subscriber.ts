@@ -17,6 +17,7 @@ import {
   type SubscriberServices,
 } from '../shared/service/subscriber-services.js';
 import { traceFields, withFields } from '../shared/service/trace.js';
+import { firstCalls, onWarmUp } from '../shared/service/warm-up.js';
 
 let deps: SubscriberServices | undefined;
 
@@ -35,6 +36,11 @@ function dependencies(): SubscriberServices {
   deps ??= openSubscriberServices(loadConfig());
   return deps;
 }
+
+onWarmUp('subscriber', () => {
+  const { store, messaging, topics } = dependencies();
+  return firstCalls({ store, messaging, topic: topics.notifications });
+});
 
 cloudEvent('subscriber', async (event: CloudEvent<unknown>) => {
   leaveFrameworkDomain();

@@ -14,6 +14,7 @@ import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
 import { leaveFrameworkDomain } from '../shared/service/framework-domain.js';
 import { sendError, sendJson } from '../shared/service/http.js';
 import { type SweeperDeps, sweep } from '../shared/service/sweeper.js';
+import { firstCalls, onWarmUp } from '../shared/service/warm-up.js';
 
 let deps: SweeperDeps | undefined;
 
@@ -41,6 +42,11 @@ function dependencies(): SweeperDeps {
   }
   return deps;
 }
+
+onWarmUp('sweeper', () => {
+  const { store, messaging, topics } = dependencies();
+  return firstCalls({ store, messaging, topic: topics.notifications });
+});
 
 functions.http('sweeper', async (req, res) => {
   leaveFrameworkDomain();

@@ -2,7 +2,7 @@
 /**
  * `npm run build` (and the build that `npm start`, `npm run demo`, `npm test` and the benchmarks
  * run first): compiles the service (dist/), the console (dist/console-app/) and both packages
- * (packages/{client,worker}/dist/), and does nothing when no source changed since the last build.
+ * (packages/{client,worker}/dist/) and the deployed archive's content (dist/deploy/), and does nothing when no source changed since the last build.
  *
  * "Changed" is a fingerprint of the path, size and modification time of every input (the source
  * folders, the tsconfig files, package.json and the lock file, the event schema) and of the Node.js
@@ -55,6 +55,8 @@ const SOURCE_FILES = [
   'packages/client/tsconfig.json',
   'packages/worker/package.json',
   'packages/worker/tsconfig.json',
+  'deploy/package.json',
+  'deploy/package-lock.json',
 ];
 const OUTPUTS = [
   'dist/functions/index.js',
@@ -64,6 +66,7 @@ const OUTPUTS = [
   'packages/client/dist/client.js',
   'packages/worker/dist/worker.js',
   'packages/worker/dist/event.schema.json',
+  'dist/deploy/dist/functions/index.js',
 ];
 const FINGERPRINT = join(ROOT, 'dist/.build-fingerprint');
 
@@ -122,6 +125,8 @@ copyFileSync(
   join(ROOT, 'schema/event.schema.json'),
   join(ROOT, 'packages/worker/dist/event.schema.json'),
 );
+// The deployed archive's content (dist/deploy/): one bundle of the functions (build-deploy.ts).
+run('the deploy artifact', [join(ROOT, 'dist/scripts/build-deploy.js')]);
 mkdirSync(join(ROOT, 'dist'), { recursive: true });
 // The inputs as they were when the compile started: a file saved meanwhile builds again next time.
 writeFileSync(FINGERPRINT, `${before}\n`);

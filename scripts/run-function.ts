@@ -16,6 +16,19 @@ export const ROOT = (() => {
 })();
 const FRAMEWORK = resolve(ROOT, 'node_modules/@google-cloud/functions-framework/build/src/main.js');
 export const FUNCTION_SOURCE = resolve(ROOT, 'dist/functions/index.js');
+/** The deployed archive's content (`npm run build:deploy`): the bundle and its package.json. */
+export const DEPLOY_SOURCE = resolve(ROOT, 'dist/deploy');
+
+/**
+ * What a function runs from: `build`, the compiled modules with the repository's node_modules;
+ * `deploy`, the bundle that is deployed (dist/deploy), which resolves only the functions framework
+ * from node_modules. LRO_FUNCTION_SOURCE chooses for a whole test or bench run.
+ */
+export type FunctionSource = 'build' | 'deploy';
+
+export function functionSource(env: NodeJS.ProcessEnv = process.env): FunctionSource {
+  return env.LRO_FUNCTION_SOURCE === 'deploy' ? 'deploy' : 'build';
+}
 
 export type FunctionTarget = 'operations' | 'subscriber' | 'sweeper';
 
@@ -36,6 +49,15 @@ export interface StartFunctionOptions {
   /** Called with each chunk the function writes. */
   onOutput?: (chunk: string) => void;
   readyTimeoutMs?: number;
+  /** Default: functionSource() */
+  source?: FunctionSource;
+  /**
+   * A directory holding an installed copy of the deployed archive (its package.json, bundle and
+   * node_modules): run from there with its own functions framework, as the platform does.
+   */
+  sourceDir?: string;
+  /** Arguments for node before the framework's (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 export async function startFunction(
@@ -44,21 +66,36 @@ export async function startFunction(
   port: number,
   options: StartFunctionOptions = {},
 ): Promise<RunningFunction> {
-  if (!existsSync(FUNCTION_SOURCE)) {
-    throw new Error(`${FUNCTION_SOURCE} is missing: run "npm run build" first`);
+  const source =
+    options.sourceDir ??
+    ((options.source ?? functionSource()) === 'deploy' ? DEPLOY_SOURCE : FUNCTION_SOURCE);
+  const framework = options.sourceDir
+    ? resolve(options.sourceDir, 'node_modules/@google-cloud/functions-framework/build/src/main.js')
+    : FRAMEWORK;
+  if (!existsSync(source)) {
+    throw new Error(`${source} is missing: run "npm run build" first`);
   }
   if (await isListening(`127.0.0.1:${port}`, 300)) {
     throw new Error(`port ${port} is already in use`);
   }
   const child = spawn(
     process.execPath,
-    [FRAMEWORK, `--target=${target}`, `--source=${FUNCTION_SOURCE}`, `--port=${port}`],
+    [
+      ...(options.nodeArgs ?? []),
+      framework,
+      `--target=${target}`,
+      `--source=${source}`,
+      `--port=${port}`,
+    ],
     {
-      cwd: ROOT,
+      cwd: options.sourceDir ?? ROOT,
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '/tmp',
         NODE_ENV: 'production',
+        // The compiled modules start as before, without the warm-up (npm start, most tests); the
+        // deployed artifact starts as it does in the cloud. An explicit value wins either way.
+        ...(source === FUNCTION_SOURCE ? { LRO_WARM_UP_TIMEOUT: '0s' } : {}),
         ...env,
         PORT: String(port),
       },

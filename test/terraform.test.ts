@@ -20,7 +20,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { createRequire } from 'node:module';
+import { createRequire, isBuiltin } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -755,17 +755,25 @@ describe('functions', () => {
     expect(first(history.max_version).number).toBe(HISTORY_VERSIONS);
   });
 
-  it('archives every file the entry points import, and only runtime dependencies', () => {
+  it('archives every file the bundled entry points import or read, and only runtime dependencies', () => {
     const patterns = (child('functions').locals.source_patterns as string[]).map(
       (p) =>
         new RegExp(
           `^${p
             .replace(/[.+^$()|[\]\\]/g, '\\$&')
-            .replace(/\*\*\//g, '(?:.*/)?')
-            .replace(/\*/g, '[^/]*')}$`,
+            .replace(/\*\*\//g, '\0')
+            .replace(/\*/g, '[^/]*')
+            .replaceAll('\0', '(?:.*/)?')}$`,
         ),
     );
-    const packageJson = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
+    // The archive is the deploy artifact (npm run build writes it), not the repository root.
+    const artifactRoot = path.join(repoRoot, 'dist/deploy');
+    expect(existsSync(path.join(artifactRoot, 'package.json')), 'run npm run build first').toBe(
+      true,
+    );
+    const packageJson = JSON.parse(
+      readFileSync(path.join(artifactRoot, 'package.json'), 'utf8'),
+    ) as {
       main: string;
       dependencies: Record<string, string>;
     };
@@ -774,9 +782,18 @@ describe('functions', () => {
     const visit = (rel: string) => {
       if (seen.has(rel)) return;
       seen.add(rel);
-      const text = readFileSync(path.join(repoRoot, rel), 'utf8');
-      for (const m of text.matchAll(/(?:\bfrom\s*|\bimport\s*\(?\s*)['"]([^'"]+)['"]/g)) {
-        const spec = m[1] ?? '';
+      const text = readFileSync(path.join(artifactRoot, rel), 'utf8');
+      // An ES module bundle: static imports are statements of their own lines, and the chunks
+      // loaded on demand are literal import() calls (the bundled libraries' comments show
+      // require() examples, which are not imports).
+      const imports =
+        /^(?:import|export)\b[^;]*?\bfrom\s*['"]([^'"]+)['"]|^import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm;
+      for (const m of text.matchAll(imports)) {
+        const spec = m[1] ?? m[2] ?? m[3] ?? '';
+        if (!spec.startsWith('.') && !spec.startsWith('node:') && !spec.includes('/')) {
+          // A bare import() of a Node.js built-in such as "crypto".
+          if (isBuiltin(spec)) continue;
+        }
         if (spec.startsWith('.')) visit(path.posix.join(path.posix.dirname(rel), spec));
         else if (!spec.startsWith('node:')) {
           bare.add(
@@ -788,7 +805,19 @@ describe('functions', () => {
       }
     };
     visit(packageJson.main);
-    for (const file of ['package.json', 'package-lock.json', ...seen]) {
+    // Read by path relative to the bundle (google-gax's protos, Bigtable's response params, the
+    // console's scripts), and the source map of each bundled file.
+    const byPath = [
+      'build/protos/google/rpc/status.proto',
+      'build/protos/operations.json',
+      'protos/google/bigtable/v2/response_params.proto',
+      'console-app/console/main.js',
+      ...[...seen].map((f) => `${f}.map`),
+    ];
+    for (const file of byPath) {
+      expect(existsSync(path.join(artifactRoot, file)), `${file} is not in dist/deploy`).toBe(true);
+    }
+    for (const file of ['package.json', 'package-lock.json', ...seen, ...byPath]) {
       expect(
         patterns.some((p) => p.test(file)),
         `${file} is imported but not archived`,

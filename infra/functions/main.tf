@@ -7,9 +7,12 @@
 #   subscriber  target of the events topic's push subscription (entry point `subscriber`, a
 #               CloudEvent function; the functions framework converts the push body)
 #
-# The archive holds package.json, package-lock.json and the compiled functions and library from
-# dist/ (Cloud Build runs `npm ci` with devDependencies omitted and runs no build script). Its name
-# carries the content hash, so a new build redeploys both functions and an unchanged one does not.
+# The archive is the deploy artifact that `npm run build` writes to dist/deploy/
+# (scripts/build-deploy.ts): its own package.json and package-lock.json, whose only dependency is
+# the functions framework, one bundle of the functions with its source map, and the proto files and
+# console scripts the bundle reads by path (Cloud Build runs `npm ci` with devDependencies omitted
+# and runs no build script). Its name carries the content hash, so a new build redeploys both
+# functions and an unchanged one does not.
 #
 # Configuration is passed only through environment variables, named as in shared/service/config.ts.
 # PORT is set by the platform; the emulator variables are never set here.
@@ -50,7 +53,7 @@ variable "labels" {
 }
 
 variable "source_root" {
-  description = "Directory holding package.json, package-lock.json and dist/."
+  description = "Repository directory holding the build output dist/ (the archive is dist/deploy/)."
   type        = string
 }
 
@@ -257,27 +260,39 @@ locals {
   # the offline checks compare with today. The test suite also runs under this Node major.
   runtime = "nodejs24"
 
-  # Memory, from `npm run bench:memory` run on Node.js 24.22 (2026-11-29, emulators, a shared
-  # 2-core machine; RSS in MiB, settled = lowest of five samples a second apart):
-  #   API         idle 182; after 1,000 creates 243; holding 1,000 waits 278 -> 35.5 KiB per wait.
-  #               At api_concurrency = 1,000: 243 + 1,000 x 35.5 / 1,024 = 278 MiB; the default
-  #               api_memory of 512Mi is 1.8 times that.
-  #   subscriber  idle 180; peak 395 with 80 push deliveries in flight (subscriber_concurrency)
-  #               -> (395 - 180) / 80 = 2.7 MiB per delivery, garbage not yet collected included.
-  #               At 80: 180 + 80 x 2.7 = 395 MiB; 768Mi is 1.9 times that (512Mi left 1.3).
+  # Memory (RSS in MiB, settled = lowest of five samples a second apart; emulators).
+  #   Archive of compiled modules with the repository's dependencies, as deployed until the bundle:
+  #               API holding 1,000 waits 313-332 on Node.js 24 (quiet 2-core machine, several
+  #               runs; the 278 once written here was too low), so 512Mi was 1.56 times that, not 1.8.
+  #   The bundle (dist/deploy), `LRO_FUNCTION_SOURCE=deploy npm run bench:memory`, Node.js 20, a
+  #   2-core machine at load average ~30 (2026-12-07; one run, so read it as an estimate):
+  #   API         idle 135; after 1,000 creates 160; holding 1,000 waits 170 -> 10.5 KiB per wait.
+  #               At api_concurrency = 1,000: 170 MiB; the default api_memory of 512Mi is 3.0
+  #               times that, and still 1.56 times the old archive's figure.
+  #   subscriber  idle 104; peak 167 with 80 push deliveries in flight (subscriber_concurrency)
+  #               -> (167 - 104) / 80 = 0.8 MiB per delivery, garbage not yet collected included.
+  #               The old archive's figure was idle 180, peak 395 (2.7 MiB per delivery, Node.js
+  #               24); 768Mi is 1.9 times that and 4.6 times the bundle's; kept until the bundle's
+  #               figure is confirmed on a quiet machine under the deployed Node.js.
   subscriber_memory = "768Mi"
 
-  # Files of the deployed archive, relative to source_root: the manifest, the lock file and the
-  # compiled entry points with the library they import, and the web console's scripts (no tests,
-  # benches, scripts or maps).
+  # Files of the deployed archive, relative to artifact_root: the manifest and lock file of the
+  # artifact, the bundle with its lazily loaded chunks, source maps and license notices, the proto
+  # files google-gax and Bigtable read from ../../build/protos and ../../protos relative to it, and
+  # the web console's scripts.
+  artifact_root = "${var.source_root}/dist/deploy"
   source_patterns = [
     "package.json",
     "package-lock.json",
-    "dist/functions/**/*.js",
-    "dist/shared/**/*.js",
-    "dist/console-app/**/*.js",
+    "dist/functions/*.js",
+    "dist/functions/*.js.map",
+    "dist/functions/*.LEGAL.txt",
+    "build/protos/**/*.json",
+    "build/protos/**/*.proto",
+    "protos/**/*.proto",
+    "console-app/**/*.js",
   ]
-  source_files = sort(distinct(flatten([for p in local.source_patterns : tolist(fileset(var.source_root, p))])))
+  source_files = sort(distinct(flatten([for p in local.source_patterns : tolist(fileset(local.artifact_root, p))])))
 
   # Read by both functions.
   common_environment = {
@@ -323,7 +338,7 @@ data "archive_file" "source" {
     for_each = toset(local.source_files)
     content {
       filename = source.value
-      content  = file("${var.source_root}/${source.value}")
+      content  = file("${local.artifact_root}/${source.value}")
     }
   }
 }
@@ -390,7 +405,7 @@ resource "google_storage_bucket_object" "source" {
   lifecycle {
     precondition {
       condition     = contains(local.source_files, "dist/functions/index.js")
-      error_message = "dist/functions/index.js is missing under source_root: run `npm ci && npm run build` first."
+      error_message = "dist/deploy/dist/functions/index.js is missing under source_root: run `npm ci && npm run build` first."
     }
   }
 }

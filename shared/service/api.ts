@@ -785,7 +785,7 @@ async function watch(ctx: Context): Promise<void> {
 export function instanceApiHandler(
   load: () => Config,
   open: (config: Config) => OperationStore,
-): ApiHandler {
+): ApiHandler & { services(): ApiServices } {
   let services: ApiServices | undefined;
   const build = (): ApiServices => {
     if (services) return services;
@@ -829,5 +829,5 @@ export function instanceApiHandler(
     });
     return services;
   };
-  return createApiHandler(build);
+  return Object.assign(createApiHandler(build), { services: build });
 }

@@ -1609,6 +1609,26 @@ export class BigtableOperationStore implements OperationStore {
     return record;
   }
 
+  /**
+   * Makes the first calls of the read and conditional-write paths (credentials, the gapic client,
+   * the channel) on a row no operation uses, and writes nothing: a ReadRows of that row and a
+   * CheckAndMutateRow whose only mutation is on a predicate match, which an absent row never has.
+   * For an instance's start (shared/service/warm-up.ts); rejects as the calls do.
+   */
+  async warmUp(timeoutMs: number): Promise<void> {
+    const key = `${this.prefix}~warm-up`;
+    await this.call(() =>
+      this.table.getRows({ keys: [key], filter: column('C'), gaxOptions: { timeout: timeoutMs } }),
+    );
+    await this.call(() =>
+      this.table.row(key).filter(column('C'), {
+        onMatch: [{ method: 'delete' }],
+        onNoMatch: [],
+        gaxOptions: { timeout: timeoutMs },
+      }),
+    );
+  }
+
   private async call<T>(fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();

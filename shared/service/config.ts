@@ -58,6 +58,13 @@ export const ConfigEnvSchema = z.object({
     .min(64 * 1024)
     .max(30 * 1024 * 1024)
     .default(defaults.responseMaxBytes),
+  /**
+   * How long an instance may spend on its first calls to Bigtable and Pub/Sub before it accepts
+   * requests (shared/service/warm-up.ts); "0s" turns the warm-up off.
+   */
+  LRO_WARM_UP_TIMEOUT: DurationMs.prefault('5s'),
+  /** The function an instance serves, set by the platform (locally: the framework's --target). */
+  FUNCTION_TARGET: z.string().optional(),
   PORT: z.coerce.number().int().min(1).max(65535).default(8080),
   BIGTABLE_EMULATOR_HOST: hostPort.optional(),
   PUBSUB_EMULATOR_HOST: hostPort.optional(),
@@ -93,6 +100,9 @@ export interface Config {
   /** JSON bytes of one list, children or batchWait response at most. */
   readonly responseMaxBytes: number;
   readonly port: number;
+  /** Bound of the warm-up before an instance accepts requests; 0 when off. */
+  readonly warmUpTimeoutMs: number;
+  readonly functionTarget: string | undefined;
   /** Limits given to operations created without their own (contract 5). */
   readonly limits: {
     readonly deadlineDefaultMs: number | undefined;
@@ -150,6 +160,8 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       `lro:${e.GOOGLE_CLOUD_PROJECT}/${e.LRO_BIGTABLE_INSTANCE}/${e.LRO_BIGTABLE_TABLE}/${e.LRO_ROW_KEY_PREFIX}`,
     responseMaxBytes: e.LRO_RESPONSE_MAX_BYTES,
     port: e.PORT,
+    warmUpTimeoutMs: e.LRO_WARM_UP_TIMEOUT,
+    functionTarget: e.FUNCTION_TARGET,
     limits: {
       deadlineDefaultMs: e.LRO_DEADLINE_DEFAULT,
       heartbeatTimeoutDefaultMs: e.LRO_HEARTBEAT_TIMEOUT_DEFAULT,

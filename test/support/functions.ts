@@ -3,6 +3,7 @@
 import {
   type FunctionTarget,
   type RunningFunction,
+  type StartFunctionOptions,
   startFunction as start,
 } from '../../scripts/run-function.js';
 import { freePort } from '../../shared/local/emulators.js';
@@ -13,6 +14,7 @@ export async function startFunction(
   target: FunctionTarget,
   env: Record<string, string>,
   port?: number,
+  options: StartFunctionOptions = {},
 ): Promise<RunningFunction> {
-  return start(target, env, port ?? (await freePort()));
+  return start(target, env, port ?? (await freePort()), options);
 }
