@@ -642,12 +642,16 @@ describe('smaller points', () => {
     expect(bucket.lifecycle_rule).toBeUndefined();
   });
 
-  it('collects Bigtable cells with gc_rules (union of max age and one version)', () => {
+  it('collects Bigtable cells with gc_rules (union of max age and one version; 200 for the history)', () => {
     const bigtable = mod('infra/bigtable');
     const policies = [...bigtable.resources].filter(([a]) =>
       a.startsWith('google_bigtable_gc_policy.'),
     );
-    expect(policies).toHaveLength(2);
+    expect(policies.map(([a]) => a).sort()).toEqual([
+      'google_bigtable_gc_policy.history',
+      'google_bigtable_gc_policy.index',
+      'google_bigtable_gc_policy.state',
+    ]);
     const dir = mkdtempSync(path.join(tmpdir(), 'lro-tf-gc-'));
     try {
       for (const [address, body] of policies) {
@@ -675,9 +679,10 @@ describe('smaller points', () => {
         );
         expect(apply.ok, apply.output).toBe(true);
         const value = JSON.parse(terraform(dir, 'output', '-raw', 'rules').output) as unknown;
+        const versions = address === 'google_bigtable_gc_policy.history' ? 200 : 1;
         expect(value, address).toEqual({
           mode: 'union',
-          rules: [{ max_age: '2592000s' }, { max_version: 1 }],
+          rules: [{ max_age: '2592000s' }, { max_version: versions }],
         });
       }
     } finally {

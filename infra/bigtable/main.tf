@@ -108,6 +108,12 @@ locals {
     mode  = "union"
     rules = [{ max_age = "${var.retention_seconds}s" }, { max_version = 1 }]
   })
+
+  # The event history keeps the last 200 versions of each column, as long as the operation.
+  history_gc_rules = jsonencode({
+    mode  = "union"
+    rules = [{ max_age = "${var.retention_seconds}s" }, { max_version = 200 }]
+  })
 }
 
 resource "google_bigtable_instance" "this" {
@@ -180,16 +186,8 @@ resource "google_bigtable_gc_policy" "history" {
   instance_name   = google_bigtable_instance.this.name
   table           = google_bigtable_table.operations.name
   column_family   = "h"
-  mode            = "UNION"
   deletion_policy = "ABANDON"
-
-  max_age {
-    duration = "${var.retention_seconds}s"
-  }
-
-  max_version {
-    number = 200
-  }
+  gc_rules        = local.history_gc_rules
 }
 
 resource "google_bigtable_app_profile" "transactional" {
