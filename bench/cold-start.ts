@@ -28,6 +28,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { installArtifact, treeSize } from '../scripts/build-deploy.js';
 import { ROOT } from '../scripts/run-function.js';
+import { answerHelp } from '../scripts/usage.js';
 import { freePort, startEmulators } from '../shared/local/emulators.js';
 import { eventAttributes, type WorkerEvent } from '../shared/sdk/events.js';
 import { Messaging } from '../shared/sdk/messaging.js';
@@ -35,6 +36,11 @@ import { createStore, deleteTable, ensureTable } from '../shared/service/bigtabl
 import { loadConfig } from '../shared/service/config.js';
 import { httpJson, keepAliveAgent } from './http.js';
 import { round, rssMiB } from './stats.js';
+
+answerHelp(`Usage: npm run bench:cold
+  Compares the cold start of the deployed bundle (dist/deploy) with the plain compiled archive in
+  the same run: spawn to first answer, first request, idle memory, installed size. COLD_RUNS=N
+  rounds (default 5).`);
 
 const RUNS = Number(process.env.COLD_RUNS ?? '5');
 const WARM_REQUESTS = 20;

@@ -9,6 +9,7 @@
  * PUBSUB_EMULATOR_HOST name running ones).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { answerHelp } from '../scripts/usage.js';
 import { startEmulators } from '../shared/local/emulators.js';
 import { createLogger } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
@@ -22,6 +23,10 @@ import type { HistoryEntry } from '../shared/service/event-history.js';
 import type { OperationStore } from '../shared/service/store.js';
 import { handleEventMessage } from '../shared/service/subscriber.js';
 import { round, summarize } from './stats.js';
+
+answerHelp(`Usage: npm run bench:history
+  Measures what the event history costs per event (Bigtable requests, bytes and time of each kind
+  of event, history on and off in the same run). BENCH_SCALE=F scales the events.`);
 
 const N = Math.max(20, Math.round(200 * Number(process.env.BENCH_SCALE ?? 1)));
 const say = (text: string) => process.stderr.write(`${text}\n`);

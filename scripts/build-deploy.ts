@@ -27,6 +27,7 @@ import { promisify } from 'node:util';
 import { build, type Plugin } from 'esbuild';
 import { log } from '../shared/sdk/log.js';
 import { ROOT as root } from './run-function.js';
+import { answerHelp } from './usage.js';
 export const DEPLOY_DIR = resolve(root, 'dist/deploy');
 
 /** The directory of package `name` as resolved from directory `from`. */
@@ -173,5 +174,9 @@ export function treeSize(dir: string): { bytes: number; files: number } {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === resolve(import.meta.filename)) {
+  answerHelp(`Usage: npm run build:deploy
+  Builds the deployed functions archive's content into dist/deploy/ (one bundle of the functions,
+  the protos it reads, the console app, deploy/package.json and its lock). Run after npm run build
+  (which runs it too).`);
   await buildDeploy();
 }

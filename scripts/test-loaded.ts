@@ -12,7 +12,7 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { ROOT } from './run-function.js';
 
-const HELP = `usage: npm run test:loaded [-- --runs N] [-- --hogs N] [-- <vitest arguments>]
+const HELP = `Usage: npm run test:loaded [-- --runs N] [-- --hogs N] [-- <vitest arguments>]
 
 Runs the test suite (vitest run) with every core saturated by busy node processes.
   --runs N   run the suite N times in a row (default 1); stops at the first failure

@@ -10,6 +10,7 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import type { Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { BigtableOperationStore } from '../shared/service/bigtable-store.js';
 import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
 import { deadLetterIdOf } from '../shared/service/dead-letters.js';
 import { type LaunchedBrowser, launchBrowser } from './support/browser.js';
@@ -251,14 +252,14 @@ describe('dead letters', () => {
     await s.publishEvent(
       event(name, 'succeeded', { response: { '@type': 'type.googleapis.com/acme.Done', rows: 7 } }),
     );
+    let letter: { operation?: string; attributes: Record<string, string> } | undefined;
     await until(
       async () => {
-        const reply = await call<{ deadLetters: { operation?: string }[] }>(
-          api.url,
-          'GET',
-          '/v1/deadLetters',
-        );
-        return reply.body.deadLetters.some((l) => l.operation === name);
+        const reply = await call<{
+          deadLetters: { operation?: string; attributes: Record<string, string> }[];
+        }>(api.url, 'GET', '/v1/deadLetters');
+        letter = reply.body.deadLetters.find((l) => l.operation === name);
+        return letter !== undefined;
       },
       60_000,
       'the dead letter',
@@ -271,7 +272,15 @@ describe('dead letters', () => {
     );
     await screenshot('console-dead-letters.png');
 
-    await s.store.create({ id });
+    // A slow create: it began before the event was published (its create time says so), so the
+    // event is this operation's; an operation created after the event never takes it.
+    const published = Date.parse(
+      letter?.attributes.CloudPubSubDeadLetterSourceTopicPublishTime ?? '',
+    );
+    expect(Number.isFinite(published)).toBe(true);
+    const slowCreate = new BigtableOperationStore(s.config, () => published - 1);
+    await slowCreate.create({ id });
+    await slowCreate.close();
     await rendered(() => page.click(`${row} a[href*="deadLetter="]`));
     expect(new URL(page.url()).searchParams.get('deadLetter')).toMatch(/^\d{13}-/);
     expect(await page.$eval('main pre', (e) => e.textContent)).toContain('"rows": 7');

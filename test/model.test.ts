@@ -85,6 +85,7 @@ describe('config', () => {
     expect(config.topics).toEqual({
       events: 'lro-events',
       notifications: 'lro-notifications',
+      wakeups: 'lro-wakeups',
       deadLetter: 'lro-events-dead-letter',
     });
     expect(config.port).toBe(8080);
