@@ -120,8 +120,8 @@ describe('deleting a parent', () => {
         }
       }
     }
-    // How the races went, for whoever reads a failure.
-    expect({ deleted, refused }).toEqual({ deleted, refused: trials - deleted });
+    // How the races went (which outcome wins depends on the machine; both are checked above).
+    process.stdout.write(`${JSON.stringify({ trials, deleted, refused })}\n`);
   }, 240_000);
 
   it('store: child creates started while the delete runs never leave a child of the deleted parent', async () => {

@@ -16,5 +16,7 @@ export async function startFunction(
   port?: number,
   options: StartFunctionOptions = {},
 ): Promise<RunningFunction> {
-  return start(target, env, port ?? (await freePort()), options);
+  // Starting the functions framework takes seconds on a quiet machine and can take far longer
+  // on a saturated one; the test's hook timeout (120 s) is the bound, not a start-up estimate.
+  return start(target, env, port ?? (await freePort()), { readyTimeoutMs: 110_000, ...options });
 }
