@@ -32,8 +32,8 @@ import { answerHelp } from '../scripts/usage.js';
 import { freePort, startEmulators } from '../shared/local/emulators.js';
 import { eventAttributes, type WorkerEvent } from '../shared/sdk/events.js';
 import { Messaging } from '../shared/sdk/messaging.js';
-import { createStore, deleteTable, ensureTable } from '../shared/service/bigtable-store.js';
-import { loadConfig } from '../shared/service/config.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
+import { createStore, deleteTable, ensureTable } from '../shared/service/store/bigtable-store.js';
 import { httpJson, keepAliveAgent } from './http.js';
 import { round, rssMiB } from './stats.js';
 

@@ -4,8 +4,9 @@
  * `domain` module in use as the functions framework uses it (it runs every request inside a
  * domain, which turns on promise hooks for the whole process). Prints JSON.
  */
-import { BigtableOperationStore } from '../shared/service/bigtable-store.js';
-import { loadConfig } from '../shared/service/config.js';
+
+import { loadConfig } from '../shared/service/runtime/config.js';
+import { BigtableOperationStore } from '../shared/service/store/bigtable-store.js';
 
 const [name, count] = [process.argv[2] as string, Number(process.argv[3] ?? '2000')];
 const store = new BigtableOperationStore(loadConfig());

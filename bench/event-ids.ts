@@ -11,9 +11,9 @@
 import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { startEmulators } from '../shared/local/emulators.js';
-import { createStore, deleteTable, ensureTable } from '../shared/service/bigtable-store.js';
-import { loadConfig } from '../shared/service/config.js';
-import type { OperationStore } from '../shared/service/store.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
+import { createStore, deleteTable, ensureTable } from '../shared/service/store/bigtable-store.js';
+import type { OperationStore } from '../shared/service/store/store.js';
 import { round, summarize } from './stats.js';
 
 const EVENTS = 1_000;

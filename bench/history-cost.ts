@@ -13,15 +13,15 @@ import { answerHelp } from '../scripts/usage.js';
 import { startEmulators } from '../shared/local/emulators.js';
 import { createLogger } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
+import { handleEventMessage } from '../shared/service/events/subscriber.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
 import {
   BigtableOperationStore,
   deleteTable,
   ensureTable,
-} from '../shared/service/bigtable-store.js';
-import { loadConfig } from '../shared/service/config.js';
-import type { HistoryEntry } from '../shared/service/event-history.js';
-import type { OperationStore } from '../shared/service/store.js';
-import { handleEventMessage } from '../shared/service/subscriber.js';
+} from '../shared/service/store/bigtable-store.js';
+import type { HistoryEntry } from '../shared/service/store/event-history.js';
+import type { OperationStore } from '../shared/service/store/store.js';
 import { round, summarize } from './stats.js';
 
 answerHelp(`Usage: npm run bench:history

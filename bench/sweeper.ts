@@ -18,9 +18,9 @@ import { startEmulators } from '../shared/local/emulators.js';
 import { defaults } from '../shared/sdk/defaults.js';
 import { createLogger } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
-import { createStore, deleteTable, ensureTable } from '../shared/service/bigtable-store.js';
-import { type Config, loadConfig } from '../shared/service/config.js';
-import { sweep } from '../shared/service/sweeper.js';
+import { type Config, loadConfig } from '../shared/service/runtime/config.js';
+import { createStore, deleteTable, ensureTable } from '../shared/service/store/bigtable-store.js';
+import { sweep } from '../shared/service/sweeper/sweeper.js';
 import { round, summarize } from './stats.js';
 
 const RUNNING = 10_000;

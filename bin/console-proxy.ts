@@ -7,13 +7,13 @@
  * Since it acts as the person, it answers its own pages only: a request whose `Host` is not
  * 127.0.0.1:PORT or localhost:PORT (a hostile name resolved to 127.0.0.1: DNS rebinding) is
  * refused, and so is a state-changing request that a browser says comes from another origin
- * (`Origin`, `Sec-Fetch-Site`: shared/service/cross-site.ts), both with 403 before the token is
+ * (`Origin`, `Sec-Fetch-Site`: shared/service/http/cross-site.ts), both with 403 before the token is
  * added.
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
-import { crossSiteRefusal } from '../shared/service/cross-site.js';
+import { crossSiteRefusal } from '../shared/service/http/cross-site.js';
 
 export interface ConsoleProxyOptions {
   /** The API's base URL. */

@@ -6,11 +6,11 @@
  *
  * The framework imports this module before it listens; the served function's first calls to
  * Bigtable and Pub/Sub are made here, so the instance's start pays for them, not its first callers
- * (shared/service/warm-up.ts).
+ * (shared/service/runtime/warm-up.ts).
  */
 import './operations.js';
 import './subscriber.js';
 import './sweeper.js';
-import { warmUpBeforeTraffic } from '../shared/service/warm-up.js';
+import { warmUpBeforeTraffic } from '../shared/service/runtime/warm-up.js';
 
 await warmUpBeforeTraffic();

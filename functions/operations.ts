@@ -1,12 +1,12 @@
-/** The `operations` HTTP function: the operations API (shared/service/api.ts). */
+/** The `operations` HTTP function: the operations API (shared/service/api/api.ts). */
 import * as functions from '@google-cloud/functions-framework';
-import { instanceApiHandler } from '../shared/service/api.js';
-import { createStore } from '../shared/service/bigtable-store.js';
-import { installBodyGuard } from '../shared/service/body-guard.js';
-import { loadConfig } from '../shared/service/config.js';
-import { installFrameworkErrorBodies } from '../shared/service/http.js';
-import { installGracefulShutdown } from '../shared/service/shutdown.js';
-import { firstCalls, onWarmUp } from '../shared/service/warm-up.js';
+import { instanceApiHandler } from '../shared/service/api/api.js';
+import { installBodyGuard } from '../shared/service/http/body-guard.js';
+import { installFrameworkErrorBodies } from '../shared/service/http/io.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
+import { installGracefulShutdown } from '../shared/service/runtime/shutdown.js';
+import { firstCalls, onWarmUp } from '../shared/service/runtime/warm-up.js';
+import { createStore } from '../shared/service/store/bigtable-store.js';
 
 installFrameworkErrorBodies();
 // Bodies are bounded (and never inflated) before the framework parses them.

@@ -1,23 +1,23 @@
 /**
  * The subscriber function: a CloudEvent function for `google.cloud.pubsub.topic.v1.messagePublished`
  * (an Eventarc trigger on the events topic, or a plain push subscription, whose body the functions
- * framework converts). All logic is in shared/service/subscriber.ts; this file wires it once per instance.
+ * framework converts). All logic is in shared/service/events/subscriber.ts; this file wires it once per instance.
  */
 import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
 import { log } from '../shared/sdk/log.js';
-import { installBodyGuard } from '../shared/service/body-guard.js';
-import { loadConfig } from '../shared/service/config.js';
-import { isDeadLetterDelivery, storeDeadLetter } from '../shared/service/dead-letter-handler.js';
-import { leaveFrameworkDomain } from '../shared/service/framework-domain.js';
-import { installPushGuard } from '../shared/service/push-guard.js';
-import { installGracefulShutdown, onShutdown } from '../shared/service/shutdown.js';
-import { eventMessageOf, handleEventMessage } from '../shared/service/subscriber.js';
+import { isDeadLetterDelivery, storeDeadLetter } from '../shared/service/dead-letters/handler.js';
 import {
   openSubscriberServices,
   type SubscriberServices,
-} from '../shared/service/subscriber-services.js';
-import { traceFields, withFields } from '../shared/service/trace.js';
-import { firstCalls, onWarmUp } from '../shared/service/warm-up.js';
+} from '../shared/service/events/services.js';
+import { eventMessageOf, handleEventMessage } from '../shared/service/events/subscriber.js';
+import { installBodyGuard } from '../shared/service/http/body-guard.js';
+import { leaveFrameworkDomain } from '../shared/service/http/framework-domain.js';
+import { installPushGuard } from '../shared/service/http/push-guard.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
+import { installGracefulShutdown, onShutdown } from '../shared/service/runtime/shutdown.js';
+import { traceFields, withFields } from '../shared/service/runtime/trace.js';
+import { firstCalls, onWarmUp } from '../shared/service/runtime/warm-up.js';
 
 let deps: SubscriberServices | undefined;
 

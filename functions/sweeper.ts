@@ -1,5 +1,5 @@
 /**
- * The `sweeper` HTTP function: one sweep per request (shared/service/sweeper.ts), answering with what it
+ * The `sweeper` HTTP function: one sweep per request (shared/service/sweeper/sweeper.ts), answering with what it
  * did. Cloud Scheduler calls it every minute with an OIDC token; only its service account may
  * invoke it. Concurrent calls are safe (the sweep is built for several sweepers at once).
  */
@@ -7,14 +7,14 @@ import * as functions from '@google-cloud/functions-framework';
 import { Code, LroError } from '../shared/sdk/errors.js';
 import { log } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
-import { createStore } from '../shared/service/bigtable-store.js';
-import { installBodyGuard } from '../shared/service/body-guard.js';
-import { loadConfig } from '../shared/service/config.js';
-import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
-import { leaveFrameworkDomain } from '../shared/service/framework-domain.js';
-import { sendError, sendJson } from '../shared/service/http.js';
-import { type SweeperDeps, sweep } from '../shared/service/sweeper.js';
-import { firstCalls, onWarmUp } from '../shared/service/warm-up.js';
+import { installBodyGuard } from '../shared/service/http/body-guard.js';
+import { leaveFrameworkDomain } from '../shared/service/http/framework-domain.js';
+import { sendError, sendJson } from '../shared/service/http/io.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
+import { firstCalls, onWarmUp } from '../shared/service/runtime/warm-up.js';
+import { createStore } from '../shared/service/store/bigtable-store.js';
+import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
+import { type SweeperDeps, sweep } from '../shared/service/sweeper/sweeper.js';
 
 let deps: SweeperDeps | undefined;
 

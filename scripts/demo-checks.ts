@@ -9,7 +9,7 @@ import { isListening } from '../shared/local/emulators.js';
 import { OperationsClient } from '../shared/sdk/client.js';
 import { LroError } from '../shared/sdk/errors.js';
 import { Messaging } from '../shared/sdk/messaging.js';
-import type { Config } from '../shared/service/config.js';
+import type { Config } from '../shared/service/runtime/config.js';
 
 /** How long each check may take. */
 export const DEMO_CHECK_TIMEOUT_MS = 5_000;

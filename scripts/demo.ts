@@ -24,7 +24,7 @@ import { Messaging } from '../shared/sdk/messaging.js';
 import type { Any, Operation } from '../shared/sdk/model.js';
 import { renderProgressLine } from '../shared/sdk/progress.js';
 import { OperationReporter } from '../shared/sdk/reporter.js';
-import { type Config, loadConfig } from '../shared/service/config.js';
+import { type Config, loadConfig } from '../shared/service/runtime/config.js';
 import { checkDemoCanRun, DemoCheckError } from './demo-checks.js';
 
 const PROGRESS = 'type.googleapis.com/lro.demo.Progress';

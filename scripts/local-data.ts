@@ -9,7 +9,7 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Bigtable } from '@google-cloud/bigtable';
-import type { Config } from '../shared/service/config.js';
+import type { Config } from '../shared/service/runtime/config.js';
 
 export const SAVE_INTERVAL_MS = 30_000;
 

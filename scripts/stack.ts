@@ -2,7 +2,7 @@
  * The whole system on one machine: the emulators (started, or reused when the emulator
  * variables are set), the table, topics and subscriptions (the events topic pushes to the
  * subscriber exactly as in the cloud), the API and subscriber functions under the functions
- * framework, and a sweep every 2 seconds in this process (shared/service/sweeper.ts, the logic of the
+ * framework, and a sweep every 2 seconds in this process (shared/service/sweeper/sweeper.ts, the logic of the
  * `sweeper` function that Cloud Scheduler calls every minute in the cloud).
  * `npm start`, the benchmarks and the end-to-end tests all use it.
  */
@@ -12,10 +12,10 @@ import { type ProvisionedStack, provisionStack } from '../shared/local/provision
 import { defaults } from '../shared/sdk/defaults.js';
 import { createLogger } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
-import { createStore } from '../shared/service/bigtable-store.js';
-import { type Config, loadConfig } from '../shared/service/config.js';
-import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
-import { sweep } from '../shared/service/sweeper.js';
+import { type Config, loadConfig } from '../shared/service/runtime/config.js';
+import { createStore } from '../shared/service/store/bigtable-store.js';
+import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
+import { sweep } from '../shared/service/sweeper/sweeper.js';
 import { type RunningFunction, startFunction } from './run-function.js';
 
 export interface StackOptions {

@@ -13,7 +13,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { parseArgs } from 'node:util';
 import { EmulatorError } from '../shared/local/emulators.js';
-import { type Config, loadConfig } from '../shared/service/config.js';
+import { type Config, loadConfig } from '../shared/service/runtime/config.js';
 import { runDemo } from './demo.js';
 import {
   dataFilePath,

@@ -15,14 +15,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults } from '../shared/sdk/defaults.js';
 import { Code, LroError } from '../shared/sdk/errors.js';
-import { BigtableOperationStore, ensureTable } from '../shared/service/bigtable-store.js';
-import type { Config } from '../shared/service/config.js';
-import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
+import type { Config } from '../shared/service/runtime/config.js';
+import { BigtableOperationStore, ensureTable } from '../shared/service/store/bigtable-store.js';
+import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
 import { type PrivateBigtable, startPrivateBigtable } from './faults/support.js';
 import { testConfig } from './support/env.js';
 import { ROOT } from './support/functions.js';
 
-const STORES = ['shared/service/bigtable-store.ts', 'shared/service/dead-letter-store.ts'];
+const STORES = [
+  'shared/service/store/bigtable-store.ts',
+  'shared/service/store/dead-letter-store.ts',
+];
 
 /**
  * The text of each RPC made through `this.table`, or through a row handle taken from it

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code, LroError } from '../shared/sdk/errors.js';
 import type { Any } from '../shared/sdk/model.js';
+import type { Config } from '../shared/service/runtime/config.js';
 import {
   BigtableOperationStore,
   deleteTable,
   ensureTable,
   familyGcRules,
-} from '../shared/service/bigtable-store.js';
-import type { Config } from '../shared/service/config.js';
-import type { OperationRecord, OperationStore } from '../shared/service/store.js';
+} from '../shared/service/store/bigtable-store.js';
+import type { OperationRecord, OperationStore } from '../shared/service/store/store.js';
 import { testConfig, uniqueSuffix } from './support/env.js';
 
 const meta = (n: number): Any => ({ '@type': 'type.googleapis.com/test.Progress', percent: n });

@@ -7,8 +7,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
-import { deadLetterIdOf } from '../shared/service/dead-letters.js';
+import { deadLetterIdOf } from '../shared/service/dead-letters/record.js';
+import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
 import { type EventStack, event, progress, startEventStack, until } from './support/event-stack.js';
 import { ROOT, type RunningFunction, startFunction } from './support/functions.js';
 

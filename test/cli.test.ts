@@ -15,7 +15,7 @@ import { createLogger } from '../shared/sdk/log.js';
 import type { Operation } from '../shared/sdk/model.js';
 import { percentOf, renderBar, renderProgressLine, stateOf } from '../shared/sdk/progress.js';
 import { OperationReporter } from '../shared/sdk/reporter.js';
-import { type Config, loadConfig } from '../shared/service/config.js';
+import { type Config, loadConfig } from '../shared/service/runtime/config.js';
 import { testEnv } from './support/env.js';
 import { ROOT } from './support/functions.js';
 

@@ -10,9 +10,9 @@
 import { randomUUID } from 'node:crypto';
 import type { HTTPResponse, Page } from 'puppeteer-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BigtableOperationStore } from '../shared/service/bigtable-store.js';
-import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
-import { deadLetterIdOf } from '../shared/service/dead-letters.js';
+import { deadLetterIdOf } from '../shared/service/dead-letters/record.js';
+import { BigtableOperationStore } from '../shared/service/store/bigtable-store.js';
+import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
 import { type LaunchedBrowser, launchBrowser } from './support/browser.js';
 import { type EventStack, event, startEventStack, until } from './support/event-stack.js';
 import { type RunningFunction, startFunction } from './support/functions.js';

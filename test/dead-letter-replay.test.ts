@@ -1,5 +1,5 @@
 /**
- * Automatic replay of dead letters (shared/service/dead-letter-replay.ts), on the emulators: which
+ * Automatic replay of dead letters (shared/service/dead-letters/replay.ts), on the emulators: which
  * dead letters the handler schedules (the subscription policy's, whose last error was transient),
  * when (backoff by the replays so far), and what a sweep does with them (replays those whose
  * operation runs, leaves the others for a person).
@@ -9,16 +9,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults } from '../shared/sdk/defaults.js';
 import { Code } from '../shared/sdk/errors.js';
 import { Messaging, type ReceivedMessage } from '../shared/sdk/messaging.js';
+import { storeDeadLetter } from '../shared/service/dead-letters/handler.js';
+import { POLICY_DELIVERY_COUNT } from '../shared/service/dead-letters/record.js';
+import { replayDueDeadLetters } from '../shared/service/dead-letters/replay.js';
+import type { Config } from '../shared/service/runtime/config.js';
 import {
   BigtableOperationStore,
   deleteTable,
   ensureTable,
-} from '../shared/service/bigtable-store.js';
-import type { Config } from '../shared/service/config.js';
-import { storeDeadLetter } from '../shared/service/dead-letter-handler.js';
-import { replayDueDeadLetters } from '../shared/service/dead-letter-replay.js';
-import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
-import { POLICY_DELIVERY_COUNT } from '../shared/service/dead-letters.js';
+} from '../shared/service/store/bigtable-store.js';
+import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
 import { testConfig, uniqueSuffix } from './support/env.js';
 import { until } from './support/event-stack.js';
 

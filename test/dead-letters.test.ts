@@ -6,11 +6,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '../shared/sdk/errors.js';
-import { BigtableOperationStore } from '../shared/service/bigtable-store.js';
-import { loadConfig } from '../shared/service/config.js';
-import { storeDeadLetter } from '../shared/service/dead-letter-handler.js';
-import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
-import { deadLetterIdOf } from '../shared/service/dead-letters.js';
+import { storeDeadLetter } from '../shared/service/dead-letters/handler.js';
+import { deadLetterIdOf } from '../shared/service/dead-letters/record.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
+import { BigtableOperationStore } from '../shared/service/store/bigtable-store.js';
+import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
 import { type EventStack, event, progress, startEventStack, until } from './support/event-stack.js';
 import { type RunningFunction, startFunction } from './support/functions.js';
 import { call } from './support/operations-stack.js';

@@ -15,8 +15,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { type Stack, startStack } from '../scripts/stack.js';
 import { freePort } from '../shared/local/emulators.js';
 import { teardownStack } from '../shared/local/provision.js';
-import { loadConfig } from '../shared/service/config.js';
-import { compileFilter } from '../shared/service/filter.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
+import { compileFilter } from '../shared/service/store/filter.js';
 import { type Block, matchesShown, readBlocks, type Step, steps } from './support/doc-blocks.js';
 import { ROOT } from './support/functions.js';
 

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { HISTORY_VERSIONS } from '../shared/service/event-history.js';
+import { HISTORY_VERSIONS } from '../shared/service/store/event-history.js';
 import { type EventStack, startEventStack } from './support/event-stack.js';
 import { type RunningFunction, startFunction } from './support/functions.js';
 import { call } from './support/operations-stack.js';

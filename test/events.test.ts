@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { defaults } from '../shared/sdk/defaults.js';
 import { decodeEvent, eventSchemaText } from '../shared/sdk/events.js';
-import { eventMessageOf } from '../shared/service/subscriber.js';
+import { eventMessageOf } from '../shared/service/events/subscriber.js';
 
 const base = {
   operation: 'operations/job-1',

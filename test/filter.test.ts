@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { Code, LroError } from '../shared/sdk/errors.js';
-import { compileFilter } from '../shared/service/filter.js';
-import { PageTokens } from '../shared/service/page-token.js';
-import type { OperationRecord } from '../shared/service/store.js';
+import { compileFilter } from '../shared/service/store/filter.js';
+import { PageTokens } from '../shared/service/store/page-token.js';
+import type { OperationRecord } from '../shared/service/store/store.js';
 
 const record = (
   over: Partial<OperationRecord> & { done?: boolean; code?: number } = {},

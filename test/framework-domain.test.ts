@@ -1,13 +1,13 @@
 /**
  * The functions framework runs each request inside a Node.js domain; the functions' handlers
- * leave it before their work (shared/service/framework-domain.ts), so the promises and callbacks
+ * leave it before their work (shared/service/http/framework-domain.ts), so the promises and callbacks
  * of the Bigtable and Pub/Sub clients are not tagged with it. Served by the real framework.
  */
 import type { AddressInfo } from 'node:net';
 import * as functions from '@google-cloud/functions-framework';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { describe, expect, it } from 'vitest';
-import { leaveFrameworkDomain } from '../shared/service/framework-domain.js';
+import { leaveFrameworkDomain } from '../shared/service/http/framework-domain.js';
 
 const inDomain = () => (process as { domain?: unknown }).domain != null;
 

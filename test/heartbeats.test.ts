@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '../shared/sdk/errors.js';
 import { OperationReporter } from '../shared/sdk/reporter.js';
-import { sweep } from '../shared/service/sweeper.js';
+import { sweep } from '../shared/service/sweeper/sweeper.js';
 import { type EventStack, event, progress, startEventStack, until } from './support/event-stack.js';
 
 let s: EventStack;

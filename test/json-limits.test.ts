@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults } from '../shared/sdk/defaults.js';
 import { jsonDepth, parseJsonWithin } from '../shared/sdk/json-limits.js';
 import { parseNotification } from '../shared/sdk/notifications.js';
-import { DEAD_LETTER_ATTRIBUTES } from '../shared/service/subscriber.js';
+import { DEAD_LETTER_ATTRIBUTES } from '../shared/service/events/subscriber.js';
 import { type EventStack, progress, startEventStack, until } from './support/event-stack.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 

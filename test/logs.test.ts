@@ -12,7 +12,7 @@ import {
   TRACE_FIELD,
   traceFields,
   withFields,
-} from '../shared/service/trace.js';
+} from '../shared/service/runtime/trace.js';
 import { type EventStack, event, startEventStack, until } from './support/event-stack.js';
 import {
   entryOf,

@@ -10,7 +10,7 @@ import {
   parseOrInvalid,
   toOperationName,
 } from '../shared/sdk/model.js';
-import { loadConfig } from '../shared/service/config.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
 
 describe('operation names and IDs', () => {
   it('accepts caller IDs of the documented form and generated UUIDs', () => {

@@ -9,7 +9,7 @@ import SwaggerParser from '@apidevtools/swagger-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { openApiDocument, openApiText } from '../scripts/openapi.js';
-import { apiRoutes, resolve } from '../shared/service/api.js';
+import { apiRoutes, resolve } from '../shared/service/api/api.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 
 const root = resolvePath(import.meta.dirname, '..');

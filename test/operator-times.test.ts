@@ -5,7 +5,7 @@
  * name-prefix searches.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BigtableOperationStore, openTable } from '../shared/service/bigtable-store.js';
+import { BigtableOperationStore, openTable } from '../shared/service/store/bigtable-store.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';
 
 let s: OperationsStack;

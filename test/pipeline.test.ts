@@ -11,7 +11,7 @@ import { defaults } from '../shared/sdk/defaults.js';
 import { Code } from '../shared/sdk/errors.js';
 import type { WorkerEventInput } from '../shared/sdk/events.js';
 import type { Operation } from '../shared/sdk/model.js';
-import { DEAD_LETTER_ATTRIBUTES } from '../shared/service/subscriber.js';
+import { DEAD_LETTER_ATTRIBUTES } from '../shared/service/events/subscriber.js';
 import { type EventStack, event, progress, startEventStack, until } from './support/event-stack.js';
 
 let s: EventStack;

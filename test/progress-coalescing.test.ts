@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Listener, Messaging } from '../shared/sdk/messaging.js';
 import { OperationReporter } from '../shared/sdk/reporter.js';
-import type { Config } from '../shared/service/config.js';
+import type { Config } from '../shared/service/runtime/config.js';
 import { testConfig, uniqueSuffix } from './support/env.js';
 import { until } from './support/event-stack.js';
 

@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../shared/local/emulators.js';
 import { teardownStack } from '../shared/local/provision.js';
-import { loadConfig } from '../shared/service/config.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
 import { testEnv } from './support/env.js';
 import { ROOT } from './support/functions.js';
 

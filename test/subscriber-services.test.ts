@@ -5,9 +5,9 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LroError } from '../shared/sdk/errors.js';
-import { deleteTable, ensureTable } from '../shared/service/bigtable-store.js';
-import type { Config } from '../shared/service/config.js';
-import { openSubscriberServices } from '../shared/service/subscriber-services.js';
+import { openSubscriberServices } from '../shared/service/events/services.js';
+import type { Config } from '../shared/service/runtime/config.js';
+import { deleteTable, ensureTable } from '../shared/service/store/bigtable-store.js';
 import { testConfig } from './support/env.js';
 
 let config: Config;

@@ -8,15 +8,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '../shared/sdk/errors.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { type Notification, parseNotification } from '../shared/sdk/notifications.js';
+import { countedEmitTime } from '../shared/service/events/worker-clock.js';
+import type { Config } from '../shared/service/runtime/config.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
 import {
   BigtableOperationStore,
   deleteTable,
   ensureTable,
-} from '../shared/service/bigtable-store.js';
-import type { Config } from '../shared/service/config.js';
-import { loadConfig } from '../shared/service/config.js';
-import { type SweeperDeps, sweep } from '../shared/service/sweeper.js';
-import { countedEmitTime } from '../shared/service/worker-clock.js';
+} from '../shared/service/store/bigtable-store.js';
+import { type SweeperDeps, sweep } from '../shared/service/sweeper/sweeper.js';
 import { testConfig, testEnv, uniqueSuffix } from './support/env.js';
 import { until } from './support/event-stack.js';
 import { startFunction } from './support/functions.js';

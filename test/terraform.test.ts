@@ -7,7 +7,7 @@
  *   provider 6.x): the `Config` interfaces of each resource's `index.d.ts` list every argument,
  *   its Terraform name, whether it is required and which nested block it opens.
  * - The functions' entry points are registered by the build, their environment is what
- *   shared/service/config.ts reads, topic and Bigtable names trace back to the resources that create them,
+ *   shared/service/runtime/config.ts reads, topic and Bigtable names trace back to the resources that create them,
  *   the archive carries every file the entry points import, and no invoker is public.
  */
 import { execFileSync } from 'node:child_process';
@@ -26,8 +26,8 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from '@cdktf/hcl2json';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { configVariableNames } from '../shared/service/config.js';
-import { HISTORY_VERSIONS } from '../shared/service/event-history.js';
+import { configVariableNames } from '../shared/service/runtime/config.js';
+import { HISTORY_VERSIONS } from '../shared/service/store/event-history.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -703,7 +703,7 @@ describe('functions', () => {
       for (const key of [...keys.keys(), ...secrets]) {
         expect(
           known.has(String(key)),
-          `${name}: ${String(key)} is not read by shared/service/config.ts`,
+          `${name}: ${String(key)} is not read by shared/service/runtime/config.ts`,
         ).toBe(true);
       }
       for (const key of requiredInCloud) expect(keys.has(key), `${name}: ${key}`).toBe(true);

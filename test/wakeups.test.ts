@@ -11,7 +11,7 @@ import type { Listener, ReceivedMessage } from '../shared/sdk/messaging.js';
 import type { Operation } from '../shared/sdk/model.js';
 import { parseWakeup, publishWakeup, type Wakeup } from '../shared/sdk/notifications.js';
 import { OperationReporter } from '../shared/sdk/reporter.js';
-import { sweep } from '../shared/service/sweeper.js';
+import { sweep } from '../shared/service/sweeper/sweeper.js';
 import { uniqueSuffix } from './support/env.js';
 import { type EventStack, event, progress, startEventStack, until } from './support/event-stack.js';
 import { call, type OperationsStack, startOperationsStack } from './support/operations-stack.js';

@@ -1,5 +1,5 @@
 /**
- * Warm before traffic (shared/service/warm-up.ts): an instance makes its first Bigtable and
+ * Warm before traffic (shared/service/runtime/warm-up.ts): an instance makes its first Bigtable and
  * Pub/Sub calls before the functions framework listens, writes nothing a consumer sees, and starts
  * within its bound when Bigtable and Pub/Sub cannot be reached (then answering 503 as before).
  */
@@ -7,9 +7,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../shared/local/emulators.js';
 import { type Listener, Messaging } from '../shared/sdk/messaging.js';
-import { deleteTable, ensureTable, openTable } from '../shared/service/bigtable-store.js';
-import { loadConfig } from '../shared/service/config.js';
-import { servedTarget } from '../shared/service/warm-up.js';
+import { loadConfig } from '../shared/service/runtime/config.js';
+import { servedTarget } from '../shared/service/runtime/warm-up.js';
+import { deleteTable, ensureTable, openTable } from '../shared/service/store/bigtable-store.js';
 import { testEnv } from './support/env.js';
 import { until } from './support/event-stack.js';
 import { type RunningFunction, startFunction } from './support/functions.js';

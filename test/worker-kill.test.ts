@@ -45,7 +45,7 @@ afterAll(async () => {
 function startWorker(): { child: ChildProcess; ready: Promise<string> } {
   const module = (file: string) => JSON.stringify(pathToFileURL(resolve(ROOT, file)).href);
   const script = [
-    `const { loadConfig } = await import(${module('dist/shared/service/config.js')});`,
+    `const { loadConfig } = await import(${module('dist/shared/service/runtime/config.js')});`,
     `const { OperationReporter } = await import(${module('dist/shared/sdk/reporter.js')});`,
     `const created = await fetch(${JSON.stringify(`${stack.api.url}/v1/operations`)}, {`,
     "  method: 'POST',",

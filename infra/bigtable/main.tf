@@ -179,7 +179,7 @@ resource "google_bigtable_gc_policy" "index" {
   gc_rules        = local.gc_rules
 }
 
-# Event history of each operation (shared/service/event-history.ts): the last 200 versions of
+# Event history of each operation (shared/service/store/event-history.ts): the last 200 versions of
 # each column, in the operation's row, expiring with it.
 resource "google_bigtable_gc_policy" "history" {
   project         = var.project_id

@@ -14,7 +14,7 @@
 # and runs no build script). Its name carries the content hash, so a new build redeploys both
 # functions and an unchanged one does not.
 #
-# Configuration is passed only through environment variables, named as in shared/service/config.ts.
+# Configuration is passed only through environment variables, named as in shared/service/runtime/config.ts.
 # PORT is set by the platform; the emulator variables are never set here.
 
 terraform {

@@ -1,7 +1,7 @@
 # Operating the service: log-based metrics from the functions' structured logs, alert policies and
 # one dashboard.
 #
-# Log-based metrics (the lines they count are written by shared/service/subscriber.ts, shared/service/api.ts and
+# Log-based metrics (the lines they count are written by shared/service/events/subscriber.ts, shared/service/api/api.ts and
 # the sweeper; the functions log one JSON object per line, which Cloud Logging reads as jsonPayload):
 #   <prefix>_events_applied             subscriber, `event applied`, labels type and outcome
 #   <prefix>_events_dead_lettered       subscriber, `event dead-lettered` (a permanent failure)
@@ -545,7 +545,7 @@ resource "google_monitoring_alert_policy" "sweeper" {
 }
 
 # The API's account may delete any subscription of the project (infra/identities says why that
-# cannot be narrowed with IAM); the code only ever deletes its own listeners (shared/service/waiter.ts):
+# cannot be narrowed with IAM); the code only ever deletes its own listeners (shared/service/wait/waiter.ts):
 # WAKEUPS_TOPIC-waiter-<12 hex digits> for waits and NOTIFICATIONS_TOPIC-watch-<12 hex digits> for
 # watches. Any other DeleteSubscription by that
 # account is worth a look at once. Deleting a subscription writes an Admin Activity audit entry,

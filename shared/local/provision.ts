@@ -9,9 +9,9 @@
  */
 
 import { Messaging } from '../sdk/messaging.js';
-import { deleteTable, ensureTable } from '../service/bigtable-store.js';
-import type { Config } from '../service/config.js';
-import { DEAD_LETTER_STORE_SUFFIX } from '../service/dead-letter-handler.js';
+import { DEAD_LETTER_STORE_SUFFIX } from '../service/dead-letters/handler.js';
+import type { Config } from '../service/runtime/config.js';
+import { deleteTable, ensureTable } from '../service/store/bigtable-store.js';
 
 export interface StackNames {
   /** Push subscription of the events topic to the subscriber function. */

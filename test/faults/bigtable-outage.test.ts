@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Operation } from '../../shared/sdk/model.js';
-import { POLICY_DELIVERY_COUNT } from '../../shared/service/dead-letters.js';
+import { POLICY_DELIVERY_COUNT } from '../../shared/service/dead-letters/record.js';
 import { type RunningFunction, startFunction } from '../support/functions.js';
 import {
   api,

@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeEvent } from '../../shared/sdk/events.js';
 import type { Operation } from '../../shared/sdk/model.js';
-import { DEAD_LETTER_ATTRIBUTES } from '../../shared/service/subscriber.js';
+import { DEAD_LETTER_ATTRIBUTES } from '../../shared/service/events/subscriber.js';
 import {
   collect,
   createOperation,

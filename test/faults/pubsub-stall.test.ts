@@ -7,9 +7,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Messaging } from '../../shared/sdk/messaging.js';
 import { type Notification, parseNotification } from '../../shared/sdk/notifications.js';
-import { createStore, deleteTable, ensureTable } from '../../shared/service/bigtable-store.js';
-import { type Config, loadConfig } from '../../shared/service/config.js';
-import type { OperationStore } from '../../shared/service/store.js';
+import { type Config, loadConfig } from '../../shared/service/runtime/config.js';
+import {
+  createStore,
+  deleteTable,
+  ensureTable,
+} from '../../shared/service/store/bigtable-store.js';
+import type { OperationStore } from '../../shared/service/store/store.js';
 import { testEnv, uniqueSuffix } from '../support/env.js';
 import { type RunningFunction, startFunction } from '../support/functions.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';

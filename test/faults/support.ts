@@ -27,9 +27,9 @@ import {
   type ReceivedMessage,
 } from '../../shared/sdk/messaging.js';
 import type { Operation } from '../../shared/sdk/model.js';
-import { createStore } from '../../shared/service/bigtable-store.js';
-import { type Config, loadConfig } from '../../shared/service/config.js';
-import type { OperationStore } from '../../shared/service/store.js';
+import { type Config, loadConfig } from '../../shared/service/runtime/config.js';
+import { createStore } from '../../shared/service/store/bigtable-store.js';
+import type { OperationStore } from '../../shared/service/store/store.js';
 import { testEnv } from '../support/env.js';
 import { until } from '../support/event-stack.js';
 import { type RunningFunction, startFunction } from '../support/functions.js';

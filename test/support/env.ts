@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
-import { type Config, loadConfig } from '../../shared/service/config.js';
+import { type Config, loadConfig } from '../../shared/service/runtime/config.js';
 
 /** A short unique suffix for resource names of one test. */
 export function uniqueSuffix(): string {

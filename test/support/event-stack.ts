@@ -12,9 +12,9 @@ import {
 import type { WorkerEventInput } from '../../shared/sdk/events.js';
 import { type Listener, Messaging, type ReceivedMessage } from '../../shared/sdk/messaging.js';
 import { type Notification, parseNotification } from '../../shared/sdk/notifications.js';
-import { createStore } from '../../shared/service/bigtable-store.js';
-import { type Config, loadConfig } from '../../shared/service/config.js';
-import type { OperationStore } from '../../shared/service/store.js';
+import { type Config, loadConfig } from '../../shared/service/runtime/config.js';
+import { createStore } from '../../shared/service/store/bigtable-store.js';
+import type { OperationStore } from '../../shared/service/store/store.js';
 import { testEnv } from './env.js';
 import { type RunningFunction, startFunction } from './functions.js';
 

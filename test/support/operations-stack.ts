@@ -11,9 +11,13 @@ import {
   type NotificationType,
   parseNotification,
 } from '../../shared/sdk/notifications.js';
-import { createStore, deleteTable, ensureTable } from '../../shared/service/bigtable-store.js';
-import { type Config, loadConfig } from '../../shared/service/config.js';
-import type { OperationStore } from '../../shared/service/store.js';
+import { type Config, loadConfig } from '../../shared/service/runtime/config.js';
+import {
+  createStore,
+  deleteTable,
+  ensureTable,
+} from '../../shared/service/store/bigtable-store.js';
+import type { OperationStore } from '../../shared/service/store/store.js';
 import { testEnv, uniqueSuffix } from './env.js';
 import { type RunningFunction, startFunction } from './functions.js';
 
