@@ -99,7 +99,7 @@ describe('Bigtable call sites', () => {
       .filter((f) => f.endsWith('.ts'))
       .map((f) => join('shared', f));
     const opening = files.filter((f) => /new Bigtable\(/.test(readFileSync(join(ROOT, f), 'utf8')));
-    expect(opening).toEqual([join('shared', 'service', 'bigtable-store.ts')]);
+    expect(opening).toEqual([join('shared', 'service', 'store', 'bigtable-store.ts')]);
   });
 });
 
