@@ -404,7 +404,7 @@ describe('event pipeline', () => {
       );
       for (const n of announced) expect(n.operation).toEqual(want);
     }
-  }, 90_000);
+  }, 240_000);
 
   it.concurrent('retries an event for an operation that does not exist, then Pub/Sub dead-letters it', async () => {
     // A stack of its own: failing deliveries slow the emulator's push for the whole subscription.
