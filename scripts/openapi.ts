@@ -1,7 +1,7 @@
 /**
  * The OpenAPI 3.1 description of the HTTP API, built from the routing table (`apiRoutes` in
  * shared/service/api/api.ts) and the zod schemas that validate each route's query and body: one source of
- * truth. `npm run openapi` writes it to docs/openapi.yaml; test/openapi.test.ts fails when the
+ * truth. `npm run openapi` writes it to docs/openapi.yaml; test/service/openapi.test.ts fails when the
  * file is stale, when it is not valid OpenAPI, or when a route and the file disagree.
  *
  * Request schemas are converted as the API reads them (zod's input side: defaults optional,

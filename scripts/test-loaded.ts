@@ -17,7 +17,7 @@ const HELP = `Usage: npm run test:loaded [-- --runs N] [-- --hogs N] [-- <vitest
 Runs the test suite (vitest run) with every core saturated by busy node processes.
   --runs N   run the suite N times in a row (default 1); stops at the first failure
   --hogs N   busy processes to start (default: one per core, ${availableParallelism()} here)
-  other arguments go to vitest, e.g. test/wait.test.ts or --config vitest.faults.config.ts
+  other arguments go to vitest, e.g. test/service/wait.test.ts or --config vitest.faults.config.ts
 `;
 
 const { values, positionals } = parseArgs({

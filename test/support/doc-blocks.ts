@@ -1,5 +1,5 @@
 /**
- * Fenced code blocks of the Markdown docs, for the docs-as-tests runner (test/docs.test.ts).
+ * Fenced code blocks of the Markdown docs, for the docs-as-tests runner (test/e2e/docs.test.ts).
  *
  * A block whose info string carries the word `doctest` (```` ```sh doctest ````) is one the reader
  * is told to run: its commands run in order, in one shell per document, against a fresh stack.

@@ -388,7 +388,7 @@ function historyMutations(entry: HistoryEntry | undefined) {
  * The per-call deadline of every Bigtable call (`defaults.bigtableCallTimeoutMs`), so that a
  * stalled Bigtable fails the call (and the delivery or request) instead of holding it. Fresh
  * options each time: the client mutates them (it appends its metrics interceptor). Every call of
- * the stores passes them (test/bigtable-call-timeout.test.ts checks each call site).
+ * the stores passes them (test/service/bigtable-call-timeout.test.ts checks each call site).
  */
 export const gax = () => ({ timeout: defaults.bigtableCallTimeoutMs });
 /** A filter matching what any of `filters` matches (Bigtable wants two or more in an interleave). */

@@ -1,0 +1,49 @@
+/**
+ * The subscriber instance's clients: the operation store and the dead-letter store share one
+ * Bigtable client, and closing the instance's services (its shutdown hook) closes it, so no
+ * client is left open when the instance stops.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LroError } from '../../shared/sdk/errors.js';
+import { openSubscriberServices } from '../../shared/service/events/services.js';
+import type { Config } from '../../shared/service/runtime/config.js';
+import { deleteTable, ensureTable } from '../../shared/service/store/bigtable-store.js';
+import { testConfig } from '../support/env.js';
+
+let config: Config;
+
+beforeAll(async () => {
+  config = testConfig();
+  await ensureTable(config);
+});
+
+afterAll(async () => {
+  await deleteTable(config);
+});
+
+async function failure(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'resolved';
+  } catch (err) {
+    return err instanceof LroError ? err.message : String(err);
+  }
+}
+
+describe('subscriber services', () => {
+  it('close every Bigtable client, the dead-letter store included', async () => {
+    const services = openSubscriberServices(config);
+    // Both stores answer while open (a dead letter that does not exist: NOT_FOUND).
+    await services.store.create({ id: 'services-open' });
+    expect(await failure(services.deadLetters.get('8000000000000-absent'))).toMatch(/not found/);
+    await services.close();
+    expect(await failure(services.store.get('operations/services-open'))).toMatch(/closed/);
+    expect(await failure(services.deadLetters.get('8000000000000-absent'))).toMatch(/closed/);
+    expect(
+      await failure(
+        services.failures?.rememberFailure(Buffer.from('x'), { code: 14, message: 'e' }) ??
+          Promise.resolve(),
+      ),
+    ).toMatch(/closed/);
+  });
+});
