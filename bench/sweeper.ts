@@ -1,5 +1,5 @@
 /**
- * What the sweeper costs (public contract 5), on the Bigtable emulator:
+ * What the sweeper costs (docs/contracts.md, contract 5), on the Bigtable emulator:
  *
  * - One sweep over 10,000 running operations of which 100 are overdue: the rows it reads against
  *   the 100 it ends (target: at most 2 rows per ended operation plus a constant), its duration,

@@ -60,7 +60,7 @@ cloudEvent('subscriber', async (event: CloudEvent<unknown>) => {
   });
   const logger = withFields(shared.log ?? log, trace);
   if (isDeadLetterDelivery(event, shared.topics.deadLetter)) {
-    // A push of the dead-letter topic: keep the message (contract 6), never apply it.
+    // A push of the dead-letter topic: keep it (docs/contracts.md, contract 6), never apply it.
     await storeDeadLetter(message, { store: shared.deadLetters, log: logger });
     return;
   }

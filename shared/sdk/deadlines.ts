@@ -1,5 +1,5 @@
 /**
- * Deadlines and heartbeat timeouts (public contract 5): the two optional create fields, their
+ * Deadlines and heartbeat timeouts (docs/contracts.md, contract 5): the two create fields, their
  * validation, the configured defaults, and the message an operation ends with when one passes.
  *
  * - `deadline` (RFC 3339): the operation must be done by then. It must lie in the future and at

@@ -1,5 +1,5 @@
 /**
- * Worker events (public contract 2): one JSON message per event on the events topic.
+ * Worker events (docs/contracts.md, contract 2): one JSON message per event on the events topic.
  *
  *   {"version": 1?, "operation": "operations/{id}",
  *    "type": "metadata" | "succeeded" | "failed" | "heartbeat",
@@ -15,7 +15,7 @@
  *   state does not depend on delivery order); `response` only on `succeeded`; `error` is
  *   required on `failed` and its code is not 0 (OK is not a failure).
  * - `heartbeat` carries nothing but the envelope: it only renews the operation's heartbeat
- *   (public contract 5), so it costs one small conditional write and no notification.
+ *   (docs/contracts.md, contract 5), so it costs one small conditional write and no notification.
  * - `eventId` makes redeliveries and publisher retries idempotent; `emitTime` orders metadata
  *   ("newest wins"). Message attributes `operation` and `type` repeat the body so that
  *   subscriptions can filter; when present they must agree with it.

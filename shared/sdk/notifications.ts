@@ -1,9 +1,9 @@
 /**
- * Notifications (public contract 3): after each change it applies, the service publishes the
+ * Notifications (docs/contracts.md, contract 3): after each change it applies, the service puts the
  * operation's new state as Operation JSON on the notifications topic, with attributes
  * `operation` (the name) and `type` (what happened). Watchers, workers and other consumers listen.
  *
- * Wake-ups (public contract 10): a change that ends an operation (succeeded, failed, cancelled,
+ * Wake-ups (docs/contracts.md, contract 10): what ends an operation (succeeded, failed, cancelled,
  * deadline exceeded) or deletes it is also announced on the wake-up topic as a message with no
  * body, only the attributes `operation` and `type` (and the pipeline timing below). API instances
  * follow that topic for waits: a woken wait reads the row once. Every instance receives every

@@ -1,5 +1,5 @@
 /**
- * Operator views (public contract 9): the times of an operation, which the Operation JSON that
+ * Operator views (docs/contracts.md, contract 9): the times of an operation, which the Operation
  * Google's clients read does not carry, and the list order. They come as a sibling resource
  * (`GET /v1/operations/{id}/times`) and, for a whole page, with `view=FULL` on ListOperations and
  * children: a `times` array beside `operations`, entry i for operation i. Nothing is added to the

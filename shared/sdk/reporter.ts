@@ -1,5 +1,5 @@
 /**
- * The worker SDK: an `OperationReporter` publishes the events of one operation (contract 2) and
+ * Worker SDK: `OperationReporter` sends one operation's events (docs/contracts.md, contract 2) and
  * tells the worker when the operation's cancellation is requested.
  *
  *   const reporter = await OperationReporter.open({ config, operation: name });
@@ -24,7 +24,7 @@
  * flushes what is held: it carries the latest metadata itself, so held progress costs no event of
  * its own; `close()` publishes what is still held.
  *
- * Heartbeats (public contract 5): while it is open and the operation not reported done, the
+ * Heartbeats (docs/contracts.md, contract 5): while it is open and the operation not done, the
  * reporter publishes a `heartbeat` event whenever nothing else was published for
  * `heartbeatIntervalMs` (default 15 s; 0 turns them off), so an operation created with a
  * `heartbeatTimeout` stays alive exactly as long as its worker process does. Progress counts as a

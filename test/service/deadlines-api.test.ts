@@ -1,5 +1,5 @@
 /**
- * `deadline` and `heartbeatTimeout` on create through the real API (public contract 5): accepted
+ * `deadline` and `heartbeatTimeout` on create, real API (docs/contracts.md, contract 5): accepted
  * values, 400s that say what is wrong, the configured defaults, and an Operation JSON without
  * new fields.
  */

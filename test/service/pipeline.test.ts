@@ -93,7 +93,7 @@ describe('event pipeline', () => {
       metadata: progress(2),
       response: result('ok'),
     });
-    // Notifications carry no order (contract 3): both arrive, in either order.
+    // Notifications carry no order (docs/contracts.md, contract 3): both arrive, in either order.
     const mine = () => s.notifications.filter((n) => n.operation.name === operation.name);
     await until(() => mine().length >= 2, 10_000, 'both notifications');
     expect(

@@ -1,5 +1,5 @@
 /**
- * Thin wake-ups (contract 10) through real HTTP and the emulators: waits follow the wake-up topic
+ * Wake-ups (docs/contracts.md, contract 10) through real HTTP and the emulators: waits follow them
  * and are woken by a bodiless wake-up with one Bigtable read and no safety-net poll; watches still
  * see every progress through a subscription on the notifications topic that exists only while a
  * watch is served (or by polling, LRO_WATCH_MODE=poll); workers' cancellation listening is
@@ -269,7 +269,7 @@ describe('who publishes wake-ups', () => {
         20_000,
         'wake-ups',
       );
-      // The full notifications are still published for every change (contract 3).
+      // Full notifications are still published for every change (docs/contracts.md, contract 3).
       await until(
         () => pipeline.notifications.some((n) => n.operation.name === bad && n.type === 'failed'),
         20_000,

@@ -1,5 +1,5 @@
 /**
- * The operations API (public contract 1): the google.longrunning REST mapping plus the
+ * The operations API (docs/contracts.md, contract 1): the google.longrunning REST mapping plus the
  * project's extensions, as one `(req, res)` handler over Node's HTTP types. The routing table
  * (`apiRoutes`) and the handlers live here; body and query parsing and error bodies in http.ts;
  * waiting in waiter.ts. docs/openapi.yaml is generated from the routing table.

@@ -1,5 +1,5 @@
 /**
- * The web console's files (public contract 7), served by the operations function under
+ * The web console's files (docs/contracts.md, contract 7), served by the operations function under
  * /console/ on the API's origin: the page and its style sheet (below), and the scripts compiled
  * from console/*.ts (`npm run build` writes them to dist/console-app/). Nothing is fetched from
  * elsewhere; the Content-Security-Policy allows scripts, styles and requests from this origin

@@ -1,5 +1,5 @@
 /**
- * The dead-letter routes of the API (public contract 6), entries of api.ts's routing table:
+ * The API's dead-letter routes (docs/contracts.md, contract 6), entries of api.ts's routing table:
  *
  *   GET    /v1/deadLetters                 {deadLetters, nextPageToken}, newest first
  *   GET    /v1/deadLetters/{id}            DeadLetter

@@ -1,5 +1,5 @@
 /**
- * Dead letters (public contract 6): what reached the dead-letter topic, as the API shows it.
+ * Dead letters (docs/contracts.md, contract 6): dead-letter topic messages as the API shows them.
  *
  * A message gets there two ways:
  * - the subscriber put it there (a permanent failure): its reason is in the attribute

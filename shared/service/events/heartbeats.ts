@@ -1,5 +1,5 @@
 /**
- * Heartbeats in the subscriber (public contract 5): a `heartbeat` event renews its running
+ * Subscriber heartbeats (docs/contracts.md, contract 5): a `heartbeat` event renews its running
  * operation's last sign of life, at the time the subscriber applies it (the service's clock, not
  * the worker's). It costs one conditional write of one cell and no notification, since the
  * Operation JSON does not change; the stored state is read only when the write did not apply

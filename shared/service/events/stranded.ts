@@ -1,5 +1,5 @@
 /**
- * Terminal events that can never apply (public contract 5: "an operation always ends"). A
+ * Terminal events that never apply (docs/contracts.md, contract 5: "an operation always ends"). A
  * `succeeded` or `failed` event that the subscriber has to dead-letter (oversized, not the
  * schema) will never end its operation, and its callers would wait for ever. When such a
  * message's body is a JSON object naming the operation and a terminal type, that operation, if it

@@ -1,5 +1,5 @@
 /**
- * Worker clocks (public contract 5): an event's `emitTime` orders metadata ("newest wins"), but
+ * Worker clocks (docs/contracts.md, contract 5): `emitTime` orders metadata ("newest wins"), but
  * it counts no later than the message's Pub/Sub `publishTime` plus `defaults.emitTimeSkewMaxMs`
  * (60 s), so that one worker whose clock runs in the future cannot freeze an operation's progress.
  *

@@ -27,7 +27,7 @@ export const ConfigEnvSchema = z.object({
   LRO_EVENTS_TOPIC: name.default('lro-events'),
   LRO_NOTIFICATIONS_TOPIC: name.default('lro-notifications'),
   LRO_DEAD_LETTER_TOPIC: name.default('lro-events-dead-letter'),
-  /** Topic of the thin wake-ups (contract 10): one per ended operation, followed by waits. */
+  /** Topic of the wake-ups (docs/contracts.md, contract 10): one per ended operation, for waits. */
   LRO_WAKEUPS_TOPIC: name.default('lro-wakeups'),
   /** How long finished operations are kept (a Duration such as "2592000s"). */
   LRO_RETENTION: DurationMs.prefault(formatDuration(defaults.retentionSeconds * 1000)),
@@ -103,7 +103,7 @@ export interface Config {
   /** Bound of the warm-up before an instance accepts requests; 0 when off. */
   readonly warmUpTimeoutMs: number;
   readonly functionTarget: string | undefined;
-  /** Limits given to operations created without their own (contract 5). */
+  /** Limits given to operations created without their own (docs/contracts.md, contract 5). */
   readonly limits: {
     readonly deadlineDefaultMs: number | undefined;
     readonly heartbeatTimeoutDefaultMs: number | undefined;

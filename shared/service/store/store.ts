@@ -38,7 +38,7 @@ export interface CreateOperationOptions {
    * names only a successful create: a failed one leaves it free.
    */
   requestId?: string;
-  /** When the operation must be done (contract 5); the sweeper ends it DEADLINE_EXCEEDED. */
+  /** When it must be done (docs/contracts.md, contract 5); then the sweeper ends it. */
   deadline?: Date;
   /** Longest time without a heartbeat or progress before the sweeper ends it. */
   heartbeatTimeoutMs?: number;

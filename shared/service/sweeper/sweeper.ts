@@ -1,5 +1,5 @@
 /**
- * The sweeper (public contract 5): ends operations that are still running past their deadline
+ * The sweeper (docs/contracts.md, contract 5): ends operations still running past their deadline
  * or heartbeat timeout with DEADLINE_EXCEEDED, and announces them on the notifications topic
  * with type `failed`. Cloud Scheduler calls the `sweeper` function every minute; `npm start`
  * runs a sweep every 2 seconds.
