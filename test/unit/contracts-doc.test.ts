@@ -176,7 +176,7 @@ describe('docs/contracts.md', () => {
 describe('citations of the contracts', () => {
   // This file names contracts while checking them: it is not a citation.
   const cited = sourceFiles()
-    .filter((f) => f !== DOC && f !== 'test/contracts-doc.test.ts')
+    .filter((f) => f !== DOC && f !== 'test/unit/contracts-doc.test.ts')
     .flatMap((file) => {
       const text = readFileSync(join(ROOT, file), 'utf8');
       return [...text.matchAll(/\bcontracts? (\d+)\b/gi)].map((m) => ({
