@@ -1,5 +1,6 @@
 /** The dead-letters pages: the list (reason, operation, time) and one entry with replay and discard. */
-import { ApiError, type DeadLetter, type DeadLettersPage, enc, request } from './api.js';
+import { Code, LroError } from '../shared/sdk/errors.js';
+import { type DeadLetter, type DeadLettersPage, enc, request } from './api.js';
 import { announce, confirmAction, h, json, replace } from './dom.js';
 import { errorBox } from './operations.js';
 import { pager } from './pager.js';
@@ -84,7 +85,7 @@ async function renderDeadLetter(main: HTMLElement, id: string): Promise<void> {
     void request('GET', `v1/operations/${enc(opName.slice('operations/'.length))}`).then(
       () => undefined,
       (err: unknown) => {
-        if (!(err instanceof ApiError) || err.code !== 'NOT_FOUND') return;
+        if (!(err instanceof LroError) || err.code !== Code.NOT_FOUND) return;
         replace(
           operationField,
           h('span', { class: 'name' }, opName),

@@ -4,9 +4,9 @@
  * operation (its times with the deadline countdown and heartbeat freshness, fields, metadata,
  * result, parent, children tree, event history, live updates from :watch, cancel and delete).
  */
+import { Code, LroError } from '../shared/sdk/errors.js';
 import { messageOf, percentOf, stateOf } from '../shared/sdk/progress.js';
 import {
-  ApiError,
   apiUrl,
   enc,
   idOf,
@@ -268,8 +268,8 @@ function progressOrResult(op: Operation): HTMLElement {
 
 export function errorBox(err: unknown): HTMLElement {
   const text =
-    err instanceof ApiError
-      ? `${err.code}: ${err.message}`
+    err instanceof LroError
+      ? `${err.status}: ${err.message}`
       : err instanceof Error
         ? err.message
         : String(err);
@@ -286,7 +286,7 @@ export async function renderOperation(main: HTMLElement, id: string): Promise<()
     operation = await request<Operation>('GET', `v1/operations/${enc(id)}`);
   } catch (err) {
     const missing =
-      err instanceof ApiError && err.code === 'NOT_FOUND'
+      err instanceof LroError && err.code === Code.NOT_FOUND
         ? h(
             'p',
             { class: 'error', role: 'alert', id: 'missing' },

@@ -3,8 +3,9 @@
  * are console/index.html, console/style.css and console/favicon.svg byte for byte, copied by the
  * build beside the compiled scripts and found relative to the module that serves them (the
  * function runs here from another working directory), each with its type, the console's
- * Content-Security-Policy, nosniff, no referrer and no-cache; anything else under /console/ is a
- * 404 and only GET and HEAD are allowed.
+ * Content-Security-Policy, nosniff, no referrer and no-cache; every module the page loads is
+ * served and none is Node.js's; anything else under /console/ is a 404 and only GET and HEAD are
+ * allowed.
  */
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -86,6 +87,23 @@ describe('console files', () => {
     expectConsoleHeaders(script.headers, 'text/javascript; charset=utf-8', script.body);
     const stylesheet = /<link rel="stylesheet" href="([^"]+)"/.exec(page.body)?.[1];
     expect((await get(`/console/${stylesheet}`)).body).toBe(source('style.css'));
+  });
+
+  it('serves every module the page loads, none of them of Node.js', async () => {
+    const seen = new Set<string>();
+    const visit = async (path: string): Promise<void> => {
+      if (seen.has(path)) return;
+      seen.add(path);
+      const script = await get(`/console/${path}`);
+      expect(script.status, path).toBe(200);
+      for (const [, specifier] of script.body.matchAll(/(?:from|import)\s*'([^']+)'/g)) {
+        expect(specifier, `${path} imports ${specifier}`).toMatch(/^\.\.?\//);
+        await visit(new URL(specifier as string, `http://x/${path}`).pathname.slice(1));
+      }
+    };
+    await visit('app/console/main.js');
+    expect(seen).toContain('app/shared/sdk/request.js');
+    expect(seen).toContain('app/shared/sdk/errors.js');
   });
 
   it('answers HEAD with the headers and no body', async () => {
