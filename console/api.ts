@@ -1,9 +1,11 @@
 /**
  * The API as the console calls it: same origin, paths relative to the console's own URL (so an
- * API served under a path prefix works too), Google error bodies turned into ApiError.
+ * API served under a path prefix works too), through the client SDK's request core (JSON, the
+ * headers it sends, Google error bodies as LroError).
  */
 import type { Operation } from '../shared/sdk/model.js';
 import type { OperationHistory, OperationTimes } from '../shared/sdk/operator-views.js';
+import { sendRequest } from '../shared/sdk/request.js';
 
 export type { Operation, OperationHistory, OperationTimes };
 
@@ -17,49 +19,20 @@ export interface DeadLetter {
   deadLetterTime: string;
 }
 
-export class ApiError extends Error {
-  override readonly name = 'ApiError';
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
+/** The API's base URL: the console's own URL one level up, without the trailing slash. */
+function apiBase(): string {
+  return new URL('../', window.location.href.split(/[?#]/)[0]).toString().replace(/\/+$/, '');
 }
 
 /** The absolute URL of an API path such as "v1/operations". */
 export function apiUrl(path: string): string {
-  return new URL(`../${path}`, window.location.href.split(/[?#]/)[0]).toString();
+  return `${apiBase()}/${path}`;
 }
 
+/** One API call; fails with the SDK's LroError. */
 export async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
-  let res: Response;
-  try {
-    res = await fetch(apiUrl(path), {
-      method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-  } catch (err) {
-    throw new ApiError(0, 'UNAVAILABLE', `the API cannot be reached (${String(err)})`);
-  }
-  const text = await res.text();
-  let parsed: unknown;
-  try {
-    parsed = text === '' ? {} : JSON.parse(text);
-  } catch {
-    parsed = undefined;
-  }
-  if (!res.ok) {
-    const error = (parsed as { error?: { status?: string; message?: string } } | undefined)?.error;
-    throw new ApiError(
-      res.status,
-      error?.status ?? `HTTP ${res.status}`,
-      error?.message ?? text.slice(0, 300),
-    );
-  }
-  return parsed as T;
+  const base = { fetch: globalThis.fetch, baseUrl: apiBase(), method, path: `/${path}` };
+  return (await sendRequest<T>(body === undefined ? base : { ...base, body })).body;
 }
 
 export interface OperationsPage {

@@ -1,8 +1,11 @@
 /** The dead-letters pages: the list (reason, operation, time) and one entry with replay and discard. */
-import { ApiError, type DeadLetter, type DeadLettersPage, enc, request } from './api.js';
+import { Code, LroError } from '../shared/sdk/errors.js';
+import { type DeadLetter, type DeadLettersPage, enc, request } from './api.js';
 import { announce, confirmAction, h, json, replace } from './dom.js';
 import { errorBox } from './operations.js';
+import { pager } from './pager.js';
 import { href, navigate, type View } from './router.js';
+import { type Column, table } from './table.js';
 import { absoluteTime } from './times.js';
 
 const OPERATION_NAME = /^operations\/[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -44,67 +47,23 @@ export async function renderDeadLetters(main: HTMLElement, view: View): Promise<
     return;
   }
   const letters = result.deadLetters ?? [];
-  if (letters.length === 0) {
-    replace(body, h('p', { class: 'muted' }, 'No dead letters.'));
-  } else {
-    replace(
-      body,
-      h(
-        'table',
-        { class: 'responsive', id: 'dead-letters' },
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            h('th', { scope: 'col' }, 'Time'),
-            h('th', { scope: 'col' }, 'Operation'),
-            h('th', { scope: 'col' }, 'Reason'),
-            h('th', { scope: 'col' }, 'Entry'),
-          ),
-        ),
-        h(
-          'tbody',
-          {},
-          ...letters.map((letter) =>
-            h(
-              'tr',
-              { 'data-name': letter.name },
-              h('td', { 'data-label': 'Time' }, absoluteTime(letter.deadLetterTime)),
-              h(
-                'td',
-                { class: 'name', 'data-label': 'Operation' },
-                operationCell(letter.operation),
-              ),
-              h('td', { class: 'reason', 'data-label': 'Reason' }, letter.reason),
-              h(
-                'td',
-                { 'data-label': 'Entry' },
-                h(
-                  'a',
-                  { href: href({ view: 'dead-letters', deadLetter: idOfLetter(letter) }) },
-                  'Show',
-                ),
-              ),
-            ),
-          ),
-        ),
-      ),
-    );
-  }
-  const pager = h('div', { class: 'pager' });
-  if (page) pager.append(h('a', { href: href({ view: 'dead-letters' }) }, 'First page'));
-  if (result.nextPageToken) {
-    pager.append(
-      h(
-        'a',
-        { href: href({ view: 'dead-letters', page: result.nextPageToken }), rel: 'next' },
-        'Next page',
-      ),
-    );
-  }
-  body.append(pager);
+  const columns: Column<DeadLetter>[] = [
+    { heading: 'Time', cell: (letter) => absoluteTime(letter.deadLetterTime) },
+    { heading: 'Operation', class: 'name', cell: (letter) => operationCell(letter.operation) },
+    { heading: 'Reason', class: 'reason', cell: (letter) => letter.reason },
+    {
+      heading: 'Entry',
+      cell: (letter) =>
+        h('a', { href: href({ view: 'dead-letters', deadLetter: idOfLetter(letter) }) }, 'Show'),
+    },
+  ];
+  replace(
+    body,
+    letters.length === 0
+      ? h('p', { class: 'muted' }, 'No dead letters.')
+      : table('dead-letters', columns, letters, (letter) => letter.name),
+    pager({ view: 'dead-letters' }, page, result.nextPageToken),
+  );
 }
 
 async function renderDeadLetter(main: HTMLElement, id: string): Promise<void> {
@@ -126,7 +85,7 @@ async function renderDeadLetter(main: HTMLElement, id: string): Promise<void> {
     void request('GET', `v1/operations/${enc(opName.slice('operations/'.length))}`).then(
       () => undefined,
       (err: unknown) => {
-        if (!(err instanceof ApiError) || err.code !== 'NOT_FOUND') return;
+        if (!(err instanceof LroError) || err.code !== Code.NOT_FOUND) return;
         replace(
           operationField,
           h('span', { class: 'name' }, opName),

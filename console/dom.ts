@@ -4,7 +4,7 @@
  * metadata, a reason or an ID holds is shown as text and cannot become markup or script.
  */
 
-type Child = Node | string | number | false | null | undefined;
+export type Child = Node | string | number | false | null | undefined;
 type Attributes = Record<string, string | number | boolean | undefined | ((e: Event) => void)>;
 
 /** `h('a', {href: '?x'}, 'text', child)`: an element with attributes, listeners and children. */

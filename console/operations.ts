@@ -4,9 +4,9 @@
  * operation (its times with the deadline countdown and heartbeat freshness, fields, metadata,
  * result, parent, children tree, event history, live updates from :watch, cancel and delete).
  */
+import { Code, LroError } from '../shared/sdk/errors.js';
 import { messageOf, percentOf, stateOf } from '../shared/sdk/progress.js';
 import {
-  ApiError,
   apiUrl,
   enc,
   idOf,
@@ -17,7 +17,9 @@ import {
   request,
 } from './api.js';
 import { announce, append, confirmAction, h, json, replace } from './dom.js';
+import { pager } from './pager.js';
 import { href, navigate, type View } from './router.js';
+import { type Column, table } from './table.js';
 import {
   absoluteTime,
   formatAbsolute,
@@ -192,79 +194,55 @@ export async function renderList(main: HTMLElement, view: View): Promise<() => v
     const focusedRow = body.contains(focused) ? focused?.closest('tr')?.dataset.name : undefined;
     const operations = result.operations ?? [];
     const times = new Map((result.times ?? []).map((t) => [t.name, t]));
-    const pager = h('div', { class: 'pager' });
-    if (page) pager.append(h('a', { href: href({ state, type, name }) }, 'First page'));
-    if (result.nextPageToken) {
-      pager.append(
-        h(
-          'a',
-          {
-            href: href({ state, type, name, page: result.nextPageToken }),
-            rel: 'next',
-            id: 'next-page',
-          },
-          'Next page',
-        ),
-      );
-    }
+    const links = pager({ state, type, name }, page, result.nextPageToken);
     if (operations.length === 0) {
       replace(
         body,
         h('p', { class: 'muted' }, page ? 'No more operations.' : 'No operations match.'),
-        pager,
+        links,
       );
       return;
     }
     const now = Date.now();
-    const rows = operations.map((op) => {
-      const t = times.get(op.name);
-      return h(
-        'tr',
-        { 'data-name': op.name },
-        h('td', { class: 'name', 'data-label': 'Name' }, operationLink(op.name)),
-        h('td', { 'data-label': 'State' }, stateBadge(op)),
-        h('td', { 'data-label': 'Progress' }, op.done ? progressOrResult(op) : progressOf(op)),
-        h(
-          'td',
-          { 'data-label': 'Created', class: 'created' },
-          t ? relativeTime(t.createTime, now) : '',
-        ),
-        h(
-          'td',
-          { 'data-label': 'Last update', class: 'updated' },
-          t ? relativeTime(t.updateTime, now) : '',
-        ),
-        h(
-          'td',
-          { 'data-label': 'Duration', class: 'duration' },
-          t?.endTime ? formatSpan(Date.parse(t.endTime) - Date.parse(t.createTime)) : '',
-        ),
-        h('td', { class: 'name', 'data-label': 'Metadata' }, String(op.metadata?.['@type'] ?? '')),
-      );
-    });
+    const columns: Column<Operation>[] = [
+      { heading: 'Name', class: 'name', cell: (op) => operationLink(op.name) },
+      { heading: 'State', cell: stateBadge },
+      { heading: 'Progress', cell: (op) => (op.done ? progressOrResult(op) : progressOf(op)) },
+      {
+        heading: 'Created',
+        class: 'created',
+        cell: (op) => {
+          const t = times.get(op.name);
+          return t ? relativeTime(t.createTime, now) : '';
+        },
+      },
+      {
+        heading: 'Last update',
+        class: 'updated',
+        cell: (op) => {
+          const t = times.get(op.name);
+          return t ? relativeTime(t.updateTime, now) : '';
+        },
+      },
+      {
+        heading: 'Duration',
+        class: 'duration',
+        cell: (op) => {
+          const t = times.get(op.name);
+          return t?.endTime ? formatSpan(Date.parse(t.endTime) - Date.parse(t.createTime)) : '';
+        },
+      },
+      {
+        heading: 'Metadata @type',
+        label: 'Metadata',
+        class: 'name',
+        cell: (op) => String(op.metadata?.['@type'] ?? ''),
+      },
+    ];
     replace(
       body,
-      h(
-        'table',
-        { class: 'responsive', id: 'operations' },
-        h(
-          'thead',
-          {},
-          h(
-            'tr',
-            {},
-            h('th', { scope: 'col' }, 'Name'),
-            h('th', { scope: 'col' }, 'State'),
-            h('th', { scope: 'col' }, 'Progress'),
-            h('th', { scope: 'col' }, 'Created'),
-            h('th', { scope: 'col' }, 'Last update'),
-            h('th', { scope: 'col' }, 'Duration'),
-            h('th', { scope: 'col' }, 'Metadata @type'),
-          ),
-        ),
-        h('tbody', {}, ...rows),
-      ),
-      pager,
+      table('operations', columns, operations, (op) => op.name),
+      links,
     );
     if (focusedRow !== undefined) {
       body
@@ -290,8 +268,8 @@ function progressOrResult(op: Operation): HTMLElement {
 
 export function errorBox(err: unknown): HTMLElement {
   const text =
-    err instanceof ApiError
-      ? `${err.code}: ${err.message}`
+    err instanceof LroError
+      ? `${err.status}: ${err.message}`
       : err instanceof Error
         ? err.message
         : String(err);
@@ -308,7 +286,7 @@ export async function renderOperation(main: HTMLElement, id: string): Promise<()
     operation = await request<Operation>('GET', `v1/operations/${enc(id)}`);
   } catch (err) {
     const missing =
-      err instanceof ApiError && err.code === 'NOT_FOUND'
+      err instanceof LroError && err.code === Code.NOT_FOUND
         ? h(
             'p',
             { class: 'error', role: 'alert', id: 'missing' },

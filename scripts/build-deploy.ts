@@ -10,14 +10,15 @@
  *                                     relative to their own file, at the same relative place from
  *                                     dist/functions/ (google-gax: ../../build/protos; Bigtable:
  *                                     ../../protos/google/bigtable/v2/response_params.proto)
- *   console-app/                      the web console's scripts (console-files.ts: ../../console-app)
+ *   console-app/                      the web console's page, style sheet, icon and scripts
+ *                                     (shared/service/api/console.ts: ../../console-app)
  *
  * A cold start then loads one file instead of about a thousand modules, and installs 129 packages
  * instead of about 400. Bigtable's client-side metrics export (OpenTelemetry, Cloud Monitoring,
  * googleapis) is left out: the store constructs Bigtable with `metricsEnabled: false`, and the
  * module that would construct the exporter is replaced by one that throws if it ever were.
  *
- * Run after `npm run build` (the console scripts come from dist/console-app).
+ * Run after `npm run build` (the console's files come from dist/console-app).
  */
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -78,7 +79,7 @@ function copyFiles(from: string, to: string, endings: string[]): number {
 
 export async function buildDeploy(): Promise<void> {
   const consoleApp = resolve(root, 'dist/console-app');
-  if (!existsSync(consoleApp))
+  if (!existsSync(join(consoleApp, 'index.html')))
     throw new Error(`${consoleApp} is missing: run "npm run build" first`);
   rmSync(DEPLOY_DIR, { recursive: true, force: true });
   mkdirSync(DEPLOY_DIR, { recursive: true });
@@ -122,7 +123,7 @@ export async function buildDeploy(): Promise<void> {
   const protos =
     copyFiles(join(gax, 'build/protos'), join(DEPLOY_DIR, 'build/protos'), ['.proto', '.json']) +
     copyFiles(join(bigtable, 'build/protos'), join(DEPLOY_DIR, 'protos'), ['.proto']);
-  copyFiles(consoleApp, join(DEPLOY_DIR, 'console-app'), ['.js']);
+  copyFiles(consoleApp, join(DEPLOY_DIR, 'console-app'), ['.js', '.html', '.css', '.svg']);
   for (const file of ['package.json', 'package-lock.json']) {
     cpSync(resolve(root, 'deploy', file), join(DEPLOY_DIR, file));
   }

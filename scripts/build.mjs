@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 /**
  * `npm run build` (and the build that `npm start`, `npm run demo`, `npm test` and the benchmarks
- * run first): compiles the service (dist/), the console (dist/console-app/) and both packages
- * (packages/{client,worker}/dist/) and the deployed archive's content (dist/deploy/), and does nothing when no source changed since the last build.
+ * run first): compiles the service (dist/), the console (dist/console-app/: its scripts, with its
+ * page, style sheet and icon copied from console/) and both packages (packages/{client,worker}/dist/)
+ * and the deployed archive's content (dist/deploy/), and does nothing when no source changed since
+ * the last build.
  *
  * "Changed" is a fingerprint of the path, size and modification time of every input (the source
  * folders, the tsconfig files, package.json and the lock file, the event schema) and of the Node.js
@@ -63,11 +65,14 @@ const OUTPUTS = [
   'dist/scripts/start.js',
   'dist/bin/lro.js',
   'dist/console-app/console/main.js',
+  'dist/console-app/index.html',
   'packages/client/dist/client.js',
   'packages/worker/dist/worker.js',
   'packages/worker/dist/event.schema.json',
   'dist/deploy/dist/functions/index.js',
 ];
+/** The console's static files (console/), copied as they are into dist/console-app/. */
+const CONSOLE_ASSETS = ['index.html', 'style.css', 'favicon.svg'];
 const FINGERPRINT = join(ROOT, 'dist/.build-fingerprint');
 
 function walk(dir, into) {
@@ -117,6 +122,10 @@ const tsc = join(ROOT, 'node_modules/typescript/bin/tsc');
 rmSync(FINGERPRINT, { force: true });
 run('the service', [tsc, '-p', 'tsconfig.build.json']);
 run('the console', [tsc, '-p', 'console/tsconfig.json']);
+// The console's page, style sheet and icon, served from beside its compiled scripts.
+for (const file of CONSOLE_ASSETS) {
+  copyFileSync(join(ROOT, 'console', file), join(ROOT, 'dist/console-app', file));
+}
 for (const name of ['client', 'worker']) {
   rmSync(join(ROOT, 'packages', name, 'dist'), { recursive: true, force: true });
   run(`@cloud-lro/${name}`, [tsc, '-p', `packages/${name}`]);

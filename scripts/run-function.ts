@@ -58,6 +58,8 @@ export interface StartFunctionOptions {
   sourceDir?: string;
   /** Arguments for node before the framework's (e.g. --cpu-prof). */
   nodeArgs?: string[];
+  /** The working directory of the function's process. Default: sourceDir, else the repository. */
+  cwd?: string;
 }
 
 export async function startFunction(
@@ -88,7 +90,7 @@ export async function startFunction(
       `--port=${port}`,
     ],
     {
-      cwd: options.sourceDir ?? ROOT,
+      cwd: options.cwd ?? options.sourceDir ?? ROOT,
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '/tmp',

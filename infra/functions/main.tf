@@ -279,7 +279,7 @@ locals {
   # Files of the deployed archive, relative to artifact_root: the manifest and lock file of the
   # artifact, the bundle with its lazily loaded chunks, source maps and license notices, the proto
   # files google-gax and Bigtable read from ../../build/protos and ../../protos relative to it, and
-  # the web console's scripts.
+  # the web console's page, style sheet, icon and scripts.
   artifact_root = "${var.source_root}/dist/deploy"
   source_patterns = [
     "package.json",
@@ -291,6 +291,9 @@ locals {
     "build/protos/**/*.proto",
     "protos/**/*.proto",
     "console-app/**/*.js",
+    "console-app/*.html",
+    "console-app/*.css",
+    "console-app/*.svg",
   ]
   source_files = sort(distinct(flatten([for p in local.source_patterns : tolist(fileset(local.artifact_root, p))])))
 

@@ -9,18 +9,20 @@
  * operations created while handling one become its children. `parentFromHeaders(req.headers)`
  * reads the header that an incoming request carried, to forward it.
  *
+ * Each request goes through the request core (request.ts: URL, headers, JSON, Google errors as
+ * LroError), which the web console shares; the waits' long-poll loop is in wait-loop.ts.
+ *
  * This module is the entry point of the `@cloud-lro/client` package (packages/client): it and
  * what it imports must not depend on any package (no zod, no Google Cloud client).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { cancelRequestedOf } from './cancel-requested.js';
-import { defaults } from './defaults.js';
-import { Code, codeOfHttpStatus, type ErrorDetail, isCode, LroError } from './errors.js';
-import { nonFiniteNumberKey } from './json-limits.js';
 import type { Any, Operation, OperationNode } from './operation.js';
 import type { OperationHistory, OperationTimes, OrderByValue } from './operator-views.js';
+import { operationName, PARENT_HEADER, querySuffix, type Reply, sendRequest } from './request.js';
+import { type WaitForOperationOptions, waitLoop } from './wait-loop.js';
 
-export const PARENT_HEADER = 'x-lro-parent';
+export { PARENT_HEADER };
 
 export interface OperationsClientOptions {
   /** The API's base URL, e.g. `https://region-project.cloudfunctions.net/operations`. */
@@ -73,18 +75,6 @@ export interface OperationsPage {
   times?: OperationTimes[];
 }
 
-/** An LroError that also carries the last state seen (deadline or abort of a wait). */
-export class WaitError extends LroError {
-  constructor(
-    code: Code,
-    message: string,
-    readonly operation: Operation | undefined,
-    cause?: unknown,
-  ) {
-    super(code, message, cause === undefined ? {} : { cause });
-  }
-}
-
 const parentContext = new AsyncLocalStorage<string>();
 
 /** Runs `fn` with `name` as the parent of operations created through any client inside it. */
@@ -106,11 +96,6 @@ export function parentFromHeaders(
   return first ? first : undefined;
 }
 
-/** `operations/{id}` for an ID or a name. */
-function nameOf(idOrName: string): string {
-  return idOrName.startsWith('operations/') ? idOrName : `operations/${idOrName}`;
-}
-
 function durationOf(ms: number): string {
   return `${Math.max(0, ms) / 1000}s`;
 }
@@ -126,13 +111,13 @@ export class OperationsClient {
 
   /** A client whose creations become children of `parent`. */
   withParent(parent: string): OperationsClient {
-    return new OperationsClient({ ...this.options, parent: nameOf(parent) });
+    return new OperationsClient({ ...this.options, parent: operationName(parent) });
   }
 
   create(options: CreateOptions = {}): Promise<Operation> {
     const body: Record<string, unknown> = {};
     if (options.operationId !== undefined) body.operationId = options.operationId;
-    if (options.parent !== undefined) body.parent = nameOf(options.parent);
+    if (options.parent !== undefined) body.parent = operationName(options.parent);
     if (options.metadata !== undefined) body.metadata = options.metadata;
     if (options.requestId !== undefined) body.requestId = options.requestId;
     if (options.deadline !== undefined) {
@@ -144,7 +129,7 @@ export class OperationsClient {
   }
 
   get(name: string, options: CallOptions = {}): Promise<Operation> {
-    return this.call('GET', `/v1/${nameOf(name)}`, undefined, options.signal);
+    return this.call('GET', `/v1/${operationName(name)}`, undefined, options.signal);
   }
 
   /**
@@ -157,7 +142,7 @@ export class OperationsClient {
   ): Promise<{ operation: Operation; cancelRequestTime?: string }> {
     const reply = await this.request<Operation>(
       'GET',
-      `/v1/${nameOf(name)}`,
+      `/v1/${operationName(name)}`,
       undefined,
       options.signal,
     );
@@ -176,7 +161,7 @@ export class OperationsClient {
     if (options.view) query.set('view', options.view);
     return this.call<Partial<OperationsPage>>(
       'GET',
-      `/v1/operations${suffix(query)}`,
+      `/v1/operations${querySuffix(query)}`,
       undefined,
       options.signal,
     ).then(normalizePage);
@@ -194,12 +179,12 @@ export class OperationsClient {
 
   /** When the operation was created, last changed, ended; its limits and last heartbeat. */
   times(name: string, options: CallOptions = {}): Promise<OperationTimes> {
-    return this.call('GET', `/v1/${nameOf(name)}/times`, undefined, options.signal);
+    return this.call('GET', `/v1/${operationName(name)}/times`, undefined, options.signal);
   }
 
   /** The events the subscriber handled for the operation, newest first. */
   history(name: string, options: CallOptions = {}): Promise<OperationHistory> {
-    return this.call('GET', `/v1/${nameOf(name)}/history`, undefined, options.signal);
+    return this.call('GET', `/v1/${operationName(name)}/history`, undefined, options.signal);
   }
 
   children(name: string, options: PageOptions = {}): Promise<OperationsPage> {
@@ -210,7 +195,7 @@ export class OperationsClient {
     if (options.view) query.set('view', options.view);
     return this.call<Partial<OperationsPage>>(
       'GET',
-      `/v1/${nameOf(name)}/children${suffix(query)}`,
+      `/v1/${operationName(name)}/children${querySuffix(query)}`,
       undefined,
       options.signal,
     ).then(normalizePage);
@@ -237,7 +222,7 @@ export class OperationsClient {
     if (options.maxDepth !== undefined) query.set('maxDepth', String(options.maxDepth));
     return this.call(
       'GET',
-      `/v1/${nameOf(name)}:traverse${suffix(query)}`,
+      `/v1/${operationName(name)}:traverse${querySuffix(query)}`,
       undefined,
       options.signal,
     );
@@ -247,7 +232,7 @@ export class OperationsClient {
   async getParent(name: string, options: CallOptions = {}): Promise<string | undefined> {
     const reply = await this.call<{ parent?: string }>(
       'GET',
-      `/v1/${nameOf(name)}:getParent`,
+      `/v1/${operationName(name)}:getParent`,
       undefined,
       options.signal,
     );
@@ -255,17 +240,17 @@ export class OperationsClient {
   }
 
   async cancel(name: string, options: CallOptions = {}): Promise<void> {
-    await this.call('POST', `/v1/${nameOf(name)}:cancel`, {}, options.signal);
+    await this.call('POST', `/v1/${operationName(name)}:cancel`, {}, options.signal);
   }
 
   async delete(name: string, options: CallOptions = {}): Promise<void> {
-    await this.call('DELETE', `/v1/${nameOf(name)}`, undefined, options.signal);
+    await this.call('DELETE', `/v1/${operationName(name)}`, undefined, options.signal);
   }
 
   /** One server wait: the state when done, or the latest after `timeoutMs` (server-capped). */
   wait(name: string, options: CallOptions & { timeoutMs?: number } = {}): Promise<Operation> {
     const body = options.timeoutMs === undefined ? {} : { timeout: durationOf(options.timeoutMs) };
-    return this.call('POST', `/v1/${nameOf(name)}:wait`, body, options.signal);
+    return this.call('POST', `/v1/${operationName(name)}:wait`, body, options.signal);
   }
 
   /** One server batch wait: every state, when all are done or after `timeoutMs`. */
@@ -273,7 +258,7 @@ export class OperationsClient {
     names: string[],
     options: CallOptions & { timeoutMs?: number } = {},
   ): Promise<Operation[]> {
-    const body: Record<string, unknown> = { names: names.map(nameOf) };
+    const body: Record<string, unknown> = { names: names.map(operationName) };
     if (options.timeoutMs !== undefined) body.timeout = durationOf(options.timeoutMs);
     const reply = await this.call<{ operations?: Operation[]; truncated?: string[] }>(
       'POST',
@@ -291,12 +276,12 @@ export class OperationsClient {
     );
   }
 
+  /** The options' headers, those computed per request, and the parent (x-lro-parent). */
   private async headers(): Promise<Record<string, string>> {
-    const headers: Record<string, string> = { accept: 'application/json' };
-    Object.assign(headers, this.options.headers);
+    const headers: Record<string, string> = { ...this.options.headers };
     if (this.options.getHeaders) Object.assign(headers, await this.options.getHeaders());
     const parent = this.options.parent ?? currentParent();
-    if (parent) headers[PARENT_HEADER] = nameOf(parent);
+    if (parent) headers[PARENT_HEADER] = operationName(parent);
     return headers;
   }
 
@@ -314,89 +299,17 @@ export class OperationsClient {
     path: string,
     body: unknown,
     signal: AbortSignal | undefined,
-  ): Promise<{ body: T; headers: Headers }> {
+  ): Promise<Reply<T>> {
     const headers = await this.headers();
-    const init: RequestInit = { method, headers };
-    if (body !== undefined) {
-      const nonFinite = nonFiniteNumberKey(body);
-      if (nonFinite !== undefined) {
-        throw new LroError(
-          Code.INVALID_ARGUMENT,
-          `${method} ${path}: ${nonFinite}: Infinity and NaN cannot be sent in JSON (they would arrive as null)`,
-        );
-      }
-      headers['content-type'] = 'application/json';
-      init.body = JSON.stringify(body);
-    }
-    if (signal) init.signal = signal;
-    let res: Response;
-    try {
-      res = await this.fetchFn(this.baseUrl + path, init);
-    } catch (err) {
-      if (signal?.aborted) throw new LroError(Code.CANCELLED, 'request aborted', { cause: err });
-      throw new LroError(Code.UNAVAILABLE, `${method} ${path} failed: ${messageOf(err)}`, {
-        cause: err,
-      });
-    }
-    const text = await res.text().catch((err: unknown) => {
-      throw new LroError(Code.UNAVAILABLE, `reading the reply failed: ${messageOf(err)}`, {
-        cause: err,
-      });
-    });
-    let parsed: unknown;
-    try {
-      parsed = text === '' ? {} : JSON.parse(text);
-    } catch {
-      parsed = undefined;
-    }
-    if (!res.ok) throw errorOf(res.status, parsed, text);
-    if (parsed === undefined) {
-      throw new LroError(Code.INTERNAL, `${method} ${path}: the reply is not JSON`);
-    }
-    return { body: parsed as T, headers: res.headers };
+    const { baseUrl, fetchFn } = this;
+    return sendRequest<T>({ fetch: fetchFn, baseUrl, method, path, body, headers, signal });
   }
-}
-
-function suffix(query: URLSearchParams): string {
-  const text = query.toString();
-  return text ? `?${text}` : '';
 }
 
 function normalizePage(page: Partial<OperationsPage>): OperationsPage {
   const normal = { operations: page.operations ?? [], nextPageToken: page.nextPageToken ?? '' };
   return page.times === undefined ? normal : { ...normal, times: page.times };
 }
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-/** The LroError of an error reply: the code from its `status`, else from the HTTP status. */
-function errorOf(httpStatus: number, body: unknown, text: string): LroError {
-  const error =
-    typeof body === 'object' && body !== null
-      ? (body as { error?: { message?: unknown; status?: unknown; details?: unknown } }).error
-      : undefined;
-  const named =
-    typeof error?.status === 'string' ? (Code as Record<string, unknown>)[error.status] : undefined;
-  const code = isCode(named) ? named : codeOfHttpStatus(httpStatus);
-  const message =
-    typeof error?.message === 'string' ? error.message : text.slice(0, 200) || `HTTP ${httpStatus}`;
-  const details = Array.isArray(error?.details) ? (error.details as ErrorDetail[]) : [];
-  return new LroError(code, message, { details });
-}
-
-export interface WaitForOperationOptions {
-  /** Overall deadline in milliseconds; DEADLINE_EXCEEDED (a WaitError) when it passes. */
-  timeout?: number;
-  /** Called with the metadata each time it changed (not on every server reply). */
-  onMetadata?: (metadata: Any | undefined, operation: Operation) => void;
-  signal?: AbortSignal;
-  /** The timeout of each server wait (the server caps it too). */
-  pollTimeout?: number;
-}
-
-const TRANSIENT = new Set([Code.UNAVAILABLE, Code.DEADLINE_EXCEEDED, Code.RESOURCE_EXHAUSTED]);
 
 /**
  * Long-polls the server's wait until the operation is done (resolving with it, successful or
@@ -426,83 +339,6 @@ export function waitForOperations(
   );
 }
 
-async function waitLoop(
-  names: string[],
-  options: WaitForOperationOptions,
-  waitOnce: (timeoutMs: number, signal: AbortSignal) => Promise<Operation[]>,
-): Promise<Operation[]> {
-  const deadline = options.timeout === undefined ? Infinity : Date.now() + options.timeout;
-  const pollTimeout = options.pollTimeout ?? defaults.clientWaitRequestTimeoutMs;
-  const lastMetadata = new Map<string, string>();
-  let latest: Operation[] | undefined;
-  let retryDelay: number = defaults.clientRetryInitialMs;
-  const label = names.length === 1 ? (names[0] as string) : `${names.length} operations`;
-  const last = () => (names.length === 1 ? latest?.[0] : undefined);
-
-  for (;;) {
-    if (options.signal?.aborted) {
-      throw new WaitError(
-        Code.CANCELLED,
-        `wait for ${label} aborted`,
-        last(),
-        options.signal.reason,
-      );
-    }
-    const remaining = deadline - Date.now();
-    if (remaining <= 0) {
-      const error = new WaitError(
-        Code.DEADLINE_EXCEEDED,
-        `${label} not done before the deadline`,
-        last(),
-      );
-      if (latest) Object.assign(error, { operations: latest });
-      throw error;
-    }
-    const timeoutMs = Math.min(remaining, pollTimeout);
-    // The request may outlive the server's wait by a little (network, server cap) but not more.
-    const guard = new AbortController();
-    const timer = setTimeout(
-      () => guard.abort(),
-      Math.min(remaining, timeoutMs + defaults.clientWaitRequestTimeoutMs),
-    );
-    const onAbort = () => guard.abort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-    try {
-      latest = await waitOnce(timeoutMs, guard.signal);
-      retryDelay = defaults.clientRetryInitialMs;
-      for (const op of latest) {
-        const key = JSON.stringify(op.metadata ?? null);
-        if (lastMetadata.get(op.name) !== key) {
-          lastMetadata.set(op.name, key);
-          options.onMetadata?.(op.metadata, op);
-        }
-      }
-      if (latest.every((op) => op.done)) return latest;
-    } catch (err) {
-      if (options.signal?.aborted) continue; // reported at the top of the loop
-      if (guard.signal.aborted) continue; // our own guard: the deadline check decides
-      if (!(err instanceof LroError) || !TRANSIENT.has(err.code)) throw err;
-      await sleep(Math.min(retryDelay, Math.max(0, deadline - Date.now())), options.signal);
-      retryDelay = Math.min(retryDelay * 2, defaults.clientRetryMaxMs);
-    } finally {
-      clearTimeout(timer);
-      options.signal?.removeEventListener('abort', onAbort);
-    }
-  }
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-    signal?.addEventListener('abort', done, { once: true });
-  });
-}
-
 export {
   Code,
   type CodeName,
@@ -530,3 +366,4 @@ export {
   type StateName,
   stateOf,
 } from './progress.js';
+export { WaitError, type WaitForOperationOptions } from './wait-loop.js';

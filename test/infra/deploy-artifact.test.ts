@@ -1,7 +1,7 @@
 /**
  * The deployed archive itself (dist/deploy, `npm run build:deploy`), installed as Cloud Build
  * installs it (`npm ci --omit=dev`) into a directory of its own and started with its own functions
- * framework: the bundle finds the files it reads by relative path (protos, console scripts),
+ * framework: the bundle finds the files it reads by relative path (protos, console files),
  * Bigtable's metrics chain is not installed, each instance warms up before it listens, and an
  * operation goes from create through the subscriber to done and is answered by get and wait.
  */
@@ -172,9 +172,16 @@ describe('the deployed archive', () => {
     expect((waited.body as unknown as Operation).done).toBe(true);
   });
 
-  it('serves the console page and its scripts from beside the bundle', async () => {
+  it('serves the console page, its style sheet and its scripts from beside the bundle', async () => {
     const page = await fetch(`${api.url}/console/`);
     expect(page.status).toBe(200);
+    expect(await page.text()).toBe(readFileSync(join(ROOT, 'console/index.html'), 'utf8'));
+    const style = await fetch(`${api.url}/console/style.css`);
+    expect([style.status, style.headers.get('content-type')]).toEqual([
+      200,
+      'text/css; charset=utf-8',
+    ]);
+    expect(await style.text()).toBe(readFileSync(join(ROOT, 'console/style.css'), 'utf8'));
     const script = await fetch(`${api.url}/console/app/console/main.js`);
     expect(script.status).toBe(200);
     expect(await script.text()).toContain('import');

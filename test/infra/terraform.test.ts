@@ -805,12 +805,15 @@ describe('functions', () => {
     };
     visit(packageJson.main);
     // Read by path relative to the bundle (google-gax's protos, Bigtable's response params, the
-    // console's scripts), and the source map of each bundled file.
+    // console's page, style sheet, icon and scripts), and the source map of each bundled file.
     const byPath = [
       'build/protos/google/rpc/status.proto',
       'build/protos/operations.json',
       'protos/google/bigtable/v2/response_params.proto',
       'console-app/console/main.js',
+      'console-app/index.html',
+      'console-app/style.css',
+      'console-app/favicon.svg',
       ...[...seen].map((f) => `${f}.map`),
     ];
     for (const file of byPath) {
