@@ -5,6 +5,11 @@
 import { parseArgs } from 'node:util';
 import { Code, LroError } from '../shared/sdk/errors.js';
 import {
+  DEAD_LETTERS_USAGE,
+  DeadLetterUsageError,
+  runDeadLetters,
+} from './commands/dead-letters.js';
+import {
   type CliEnv,
   type CliIo,
   describeApiError,
@@ -13,9 +18,8 @@ import {
   googleIdTokenHeaders,
   isLocalUrl,
   resolveUrl,
-} from './cli.js';
+} from './commands/operations.js';
 import { startConsoleProxy } from './console-proxy.js';
-import { DEAD_LETTERS_USAGE, DeadLetterUsageError, runDeadLetters } from './dead-letters.js';
 import { RESPONSE_TIMEOUT_MS, withResponseTimeout } from './response-timeout.js';
 
 export const CONSOLE_USAGE = `Usage: lro console [--url URL] [--port N] [--audience AUD]

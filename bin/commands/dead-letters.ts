@@ -7,7 +7,7 @@
  *   lro dead-letters discard ID
  */
 import { parseArgs } from 'node:util';
-import { Code, LroError } from '../shared/sdk/errors.js';
+import { Code, LroError } from '../../shared/sdk/errors.js';
 
 export const DEAD_LETTERS_USAGE = `Usage: lro dead-letters [list|get ID|replay ID|replay --all|discard ID] [options]
 

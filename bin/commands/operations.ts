@@ -11,20 +11,20 @@ import {
   type OrderByValue,
   WaitError,
   waitForOperation,
-} from '../shared/sdk/client.js';
-import { Code, codeName, codeOfHttpStatus, isCode, LroError } from '../shared/sdk/errors.js';
+} from '../../shared/sdk/client.js';
+import { Code, codeName, codeOfHttpStatus, isCode, LroError } from '../../shared/sdk/errors.js';
 import {
   AnySchema,
   type Operation,
   type OperationNode,
   toOperationName,
-} from '../shared/sdk/model.js';
-import { renderProgressLine } from '../shared/sdk/progress.js';
-import { EXTRA_COMMANDS, runExtraCommand } from './extra-commands.js';
-import { formatOperation, formatStatus, formatTree, namesOfTree } from './format.js';
-import { formatHistory, formatTimedList, formatTimes } from './format-times.js';
-import { RESPONSE_TIMEOUT_MS, withResponseTimeout } from './response-timeout.js';
-import { readEvents } from './sse.js';
+} from '../../shared/sdk/model.js';
+import { renderProgressLine } from '../../shared/sdk/progress.js';
+import { EXTRA_COMMANDS, runExtraCommand } from '../extra-commands.js';
+import { formatOperation, formatStatus, formatTree, namesOfTree } from '../format.js';
+import { formatHistory, formatTimedList, formatTimes } from '../format-times.js';
+import { RESPONSE_TIMEOUT_MS, withResponseTimeout } from '../response-timeout.js';
+import { readEvents } from '../sse.js';
 
 /** Exit codes of `lro`. */
 export const Exit = {
