@@ -3,7 +3,7 @@
  * `lro`: the command line of the operations API. The one place where the CLI reads the
  * environment (LRO_API_URL); everything else is in cli.ts.
  */
-import { runCli } from './commands/operations.js';
+import { runCli } from './cli.js';
 
 // google-auth-library probes for a metadata server and warns when there is none (any laptop).
 const printWarning = process.listeners('warning');

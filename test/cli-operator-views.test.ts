@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Exit, runCli } from '../bin/commands/operations.js';
+import { Exit, runCli } from '../bin/cli.js';
 import { formatSpan, formatTimedList } from '../bin/format-times.js';
 import { BigtableOperationStore } from '../shared/service/bigtable-store.js';
 import { type EventStack, startEventStack } from './support/event-stack.js';

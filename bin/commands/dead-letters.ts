@@ -8,6 +8,7 @@
  */
 import { parseArgs } from 'node:util';
 import { Code, LroError } from '../../shared/sdk/errors.js';
+import { Exit, UsageError } from '../connection.js';
 
 export const DEAD_LETTERS_USAGE = `Usage: lro dead-letters [list|get ID|replay ID|replay --all|discard ID] [options]
 
@@ -39,44 +40,40 @@ export interface DeadLetterCommandIo {
   request(method: string, path: string, body?: unknown): Promise<unknown>;
 }
 
-export class DeadLetterUsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
 /** Runs the subcommand; resolves with the exit code (0 ok, 4 when a replay of --all failed). */
 export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): Promise<number> {
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
   } catch (err) {
-    throw new DeadLetterUsageError(err instanceof Error ? err.message.split('\n')[0] : String(err));
+    throw new UsageError(err instanceof Error ? err.message.split('\n')[0] : String(err));
   }
   const { values, positionals } = parsed;
   const [action = 'list', id, extra] = positionals;
-  if (extra !== undefined) throw new DeadLetterUsageError(`unexpected argument "${extra}"`);
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
   const json = values.json === true;
   const print = (value: unknown) => io.stdout(`${JSON.stringify(value, null, 2)}\n`);
   const needId = () => {
-    if (id === undefined) throw new DeadLetterUsageError(`dead-letters ${action} needs an ID`);
+    if (id === undefined) throw new UsageError(`dead-letters ${action} needs an ID`);
     return idOf(id);
   };
   const only = (allowed: string[]) => {
     for (const key of Object.keys(values)) {
       if (!['url', 'audience', 'json', ...allowed].includes(key)) {
-        throw new DeadLetterUsageError(`dead-letters ${action} does not take --${key}`);
+        throw new UsageError(`dead-letters ${action} does not take --${key}`);
       }
     }
   };
   switch (action) {
     case 'list': {
       only(['page-size', 'page-token', 'all']);
-      if (id !== undefined) throw new DeadLetterUsageError(`unexpected argument "${id}"`);
+      if (id !== undefined) throw new UsageError(`unexpected argument "${id}"`);
       if (values.all && values['page-token'] !== undefined) {
-        throw new DeadLetterUsageError('--all and --page-token do not go together');
+        throw new UsageError('--all and --page-token do not go together');
       }
       const size = values['page-size'];
       if (size !== undefined && !/^\d+$/.test(size)) {
-        throw new DeadLetterUsageError('--page-size must be a non-negative integer');
+        throw new UsageError('--page-size must be a non-negative integer');
       }
       const letters: DeadLetterJson[] = [];
       let token = values['page-token'] ?? '';
@@ -99,14 +96,14 @@ export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): P
           values.all ? { deadLetters: letters } : { deadLetters: letters, nextPageToken: next },
         );
       else io.stdout(`${formatLetters(letters, values.all ? '' : next)}\n`);
-      return 0;
+      return Exit.ok;
     }
     case 'get': {
       only([]);
       const letter = (await io.request('GET', `/v1/deadLetters/${needId()}`)) as DeadLetterJson;
       if (json) print(letter);
       else io.stdout(`${formatLetter(letter)}\n`);
-      return 0;
+      return Exit.ok;
     }
     case 'discard': {
       only([]);
@@ -114,7 +111,7 @@ export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): P
       await io.request('DELETE', `/v1/${name}`);
       if (json) print({});
       else io.stdout(`discarded ${name}\n`);
-      return 0;
+      return Exit.ok;
     }
     case 'replay': {
       only(['all']);
@@ -123,13 +120,13 @@ export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): P
         await io.request('POST', `/v1/${name}:replay`, {});
         if (json) print({});
         else io.stdout(`replayed ${name}\n`);
-        return 0;
+        return Exit.ok;
       }
-      if (id !== undefined) throw new DeadLetterUsageError('replay takes an ID or --all, not both');
+      if (id !== undefined) throw new UsageError('replay takes an ID or --all, not both');
       return replayAll(io, json);
     }
     default:
-      throw new DeadLetterUsageError(`unknown dead-letters command "${action}"`);
+      throw new UsageError(`unknown dead-letters command "${action}"`);
   }
 }
 
@@ -161,7 +158,7 @@ async function replayAll(io: DeadLetterCommandIo, json: boolean): Promise<number
   }
   if (json) io.stdout(`${JSON.stringify({ replayed, failed }, null, 2)}\n`);
   else io.stdout(`${replayed.length} replayed, ${failed.length} failed\n`);
-  return failed.length === 0 ? 0 : 4;
+  return failed.length === 0 ? Exit.ok : Exit.apiError;
 }
 
 function parse(argv: string[]) {
@@ -183,7 +180,7 @@ function parse(argv: string[]) {
 function idOf(given: string): string {
   const id = given.startsWith('deadLetters/') ? given.slice('deadLetters/'.length) : given;
   if (!/^\d{13}-[A-Za-z0-9_-]{1,128}$/.test(id)) {
-    throw new DeadLetterUsageError(`"${given}" is not a dead-letter ID`);
+    throw new UsageError(`"${given}" is not a dead-letter ID`);
   }
   return encodeURIComponent(id);
 }

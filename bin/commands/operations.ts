@@ -1,7 +1,7 @@
 /**
- * The `lro` command line: argument parsing, the commands, exit codes. `bin/lro.ts` is the
- * executable entry; this module takes its inputs (arguments, the API URL from the environment,
- * output streams) as parameters so that it can be driven from tests.
+ * The `lro` commands about operations: create, get, list, children, history, tree, wait, watch,
+ * cancel, delete. Their arguments are parsed here; the URL, the ID token and the exit codes are
+ * the connection's (../connection.ts).
  */
 import { parseArgs } from 'node:util';
 import {
@@ -12,7 +12,7 @@ import {
   WaitError,
   waitForOperation,
 } from '../../shared/sdk/client.js';
-import { Code, codeName, codeOfHttpStatus, isCode, LroError } from '../../shared/sdk/errors.js';
+import { Code, LroError } from '../../shared/sdk/errors.js';
 import {
   AnySchema,
   type Operation,
@@ -20,93 +20,21 @@ import {
   toOperationName,
 } from '../../shared/sdk/model.js';
 import { renderProgressLine } from '../../shared/sdk/progress.js';
-import { EXTRA_COMMANDS, runExtraCommand } from '../extra-commands.js';
+import {
+  type CliEnv,
+  type CliIo,
+  type Connection,
+  connect,
+  describeApiError,
+  Exit,
+  errorOfReply,
+  messageOf,
+  resolveUrl,
+  UsageError,
+} from '../connection.js';
 import { formatOperation, formatStatus, formatTree, namesOfTree } from '../format.js';
 import { formatHistory, formatTimedList, formatTimes } from '../format-times.js';
-import { RESPONSE_TIMEOUT_MS, withResponseTimeout } from '../response-timeout.js';
 import { readEvents } from '../sse.js';
-
-/** Exit codes of `lro`. */
-export const Exit = {
-  /** The command worked; for wait/watch, the operation succeeded. */
-  ok: 0,
-  /** wait/watch: the operation failed or was cancelled. */
-  failed: 1,
-  /** Bad command line. */
-  usage: 2,
-  /** wait/watch: the timeout passed before the operation was done. */
-  notDone: 3,
-  /** The API answered with an error, or could not be reached. */
-  apiError: 4,
-} as const;
-
-export const DEFAULT_URL = 'http://127.0.0.1:8080';
-
-export const USAGE = `Usage: lro <command> [arguments] [options]
-
-Commands:
-  create [--id ID] [--parent NAME] [--metadata JSON] [--request-id KEY]
-         [--deadline TIME|DURATION] [--heartbeat-timeout DURATION]
-                          create an operation (deadline: RFC 3339, or a duration from now
-                          such as 10m; it ends DEADLINE_EXCEEDED when a limit passes)
-  get NAME                show an operation and its times
-  list [--filter F] [--name PREFIX] [--order-by O] [--page-size N] [--page-token T] [--all]
-                          list operations, newest first (filter e.g. "done = false";
-                          --name demo- lists the IDs starting with demo-; --order-by
-                          "create_time asc" for oldest first, "name" by ID)
-  children NAME [--order-by O] [--page-size N] [--page-token T] [--all]
-                          list an operation's immediate children, newest first
-  history NAME            the events the subscriber handled for it, newest first
-  tree NAME [--max-depth N]
-                          show an operation and its descendants
-  wait NAME [--timeout D] wait until done, drawing a progress bar
-  watch NAME [--timeout D]
-                          follow every change (server-sent events) until done
-  cancel NAME             request cancellation
-  delete NAME             delete an operation
-  dead-letters [list|get ID|replay ID|replay --all|discard ID]
-                          events that could not be applied ("lro dead-letters --help")
-  console [--port N]      the web console through a local proxy that adds your ID token
-
-NAME is an operation ID or "operations/ID". D is a duration: 30s, 500ms, 2m, 1h (or seconds).
-
-Options:
-  --url URL        the API (default: LRO_API_URL, else ${DEFAULT_URL}); a URL that is not
-                   local gets a Google ID token (application default credentials)
-  --audience AUD   the ID token's audience (default: the URL)
-  --json           machine-readable output (watch: one Operation per line)
-  -h, --help       this text
-
-Progress: wait and watch read the metadata's "percent" (0-100), else "progressPercent" (0-100),
-else "progress" (a fraction, 0-1), and show "message", "stage" or "state" beside the bar.
-
-Exit codes: 0 ok (wait/watch: succeeded), 1 operation failed or cancelled, 2 usage error,
-3 timed out before done, 4 API error or API unreachable.
-`;
-
-/** The environment the CLI reads, parsed once by its entry point. */
-export interface CliEnv {
-  apiUrl?: string | undefined;
-}
-
-export interface CliIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  /** Whether stdout / stderr are terminals (live redrawing instead of one line per change). */
-  stdoutIsTty?: boolean;
-  stderrIsTty?: boolean;
-  columns?: number;
-  fetch?: typeof fetch;
-  /** How long to wait for an answer to start (default RESPONSE_TIMEOUT_MS; not for long polls). */
-  responseTimeoutMs?: number;
-  /** Authorization headers for a non-local URL (default: a Google ID token). */
-  authHeaders?: (audience: string) => Promise<() => Promise<Record<string, string>>>;
-  signal?: AbortSignal;
-}
-
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
 
 type Command =
   | 'create'
@@ -164,59 +92,51 @@ type Values = {
 };
 
 interface Context {
-  /** Gives up when an answer does not start within RESPONSE_TIMEOUT_MS. */
+  /** Gives up when an answer does not start within the response timeout. */
   client: Client;
   /** For the long polls of `wait`, which the server answers only at their end. */
   longPollClient: Client;
-  baseUrl: string;
+  connection: Connection;
   values: Values;
   name: string;
   json: boolean;
   io: CliIo;
-  fetch: typeof fetch;
-  headers: () => Promise<Record<string, string>>;
 }
 
-/** Runs one command line; resolves with the exit code. */
-export async function runCli(argv: string[], env: CliEnv, io: CliIo): Promise<number> {
-  const [first, ...rest] = argv;
-  if (first !== undefined && EXTRA_COMMANDS.has(first))
-    return runExtraCommand(first, rest, env, io);
+/**
+ * Runs one command line of an operation command (or `--help`, which prints `usage`); resolves
+ * with the exit code.
+ */
+export async function runOperationCommand(
+  argv: string[],
+  env: CliEnv,
+  io: CliIo,
+  usage: string,
+): Promise<number> {
   let json = false;
   let baseUrl: string | undefined;
   try {
     const parsed = parse(argv);
     json = parsed.values.json === true;
     if (parsed.help) {
-      io.stdout(USAGE);
+      io.stdout(usage);
       return Exit.ok;
     }
     baseUrl = resolveUrl(parsed.values.url ?? env.apiUrl);
-    const longPollFetch = io.fetch ?? globalThis.fetch;
-    const fetchFn = withResponseTimeout(longPollFetch, io.responseTimeoutMs ?? RESPONSE_TIMEOUT_MS);
-    let headers: () => Promise<Record<string, string>> = async () => ({});
-    if (!isLocalUrl(baseUrl)) {
-      const audience = parsed.values.audience ?? baseUrl;
-      try {
-        headers = await (io.authHeaders ?? googleIdTokenHeaders)(audience);
-      } catch (err) {
-        throw new LroError(
-          Code.UNAUTHENTICATED,
-          `no Google credentials for an ID token (run "gcloud auth application-default login"): ${messageOf(err)}`,
-        );
-      }
-    }
-    const client = new OperationsClient({ baseUrl, fetch: fetchFn, getHeaders: headers });
+    const connection = await connect(baseUrl, parsed.values.audience, io);
+    const getHeaders = connection.headers;
     const ctx: Context = {
-      client,
-      longPollClient: new OperationsClient({ baseUrl, fetch: longPollFetch, getHeaders: headers }),
-      baseUrl,
+      client: new OperationsClient({ baseUrl, fetch: connection.fetch, getHeaders }),
+      longPollClient: new OperationsClient({
+        baseUrl,
+        fetch: connection.longPollFetch,
+        getHeaders,
+      }),
+      connection,
       values: parsed.values,
       name: parsed.name,
       json,
       io,
-      fetch: fetchFn,
-      headers,
     };
     return await handlers[parsed.command](ctx);
   } catch (err) {
@@ -283,26 +203,6 @@ function nameArgument(given: string, what: string): string {
   }
 }
 
-export function resolveUrl(given: string | undefined): string {
-  const text = given && given.trim() !== '' ? given.trim() : DEFAULT_URL;
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new UsageError(`--url: "${text}" is not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--url: "${text}" is not an http(s) URL`);
-  }
-  return text.replace(/\/+$/, '');
-}
-
-/** Whether a URL points at this machine (no ID token is sent there). */
-export function isLocalUrl(url: string): boolean {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || host === '0.0.0.0' || /^127\./.test(host);
-}
-
 /** Milliseconds for "30s", "1.5s", "500ms", "2m", "1h" or a plain number of seconds. */
 export function parseDuration(text: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
@@ -335,34 +235,6 @@ function durationArgument(text: string, option: string): string {
 function nonNegativeInt(text: string, option: string): number {
   if (!/^\d+$/.test(text)) throw new UsageError(`--${option} must be a non-negative integer`);
   return Number(text);
-}
-
-export async function googleIdTokenHeaders(
-  audience: string,
-): Promise<() => Promise<Record<string, string>>> {
-  const { GoogleAuth } = await import('google-auth-library');
-  const client = await new GoogleAuth().getIdTokenClient(audience);
-  return async () => {
-    const headers = await client.getRequestHeaders();
-    const authorization = headers.get('authorization');
-    return authorization ? { authorization } : {};
-  };
-}
-
-/** The line `lro` prints for an error; an unreachable API names the URL and how to change it. */
-export function describeApiError(error: LroError, baseUrl?: string): string {
-  if (
-    error.code === Code.UNAVAILABLE &&
-    /failed: (fetch failed|no answer within)/.test(error.message)
-  ) {
-    const where = baseUrl === undefined ? '' : ` at ${baseUrl}`;
-    return `${error.status}: the API cannot be reached${where} (${error.message}); start it with "npm start", or set --url (or LRO_API_URL) to where it runs`;
-  }
-  return `${error.status}: ${error.message}`;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 function printJson(ctx: Context, value: unknown) {
@@ -596,8 +468,9 @@ async function followOnce(
   signal: AbortSignal,
   seen: (op: Operation) => void,
 ): Promise<void> {
-  const res = await ctx.fetch(`${ctx.baseUrl}/v1/${ctx.name}:watch`, {
-    headers: { accept: 'text/event-stream', ...(await ctx.headers()) },
+  const { connection } = ctx;
+  const res = await connection.fetch(`${connection.baseUrl}/v1/${ctx.name}:watch`, {
+    headers: { accept: 'text/event-stream', ...(await connection.headers()) },
     signal,
   });
   if (!res.ok || !res.body) {
@@ -617,25 +490,6 @@ async function followOnce(
       return;
     }
   }
-}
-
-export function errorOfReply(httpStatus: number, text: string): LroError {
-  let body: { error?: { status?: unknown; message?: unknown } } | undefined;
-  try {
-    body = JSON.parse(text) as typeof body;
-  } catch {
-    body = undefined;
-  }
-  const named =
-    typeof body?.error?.status === 'string'
-      ? (Code as Record<string, unknown>)[body.error.status]
-      : undefined;
-  const code = isCode(named) ? named : codeOfHttpStatus(httpStatus);
-  const message =
-    typeof body?.error?.message === 'string'
-      ? body.error.message
-      : text.slice(0, 200) || `HTTP ${httpStatus} (${codeName(code)})`;
-  return new LroError(code, message);
 }
 
 /**
