@@ -2,20 +2,11 @@
  * The API as the console calls it: same origin, paths relative to the console's own URL (so an
  * API served under a path prefix works too), Google error bodies turned into ApiError.
  */
+import type { DeadLetter } from '../shared/sdk/dead-letters.js';
 import type { Operation } from '../shared/sdk/model.js';
 import type { OperationHistory, OperationTimes } from '../shared/sdk/operator-views.js';
 
-export type { Operation, OperationHistory, OperationTimes };
-
-export interface DeadLetter {
-  name: string;
-  reason: string;
-  operation?: string;
-  data: string;
-  event?: unknown;
-  attributes: Record<string, string>;
-  deadLetterTime: string;
-}
+export type { DeadLetter, Operation, OperationHistory, OperationTimes };
 
 export class ApiError extends Error {
   override readonly name = 'ApiError';

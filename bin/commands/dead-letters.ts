@@ -7,6 +7,12 @@
  *   lro dead-letters discard ID
  */
 import { parseArgs } from 'node:util';
+import {
+  DEAD_LETTERS_PREFIX,
+  type DeadLetter,
+  DeadLetterIdSchema,
+  type ListDeadLettersResponse,
+} from '../../shared/sdk/dead-letters.js';
 import { Code, LroError } from '../../shared/sdk/errors.js';
 import { Exit, UsageError } from '../connection.js';
 
@@ -21,16 +27,6 @@ export const DEAD_LETTERS_USAGE = `Usage: lro dead-letters [list|get ID|replay I
 
 ID is "deadLetters/ID" or the ID alone. Options: --url, --audience, --json as for other commands.
 `;
-
-export interface DeadLetterJson {
-  name: string;
-  reason: string;
-  operation?: string;
-  data: string;
-  event?: unknown;
-  attributes: Record<string, string>;
-  deadLetterTime: string;
-}
 
 /** What the command needs from the CLI. */
 export interface DeadLetterCommandIo {
@@ -75,7 +71,7 @@ export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): P
       if (size !== undefined && !/^\d+$/.test(size)) {
         throw new UsageError('--page-size must be a non-negative integer');
       }
-      const letters: DeadLetterJson[] = [];
+      const letters: DeadLetter[] = [];
       let token = values['page-token'] ?? '';
       let next = '';
       do {
@@ -83,10 +79,10 @@ export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): P
         if (size !== undefined) query.set('pageSize', size);
         if (token) query.set('pageToken', token);
         const q = query.toString();
-        const page = (await io.request('GET', `/v1/deadLetters${q ? `?${q}` : ''}`)) as {
-          deadLetters?: DeadLetterJson[];
-          nextPageToken?: string;
-        };
+        const page = (await io.request(
+          'GET',
+          `/v1/deadLetters${q ? `?${q}` : ''}`,
+        )) as Partial<ListDeadLettersResponse>;
         letters.push(...(page.deadLetters ?? []));
         next = page.nextPageToken ?? '';
         token = next;
@@ -100,14 +96,14 @@ export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): P
     }
     case 'get': {
       only([]);
-      const letter = (await io.request('GET', `/v1/deadLetters/${needId()}`)) as DeadLetterJson;
+      const letter = (await io.request('GET', `/v1/deadLetters/${needId()}`)) as DeadLetter;
       if (json) print(letter);
       else io.stdout(`${formatLetter(letter)}\n`);
       return Exit.ok;
     }
     case 'discard': {
       only([]);
-      const name = `deadLetters/${needId()}`;
+      const name = `${DEAD_LETTERS_PREFIX}${needId()}`;
       await io.request('DELETE', `/v1/${name}`);
       if (json) print({});
       else io.stdout(`discarded ${name}\n`);
@@ -116,7 +112,7 @@ export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): P
     case 'replay': {
       only(['all']);
       if (!values.all) {
-        const name = `deadLetters/${needId()}`;
+        const name = `${DEAD_LETTERS_PREFIX}${needId()}`;
         await io.request('POST', `/v1/${name}:replay`, {});
         if (json) print({});
         else io.stdout(`replayed ${name}\n`);
@@ -137,7 +133,7 @@ async function replayAll(io: DeadLetterCommandIo, json: boolean): Promise<number
     const page = (await io.request(
       'GET',
       `/v1/deadLetters?pageSize=1000${token ? `&pageToken=${encodeURIComponent(token)}` : ''}`,
-    )) as { deadLetters?: DeadLetterJson[]; nextPageToken?: string };
+    )) as Partial<ListDeadLettersResponse>;
     names.push(...(page.deadLetters ?? []).map((l) => l.name));
     token = page.nextPageToken ?? '';
   } while (token);
@@ -178,8 +174,10 @@ function parse(argv: string[]) {
 }
 
 function idOf(given: string): string {
-  const id = given.startsWith('deadLetters/') ? given.slice('deadLetters/'.length) : given;
-  if (!/^\d{13}-[A-Za-z0-9_-]{1,128}$/.test(id)) {
+  const id = given.startsWith(DEAD_LETTERS_PREFIX)
+    ? given.slice(DEAD_LETTERS_PREFIX.length)
+    : given;
+  if (!DeadLetterIdSchema.safeParse(id).success) {
     throw new UsageError(`"${given}" is not a dead-letter ID`);
   }
   return encodeURIComponent(id);
@@ -190,10 +188,10 @@ function oneLine(text: string, max: number): string {
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
 }
 
-export function formatLetters(letters: DeadLetterJson[], nextPageToken = ''): string {
+export function formatLetters(letters: DeadLetter[], nextPageToken = ''): string {
   if (letters.length === 0) return 'no dead letters';
   const rows = letters.map((l) => [
-    l.name.slice('deadLetters/'.length),
+    l.name.slice(DEAD_LETTERS_PREFIX.length),
     l.deadLetterTime,
     l.operation ?? '-',
     oneLine(l.reason, 80),
@@ -212,7 +210,7 @@ export function formatLetters(letters: DeadLetterJson[], nextPageToken = ''): st
   return out.join('\n');
 }
 
-export function formatLetter(letter: DeadLetterJson): string {
+export function formatLetter(letter: DeadLetter): string {
   const lines = [
     `${letter.name}`,
     `  time       ${letter.deadLetterTime}`,

@@ -17,10 +17,17 @@ import { cancelRequestedOf } from './cancel-requested.js';
 import { defaults } from './defaults.js';
 import { Code, codeOfHttpStatus, type ErrorDetail, isCode, LroError } from './errors.js';
 import { nonFiniteNumberKey } from './json-limits.js';
-import type { Any, Operation, OperationNode } from './operation.js';
+import type {
+  Any,
+  BatchWaitResponse,
+  GetParentResponse,
+  Operation,
+  OperationNode,
+} from './operation.js';
 import type { OperationHistory, OperationTimes, OrderByValue } from './operator-views.js';
+import { PARENT_HEADER } from './parent-header.js';
 
-export const PARENT_HEADER = 'x-lro-parent';
+export { PARENT_HEADER };
 
 export interface OperationsClientOptions {
   /** The API's base URL, e.g. `https://region-project.cloudfunctions.net/operations`. */
@@ -245,7 +252,7 @@ export class OperationsClient {
 
   /** The parent operation's name, or undefined for a root operation. */
   async getParent(name: string, options: CallOptions = {}): Promise<string | undefined> {
-    const reply = await this.call<{ parent?: string }>(
+    const reply = await this.call<GetParentResponse>(
       'GET',
       `/v1/${nameOf(name)}:getParent`,
       undefined,
@@ -275,7 +282,7 @@ export class OperationsClient {
   ): Promise<Operation[]> {
     const body: Record<string, unknown> = { names: names.map(nameOf) };
     if (options.timeoutMs !== undefined) body.timeout = durationOf(options.timeoutMs);
-    const reply = await this.call<{ operations?: Operation[]; truncated?: string[] }>(
+    const reply = await this.call<Partial<BatchWaitResponse>>(
       'POST',
       '/v1/operations:batchWait',
       body,

@@ -8,6 +8,11 @@
  */
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
+import {
+  DeadLetterIdSchema,
+  DeadLetterSchema,
+  ListDeadLettersResponseSchema,
+} from '../sdk/dead-letters.js';
 import { Code, LroError } from '../sdk/errors.js';
 import type { Logger } from '../sdk/log.js';
 import type { Messaging } from '../sdk/messaging.js';
@@ -15,13 +20,7 @@ import type { ApiRoute } from './api.js';
 import type { Config } from './config.js';
 import { publishReplay } from './dead-letter-replay.js';
 import type { DeadLetterStore } from './dead-letter-store.js';
-import {
-  DeadLetterIdSchema,
-  DeadLetterSchema,
-  ListDeadLettersRequestSchema,
-  ListDeadLettersResponseSchema,
-  toDeadLetter,
-} from './dead-letters.js';
+import { ListDeadLettersRequestSchema, toDeadLetter } from './dead-letters.js';
 import { sendJson } from './http.js';
 
 /** What the dead-letter handlers use of a request's context. */
