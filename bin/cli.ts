@@ -1,46 +1,31 @@
 /**
- * The `lro` command line: argument parsing, the commands, exit codes. `bin/lro.ts` is the
- * executable entry; this module takes its inputs (arguments, the API URL from the environment,
- * output streams) as parameters so that it can be driven from tests.
+ * The `lro` command line: its usage and its command groups. `bin/lro.ts` is the executable
+ * entry; this module takes its inputs (arguments, the API URL from the environment, output
+ * streams) as parameters so that it can be driven from tests.
+ *
+ * Each group is a module of bin/commands/: the operation commands (`lro get`, `lro wait` ...),
+ * `lro dead-letters ...` and `lro console`. How they reach the API (URL, ID token, time limits,
+ * errors, exit codes) is bin/connection.ts.
  */
-import { parseArgs } from 'node:util';
+import { Code, LroError } from '../shared/sdk/errors.js';
+import { CONSOLE_USAGE, runConsole } from './commands/console.js';
+import { DEAD_LETTERS_USAGE, runDeadLetters } from './commands/dead-letters.js';
+import { runOperationCommand } from './commands/operations.js';
 import {
-  type OperationsClient as Client,
-  OperationsClient,
-  type OperationTimes,
-  type OrderByValue,
-  WaitError,
-  waitForOperation,
-} from '../shared/sdk/client.js';
-import { Code, codeName, codeOfHttpStatus, isCode, LroError } from '../shared/sdk/errors.js';
-import {
-  AnySchema,
-  type Operation,
-  type OperationNode,
-  toOperationName,
-} from '../shared/sdk/model.js';
-import { renderProgressLine } from '../shared/sdk/progress.js';
-import { EXTRA_COMMANDS, runExtraCommand } from './extra-commands.js';
-import { formatOperation, formatStatus, formatTree, namesOfTree } from './format.js';
-import { formatHistory, formatTimedList, formatTimes } from './format-times.js';
-import { RESPONSE_TIMEOUT_MS, withResponseTimeout } from './response-timeout.js';
-import { readEvents } from './sse.js';
+  type CliEnv,
+  type CliIo,
+  type Connection,
+  connect,
+  DEFAULT_URL,
+  describeApiError,
+  Exit,
+  messageOf,
+  requestJson,
+  resolveUrl,
+  UsageError,
+} from './connection.js';
 
-/** Exit codes of `lro`. */
-export const Exit = {
-  /** The command worked; for wait/watch, the operation succeeded. */
-  ok: 0,
-  /** wait/watch: the operation failed or was cancelled. */
-  failed: 1,
-  /** Bad command line. */
-  usage: 2,
-  /** wait/watch: the timeout passed before the operation was done. */
-  notDone: 3,
-  /** The API answered with an error, or could not be reached. */
-  apiError: 4,
-} as const;
-
-export const DEFAULT_URL = 'http://127.0.0.1:8080';
+export { type CliEnv, type CliIo, Exit } from './connection.js';
 
 export const USAGE = `Usage: lro <command> [arguments] [options]
 
@@ -84,667 +69,71 @@ Exit codes: 0 ok (wait/watch: succeeded), 1 operation failed or cancelled, 2 usa
 3 timed out before done, 4 API error or API unreachable.
 `;
 
-/** The environment the CLI reads, parsed once by its entry point. */
-export interface CliEnv {
-  apiUrl?: string | undefined;
+/** A command with subcommands of its own, `lro NAME ...`, with its own `--help`. */
+interface CommandGroup {
+  usage: string;
+  run(argv: string[], connection: Connection, io: CliIo): Promise<number>;
 }
 
-export interface CliIo {
-  stdout(text: string): void;
-  stderr(text: string): void;
-  /** Whether stdout / stderr are terminals (live redrawing instead of one line per change). */
-  stdoutIsTty?: boolean;
-  stderrIsTty?: boolean;
-  columns?: number;
-  fetch?: typeof fetch;
-  /** How long to wait for an answer to start (default RESPONSE_TIMEOUT_MS; not for long polls). */
-  responseTimeoutMs?: number;
-  /** Authorization headers for a non-local URL (default: a Google ID token). */
-  authHeaders?: (audience: string) => Promise<() => Promise<Record<string, string>>>;
-  signal?: AbortSignal;
-}
-
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
-type Command =
-  | 'create'
-  | 'get'
-  | 'list'
-  | 'children'
-  | 'tree'
-  | 'wait'
-  | 'watch'
-  | 'cancel'
-  | 'delete'
-  | 'history';
-
-const commands: Record<Command, { name: boolean; options: string[] }> = {
-  create: {
-    name: false,
-    options: ['id', 'parent', 'metadata', 'request-id', 'deadline', 'heartbeat-timeout'],
+const GROUPS: Record<string, CommandGroup> = {
+  'dead-letters': {
+    usage: DEAD_LETTERS_USAGE,
+    run: (argv, connection, io) =>
+      runDeadLetters(argv, {
+        stdout: io.stdout,
+        stderr: io.stderr,
+        request: (method, path, body) => requestJson(connection, method, path, body, io.signal),
+      }),
   },
-  get: { name: true, options: [] },
-  list: { name: false, options: ['filter', 'name', 'order-by', 'page-size', 'page-token', 'all'] },
-  children: { name: true, options: ['order-by', 'page-size', 'page-token', 'all'] },
-  history: { name: true, options: [] },
-  tree: { name: true, options: ['max-depth'] },
-  wait: { name: true, options: ['timeout'] },
-  watch: { name: true, options: ['timeout'] },
-  cancel: { name: true, options: [] },
-  delete: { name: true, options: [] },
+  console: { usage: CONSOLE_USAGE, run: runConsole },
 };
-
-const optionSpec = {
-  url: { type: 'string' },
-  audience: { type: 'string' },
-  json: { type: 'boolean' },
-  help: { type: 'boolean', short: 'h' },
-  id: { type: 'string' },
-  parent: { type: 'string' },
-  metadata: { type: 'string' },
-  'request-id': { type: 'string' },
-  deadline: { type: 'string' },
-  'heartbeat-timeout': { type: 'string' },
-  filter: { type: 'string' },
-  name: { type: 'string' },
-  'order-by': { type: 'string' },
-  'page-size': { type: 'string' },
-  'page-token': { type: 'string' },
-  all: { type: 'boolean' },
-  'max-depth': { type: 'string' },
-  timeout: { type: 'string' },
-} as const;
-
-type Values = {
-  [K in keyof typeof optionSpec]?: (typeof optionSpec)[K]['type'] extends 'boolean'
-    ? boolean
-    : string;
-};
-
-interface Context {
-  /** Gives up when an answer does not start within RESPONSE_TIMEOUT_MS. */
-  client: Client;
-  /** For the long polls of `wait`, which the server answers only at their end. */
-  longPollClient: Client;
-  baseUrl: string;
-  values: Values;
-  name: string;
-  json: boolean;
-  io: CliIo;
-  fetch: typeof fetch;
-  headers: () => Promise<Record<string, string>>;
-}
 
 /** Runs one command line; resolves with the exit code. */
 export async function runCli(argv: string[], env: CliEnv, io: CliIo): Promise<number> {
   const [first, ...rest] = argv;
-  if (first !== undefined && EXTRA_COMMANDS.has(first))
-    return runExtraCommand(first, rest, env, io);
-  let json = false;
-  let baseUrl: string | undefined;
+  if (first !== undefined && Object.hasOwn(GROUPS, first)) {
+    return runGroup(first, GROUPS[first] as CommandGroup, rest, env, io);
+  }
+  return runOperationCommand(argv, env, io, USAGE);
+}
+
+async function runGroup(
+  command: string,
+  group: CommandGroup,
+  argv: string[],
+  env: CliEnv,
+  io: CliIo,
+): Promise<number> {
+  const json = argv.includes('--json');
+  if (argv.includes('--help') || argv.includes('-h')) {
+    io.stdout(group.usage);
+    return Exit.ok;
+  }
   try {
-    const parsed = parse(argv);
-    json = parsed.values.json === true;
-    if (parsed.help) {
-      io.stdout(USAGE);
-      return Exit.ok;
-    }
-    baseUrl = resolveUrl(parsed.values.url ?? env.apiUrl);
-    const longPollFetch = io.fetch ?? globalThis.fetch;
-    const fetchFn = withResponseTimeout(longPollFetch, io.responseTimeoutMs ?? RESPONSE_TIMEOUT_MS);
-    let headers: () => Promise<Record<string, string>> = async () => ({});
-    if (!isLocalUrl(baseUrl)) {
-      const audience = parsed.values.audience ?? baseUrl;
-      try {
-        headers = await (io.authHeaders ?? googleIdTokenHeaders)(audience);
-      } catch (err) {
-        throw new LroError(
-          Code.UNAUTHENTICATED,
-          `no Google credentials for an ID token (run "gcloud auth application-default login"): ${messageOf(err)}`,
-        );
-      }
-    }
-    const client = new OperationsClient({ baseUrl, fetch: fetchFn, getHeaders: headers });
-    const ctx: Context = {
-      client,
-      longPollClient: new OperationsClient({ baseUrl, fetch: longPollFetch, getHeaders: headers }),
-      baseUrl,
-      values: parsed.values,
-      name: parsed.name,
-      json,
-      io,
-      fetch: fetchFn,
-      headers,
-    };
-    return await handlers[parsed.command](ctx);
+    const baseUrl = resolveUrl(optionValue(argv, '--url') ?? env.apiUrl);
+    const connection = await connect(baseUrl, optionValue(argv, '--audience'), io);
+    return await group.run(argv, connection, io);
   } catch (err) {
     if (err instanceof UsageError) {
-      io.stderr(`lro: ${err.message}\nRun "lro --help" for usage.\n`);
+      io.stderr(`lro: ${err.message}\nRun "lro ${command} --help" for usage.\n`);
       return Exit.usage;
     }
-    const error = err instanceof LroError ? err : new LroError(Code.UNKNOWN, messageOf(err));
-    if (json) io.stdout(`${JSON.stringify(error.toJSON(), null, 2)}\n`);
-    io.stderr(`lro: ${describeApiError(error, baseUrl)}\n`);
+    if (err instanceof LroError && err.name === 'LroError') {
+      if (json) io.stdout(`${JSON.stringify(err.toJSON(), null, 2)}\n`);
+      io.stderr(`lro: ${describeApiError(err)}\n`);
+      return Exit.apiError;
+    }
+    const error = new LroError(Code.UNKNOWN, messageOf(err));
+    io.stderr(`lro: ${describeApiError(error)}\n`);
     return Exit.apiError;
   }
 }
 
-interface Parsed {
-  command: Command;
-  name: string;
-  values: Values;
-  help: boolean;
-}
-
-function parse(argv: string[]): Parsed {
-  let result: { values: Values; positionals: string[] };
-  try {
-    result = parseArgs({ args: argv, options: optionSpec, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError(messageOf(err).split('\n')[0] ?? 'bad arguments');
+/** `--option VALUE` or `--option=VALUE` anywhere in the arguments. */
+function optionValue(argv: string[], option: string): string | undefined {
+  for (const [i, arg] of argv.entries()) {
+    if (arg === option) return argv[i + 1];
+    if (arg.startsWith(`${option}=`)) return arg.slice(option.length + 1);
   }
-  const { values, positionals } = result;
-  const [command, ...rest] = positionals;
-  if (command === undefined || command === 'help') {
-    if (values.help || command === 'help') {
-      return { command: 'get', name: '', values, help: true };
-    }
-    throw new UsageError('a command is required');
-  }
-  if (!Object.hasOwn(commands, command)) throw new UsageError(`unknown command "${command}"`);
-  const spec = commands[command as Command];
-  if (values.help) return { command: command as Command, name: '', values, help: true };
-  const allowed = new Set(['url', 'audience', 'json', 'help', ...spec.options]);
-  for (const key of Object.keys(values)) {
-    if (!allowed.has(key)) throw new UsageError(`${command} does not take --${key}`);
-  }
-  let name = '';
-  if (spec.name) {
-    const [given, ...extra] = rest;
-    if (given === undefined) throw new UsageError(`${command} needs an operation NAME`);
-    if (extra.length > 0) throw new UsageError(`unexpected argument "${extra[0]}"`);
-    name = nameArgument(given, command);
-  } else if (rest.length > 0) {
-    throw new UsageError(`unexpected argument "${rest[0]}"`);
-  }
-  if (values.all && values['page-token'] !== undefined) {
-    throw new UsageError('--all and --page-token do not go together');
-  }
-  return { command: command as Command, name, values, help: false };
-}
-
-function nameArgument(given: string, what: string): string {
-  try {
-    return toOperationName(given);
-  } catch {
-    throw new UsageError(`${what}: "${given}" is not an operation ID or name`);
-  }
-}
-
-export function resolveUrl(given: string | undefined): string {
-  const text = given && given.trim() !== '' ? given.trim() : DEFAULT_URL;
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    throw new UsageError(`--url: "${text}" is not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`--url: "${text}" is not an http(s) URL`);
-  }
-  return text.replace(/\/+$/, '');
-}
-
-/** Whether a URL points at this machine (no ID token is sent there). */
-export function isLocalUrl(url: string): boolean {
-  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-  return host === 'localhost' || host === '::1' || host === '0.0.0.0' || /^127\./.test(host);
-}
-
-/** Milliseconds for "30s", "1.5s", "500ms", "2m", "1h" or a plain number of seconds. */
-export function parseDuration(text: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
-  if (!m) throw new UsageError(`"${text}" is not a duration such as 30s, 500ms or 2m`);
-  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] ?? 's'] ?? 1000;
-  return Number(m[1]) * unit;
-}
-
-/** `--deadline`: an RFC 3339 timestamp as given, or a duration from now (10m) as one. */
-function deadlineArgument(text: string): string {
-  if (/^\d{4}-\d{2}-\d{2}T/.test(text.trim())) return text.trim();
-  try {
-    return new Date(Date.now() + parseDuration(text)).toISOString();
-  } catch {
-    throw new UsageError(
-      `--deadline: "${text}" is neither an RFC 3339 time (2026-12-01T10:00:00Z) nor a duration such as 10m`,
-    );
-  }
-}
-
-/** A duration option (30s, 2m, 500ms) as a Duration string for the API ("30s"). */
-function durationArgument(text: string, option: string): string {
-  try {
-    return `${parseDuration(text) / 1000}s`;
-  } catch {
-    throw new UsageError(`${option}: "${text}" is not a duration such as 30s, 500ms or 2m`);
-  }
-}
-
-function nonNegativeInt(text: string, option: string): number {
-  if (!/^\d+$/.test(text)) throw new UsageError(`--${option} must be a non-negative integer`);
-  return Number(text);
-}
-
-export async function googleIdTokenHeaders(
-  audience: string,
-): Promise<() => Promise<Record<string, string>>> {
-  const { GoogleAuth } = await import('google-auth-library');
-  const client = await new GoogleAuth().getIdTokenClient(audience);
-  return async () => {
-    const headers = await client.getRequestHeaders();
-    const authorization = headers.get('authorization');
-    return authorization ? { authorization } : {};
-  };
-}
-
-/** The line `lro` prints for an error; an unreachable API names the URL and how to change it. */
-export function describeApiError(error: LroError, baseUrl?: string): string {
-  if (
-    error.code === Code.UNAVAILABLE &&
-    /failed: (fetch failed|no answer within)/.test(error.message)
-  ) {
-    const where = baseUrl === undefined ? '' : ` at ${baseUrl}`;
-    return `${error.status}: the API cannot be reached${where} (${error.message}); start it with "npm start", or set --url (or LRO_API_URL) to where it runs`;
-  }
-  return `${error.status}: ${error.message}`;
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function printJson(ctx: Context, value: unknown) {
-  ctx.io.stdout(`${JSON.stringify(value, null, 2)}\n`);
-}
-
-/** Exit code for a finished or unfinished operation. */
-export function exitCodeOf(operation: Operation): number {
-  if (!operation.done) return Exit.notDone;
-  return operation.error ? Exit.failed : Exit.ok;
-}
-
-const handlers: Record<Command, (ctx: Context) => Promise<number>> = {
-  async create(ctx) {
-    const { values } = ctx;
-    let metadata: Record<string, unknown> | undefined;
-    if (values.metadata !== undefined) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(values.metadata);
-      } catch {
-        throw new UsageError('--metadata must be JSON');
-      }
-      const checked = AnySchema.safeParse(parsed);
-      if (!checked.success) {
-        throw new UsageError(
-          '--metadata must be a JSON object with "@type", e.g. {"@type":"type.googleapis.com/acme.Progress","percent":0}',
-        );
-      }
-      metadata = checked.data;
-    }
-    const op = await ctx.client.create({
-      ...(values.id !== undefined ? { operationId: values.id } : {}),
-      ...(values.parent !== undefined ? { parent: nameArgument(values.parent, '--parent') } : {}),
-      ...(metadata ? { metadata: metadata as { '@type': string } } : {}),
-      ...(values['request-id'] !== undefined ? { requestId: values['request-id'] } : {}),
-      ...(values.deadline !== undefined ? { deadline: deadlineArgument(values.deadline) } : {}),
-      ...(values['heartbeat-timeout'] !== undefined
-        ? { heartbeatTimeout: durationArgument(values['heartbeat-timeout'], '--heartbeat-timeout') }
-        : {}),
-    });
-    if (ctx.json) printJson(ctx, op);
-    else ctx.io.stdout(`${formatOperation(op)}\n`);
-    return Exit.ok;
-  },
-
-  async get(ctx) {
-    if (ctx.json) {
-      printJson(ctx, await ctx.client.get(ctx.name));
-      return Exit.ok;
-    }
-    const [op, times] = await Promise.all([
-      ctx.client.get(ctx.name),
-      ctx.client.times(ctx.name).catch(() => undefined),
-    ]);
-    const lines = [formatOperation(op)];
-    if (times) lines.push(...formatTimes(times, Date.now()));
-    ctx.io.stdout(`${lines.join('\n')}\n`);
-    return Exit.ok;
-  },
-
-  list(ctx) {
-    const filter = listFilter(ctx.values.filter, ctx.values.name);
-    const orderBy = orderByArgument(ctx.values['order-by']);
-    return listing(ctx, (pageSize, pageToken) =>
-      ctx.client.list({
-        ...(filter !== undefined ? { filter } : {}),
-        ...(pageSize !== undefined ? { pageSize } : {}),
-        ...(pageToken ? { pageToken } : {}),
-        ...(orderBy ? { orderBy } : {}),
-        view: 'FULL',
-      }),
-    );
-  },
-
-  children(ctx) {
-    const orderBy = orderByArgument(ctx.values['order-by']);
-    return listing(ctx, (pageSize, pageToken) =>
-      ctx.client.children(ctx.name, {
-        ...(pageSize !== undefined ? { pageSize } : {}),
-        ...(pageToken ? { pageToken } : {}),
-        ...(orderBy ? { orderBy } : {}),
-        view: 'FULL',
-      }),
-    );
-  },
-
-  async history(ctx) {
-    const history = await ctx.client.history(ctx.name);
-    if (ctx.json) printJson(ctx, history);
-    else ctx.io.stdout(`${formatHistory(history, Date.now())}\n`);
-    return Exit.ok;
-  },
-
-  async tree(ctx) {
-    const maxDepth =
-      ctx.values['max-depth'] === undefined
-        ? undefined
-        : nonNegativeInt(ctx.values['max-depth'], 'max-depth');
-    const tree = await ctx.client.traverse(ctx.name, maxDepth === undefined ? {} : { maxDepth });
-    if (ctx.json) {
-      printJson(ctx, tree);
-      return Exit.ok;
-    }
-    ctx.io.stdout(`${formatTree(tree, await statesOf(ctx.client, tree))}\n`);
-    return Exit.ok;
-  },
-
-  async wait(ctx) {
-    const timeout =
-      ctx.values.timeout === undefined ? undefined : parseDuration(ctx.values.timeout);
-    const live = ctx.json ? undefined : new LiveLine(ctx.io.stderr, ctx.io.stderrIsTty === true);
-    const draw = (op: Operation) =>
-      live?.update(fitToWidth(renderProgressLine(op), ctx.io.columns));
-    const started = Date.now();
-    const first = await ctx.client.get(ctx.name);
-    if (!ctx.json && !first.done) ctx.io.stderr(`waiting for ${first.name}\n`);
-    draw(first);
-    let op = first;
-    if (!first.done) {
-      try {
-        op = await waitForOperation(ctx.longPollClient, ctx.name, {
-          ...(timeout !== undefined
-            ? { timeout: Math.max(0, timeout - (Date.now() - started)) }
-            : {}),
-          // Short server waits keep the bar moving; one long wait is enough for scripts.
-          ...(ctx.json ? {} : { pollTimeout: 1_000 }),
-          ...(ctx.io.signal ? { signal: ctx.io.signal } : {}),
-          onMetadata: (_metadata, latest) => draw(latest),
-        });
-      } catch (err) {
-        if (!(err instanceof WaitError) || err.code !== Code.DEADLINE_EXCEEDED) throw err;
-        op = err.operation ?? (await ctx.client.get(ctx.name));
-      }
-    }
-    draw(op);
-    live?.end();
-    return finish(ctx, op, timeout);
-  },
-
-  async watch(ctx) {
-    const timeout =
-      ctx.values.timeout === undefined ? undefined : parseDuration(ctx.values.timeout);
-    const live = ctx.json ? undefined : new LiveLine(ctx.io.stdout, ctx.io.stdoutIsTty === true);
-    const deadline = new AbortController();
-    const timer = timeout === undefined ? undefined : setTimeout(() => deadline.abort(), timeout);
-    const signal = ctx.io.signal
-      ? AbortSignal.any([ctx.io.signal, deadline.signal])
-      : deadline.signal;
-    let last: Operation | undefined;
-    const seen = (op: Operation) => {
-      last = op;
-      if (ctx.json) ctx.io.stdout(`${JSON.stringify(op)}\n`);
-      else live?.update(fitToWidth(`${renderProgressLine(op)}`, ctx.io.columns));
-    };
-    try {
-      if (!ctx.json) ctx.io.stdout(`watching ${ctx.name}\n`);
-      let failures = 0;
-      while (!last?.done) {
-        try {
-          await followOnce(ctx, signal, seen);
-          failures = 0;
-        } catch (err) {
-          if (signal.aborted || err instanceof LroError) throw err;
-          if (last === undefined) {
-            // Never connected: an API that is not there, which retrying does not change.
-            throw new LroError(
-              Code.UNAVAILABLE,
-              `GET /v1/${ctx.name}:watch failed: ${messageOf(err)}`,
-              { cause: err },
-            );
-          }
-          // The stream broke (network, a restarted API): reconnect a few times.
-          if (++failures > 3) {
-            throw new LroError(Code.UNAVAILABLE, `watch of ${ctx.name} failed: ${messageOf(err)}`);
-          }
-          await new Promise((r) => setTimeout(r, 500 * failures));
-        }
-      }
-    } catch (err) {
-      if (!deadline.signal.aborted) throw err;
-    } finally {
-      if (timer) clearTimeout(timer);
-      live?.end();
-    }
-    const op = last ?? (await ctx.client.get(ctx.name));
-    if (ctx.json) {
-      // The states were printed as they came; only the verdict is left.
-      if (!op.done) ctx.io.stderr(`lro: ${op.name} not done after ${formatMs(timeout ?? 0)}\n`);
-      return exitCodeOf(op);
-    }
-    return finish(ctx, op, timeout);
-  },
-
-  async cancel(ctx) {
-    await ctx.client.cancel(ctx.name);
-    if (ctx.json) printJson(ctx, {});
-    else ctx.io.stdout(`cancellation of ${ctx.name} requested\n`);
-    return Exit.ok;
-  },
-
-  async delete(ctx) {
-    await ctx.client.delete(ctx.name);
-    if (ctx.json) printJson(ctx, {});
-    else ctx.io.stdout(`deleted ${ctx.name}\n`);
-    return Exit.ok;
-  },
-};
-
-/** Prints the end state of wait/watch and returns its exit code. */
-function finish(ctx: Context, op: Operation, timeout: number | undefined): number {
-  if (ctx.json) printJson(ctx, op);
-  else ctx.io.stdout(`${formatOperation(op)}\n`);
-  if (!op.done) {
-    ctx.io.stderr(`lro: ${op.name} not done after ${formatMs(timeout ?? 0)}\n`);
-  } else if (op.error && !ctx.json) {
-    ctx.io.stderr(
-      `lro: ${op.name} ${op.error.code === Code.CANCELLED ? 'was cancelled' : 'failed'}: ${formatStatus(op.error)}\n`,
-    );
-  }
-  return exitCodeOf(op);
-}
-
-function formatMs(ms: number): string {
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
-/** One `:watch` stream: calls `seen` per state; returns at its end (done or server timeout). */
-async function followOnce(
-  ctx: Context,
-  signal: AbortSignal,
-  seen: (op: Operation) => void,
-): Promise<void> {
-  const res = await ctx.fetch(`${ctx.baseUrl}/v1/${ctx.name}:watch`, {
-    headers: { accept: 'text/event-stream', ...(await ctx.headers()) },
-    signal,
-  });
-  if (!res.ok || !res.body) {
-    const text = await res.text().catch(() => '');
-    throw errorOfReply(res.status, text);
-  }
-  for await (const event of readEvents(res.body)) {
-    if (event.event === 'operation') {
-      const op = JSON.parse(event.data) as Operation;
-      seen(op);
-      if (op.done) return;
-    } else if (event.event === 'error') {
-      const body = JSON.parse(event.data) as unknown;
-      throw errorOfReply(500, JSON.stringify(body));
-    } else if (event.event === 'timeout' || event.event === 'end') {
-      // The server ended the stream (its time limit, or its shutdown): reconnect.
-      return;
-    }
-  }
-}
-
-export function errorOfReply(httpStatus: number, text: string): LroError {
-  let body: { error?: { status?: unknown; message?: unknown } } | undefined;
-  try {
-    body = JSON.parse(text) as typeof body;
-  } catch {
-    body = undefined;
-  }
-  const named =
-    typeof body?.error?.status === 'string'
-      ? (Code as Record<string, unknown>)[body.error.status]
-      : undefined;
-  const code = isCode(named) ? named : codeOfHttpStatus(httpStatus);
-  const message =
-    typeof body?.error?.message === 'string'
-      ? body.error.message
-      : text.slice(0, 200) || `HTTP ${httpStatus} (${codeName(code)})`;
-  return new LroError(code, message);
-}
-
-/**
- * The list filter with `--name PREFIX` (an ID or name prefix) added: the API then reads only
- * that key range.
- */
-function listFilter(filter: string | undefined, prefix: string | undefined): string | undefined {
-  if (prefix === undefined) return filter;
-  if (!/^(operations\/)?[a-z0-9-]*$/.test(prefix)) {
-    throw new UsageError('--name takes the start of an operation ID, such as demo-');
-  }
-  const term = `name = "${prefix.startsWith('operations/') ? prefix : `operations/${prefix}`}*"`;
-  return filter === undefined || filter.trim() === '' ? term : `(${filter}) AND ${term}`;
-}
-
-/** `--order-by`: newest first unless it says otherwise; `name` orders by ID. */
-function orderByArgument(text: string | undefined): OrderByValue | undefined {
-  const value = (text ?? 'create_time desc').trim().replace(/\s+/g, ' ');
-  if (value === 'name') return undefined;
-  if (value === 'create_time desc' || value === 'newest') return 'create_time desc';
-  if (value === 'create_time asc' || value === 'create_time' || value === 'oldest') {
-    return 'create_time asc';
-  }
-  throw new UsageError(
-    '--order-by takes "create_time desc" (default), "create_time asc" or "name"',
-  );
-}
-
-async function listing(
-  ctx: Context,
-  page: (
-    pageSize: number | undefined,
-    pageToken: string | undefined,
-  ) => Promise<{ operations: Operation[]; nextPageToken: string; times?: OperationTimes[] }>,
-): Promise<number> {
-  const pageSize =
-    ctx.values['page-size'] === undefined
-      ? undefined
-      : nonNegativeInt(ctx.values['page-size'], 'page-size');
-  if (!ctx.values.all) {
-    const reply = await page(pageSize, ctx.values['page-token']);
-    if (ctx.json) printJson(ctx, reply);
-    else {
-      const text = formatTimedList(reply.operations, reply.times, Date.now(), reply.nextPageToken);
-      ctx.io.stdout(`${text}\n`);
-    }
-    return Exit.ok;
-  }
-  const operations: Operation[] = [];
-  const times: OperationTimes[] = [];
-  let token = '';
-  do {
-    const reply = await page(pageSize, token);
-    operations.push(...reply.operations);
-    times.push(...(reply.times ?? []));
-    token = reply.nextPageToken;
-  } while (token);
-  if (ctx.json) printJson(ctx, { operations });
-  else ctx.io.stdout(`${formatTimedList(operations, times, Date.now())}\n`);
-  return Exit.ok;
-}
-
-/** The states of a tree's operations (at most the first 500, 16 requests at a time). */
-async function statesOf(client: Client, tree: OperationNode): Promise<Map<string, Operation>> {
-  const names = namesOfTree(tree).slice(0, 500);
-  const states = new Map<string, Operation>();
-  let next = 0;
-  const worker = async () => {
-    while (next < names.length) {
-      const name = names[next++] as string;
-      try {
-        states.set(name, await client.get(name));
-      } catch {
-        // Deleted or expired meanwhile: shown by name only.
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(16, names.length) }, worker));
-  return states;
-}
-
-/** A status line redrawn in place on a terminal, or printed once per change otherwise. */
-export class LiveLine {
-  private last = '';
-  private drawn = false;
-
-  constructor(
-    private readonly write: (text: string) => void,
-    private readonly tty: boolean,
-  ) {}
-
-  update(line: string) {
-    if (line === this.last) return;
-    this.last = line;
-    if (this.tty) {
-      this.write(`\r\x1b[2K${line}`);
-      this.drawn = true;
-    } else {
-      this.write(`${line}\n`);
-    }
-  }
-
-  end() {
-    if (this.tty && this.drawn) this.write('\n');
-    this.drawn = false;
-  }
-}
-
-function fitToWidth(line: string, columns: number | undefined): string {
-  if (!columns || line.length < columns) return line;
-  return `${line.slice(0, Math.max(0, columns - 2))}…`;
+  return undefined;
 }

@@ -3,21 +3,12 @@
  * API served under a path prefix works too), through the client SDK's request core (JSON, the
  * headers it sends, Google error bodies as LroError).
  */
+import type { DeadLetter } from '../shared/sdk/dead-letters.js';
 import type { Operation } from '../shared/sdk/model.js';
 import type { OperationHistory, OperationTimes } from '../shared/sdk/operator-views.js';
 import { sendRequest } from '../shared/sdk/request.js';
 
-export type { Operation, OperationHistory, OperationTimes };
-
-export interface DeadLetter {
-  name: string;
-  reason: string;
-  operation?: string;
-  data: string;
-  event?: unknown;
-  attributes: Record<string, string>;
-  deadLetterTime: string;
-}
+export type { DeadLetter, Operation, OperationHistory, OperationTimes };
 
 /** The API's base URL: the console's own URL one level up, without the trailing slash. */
 function apiBase(): string {

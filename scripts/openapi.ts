@@ -18,10 +18,11 @@ import {
   ListOperationsResponseSchema,
   OperationIdSchema,
   OperationNameSchema,
+  OperationNodeSchema,
   OperationSchema,
   StatusSchema,
 } from '../shared/sdk/model.js';
-import { type ApiRoute, apiRoutes, OperationNodeSchema } from '../shared/service/api/api.js';
+import { type ApiRoute, apiRoutes } from '../shared/service/api/api.js';
 import { ACCEPTED_CONTENT_TYPES } from '../shared/service/http/io.js';
 
 type JsonSchema = Record<string, unknown>;

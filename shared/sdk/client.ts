@@ -17,7 +17,13 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { cancelRequestedOf } from './cancel-requested.js';
-import type { Any, Operation, OperationNode } from './operation.js';
+import type {
+  Any,
+  BatchWaitResponse,
+  GetParentResponse,
+  Operation,
+  OperationNode,
+} from './operation.js';
 import type { OperationHistory, OperationTimes, OrderByValue } from './operator-views.js';
 import { operationName, PARENT_HEADER, querySuffix, type Reply, sendRequest } from './request.js';
 import { type WaitForOperationOptions, waitLoop } from './wait-loop.js';
@@ -230,7 +236,7 @@ export class OperationsClient {
 
   /** The parent operation's name, or undefined for a root operation. */
   async getParent(name: string, options: CallOptions = {}): Promise<string | undefined> {
-    const reply = await this.call<{ parent?: string }>(
+    const reply = await this.call<GetParentResponse>(
       'GET',
       `/v1/${operationName(name)}:getParent`,
       undefined,
@@ -260,7 +266,7 @@ export class OperationsClient {
   ): Promise<Operation[]> {
     const body: Record<string, unknown> = { names: names.map(operationName) };
     if (options.timeoutMs !== undefined) body.timeout = durationOf(options.timeoutMs);
-    const reply = await this.call<{ operations?: Operation[]; truncated?: string[] }>(
+    const reply = await this.call<Partial<BatchWaitResponse>>(
       'POST',
       '/v1/operations:batchWait',
       body,

@@ -90,6 +90,16 @@ export function isCode(value: unknown): value is Code {
 }
 
 /**
+ * The `code` of an error thrown by a gRPC client (Bigtable, Pub/Sub), a google.rpc.Code number
+ * as gRPC reports it; undefined when the error has none.
+ */
+export function grpcCode(err: unknown): number | undefined {
+  return typeof err === 'object' && err !== null && 'code' in err
+    ? ((err as { code: unknown }).code as number)
+    : undefined;
+}
+
+/**
  * Whether a value is an LroError, including one of another copy of this module: the client and
  * worker packages each carry their own, and an error of one may reach the other.
  */

@@ -3,7 +3,7 @@
  * listening. The only module that imports @google-cloud/pubsub.
  */
 import { PubSub, type Subscription, type Topic } from '@google-cloud/pubsub';
-import { Code, LroError } from './errors.js';
+import { Code, grpcCode, LroError } from './errors.js';
 
 /** Where Pub/Sub is: the project, and the emulator's `host:port` when one is used. */
 export interface PubSubOptions {
@@ -343,12 +343,6 @@ export class Messaging {
     await Promise.all([...this.topics.values()].map((t) => t.flush().catch(() => undefined)));
     await this.pubsub.close();
   }
-}
-
-function grpcCode(err: unknown): number | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err
-    ? ((err as { code: unknown }).code as number)
-    : undefined;
 }
 
 export function isAlreadyExists(err: unknown): boolean {

@@ -1,7 +1,8 @@
 /**
  * The operation model: zod schemas are the single source of the wire types (proto3 JSON of
  * google.longrunning.Operation, google.rpc.Status, google.protobuf.Any), operation names and IDs,
- * and the API's request shapes.
+ * the API's request shapes and the replies that are not an Operation (batch wait, the operation
+ * tree, the parent). The dead letters' are in dead-letters.ts.
  */
 import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
@@ -142,12 +143,34 @@ export const BatchWaitRequestSchema = z.strictObject({
   names: z.array(OperationNameSchema).min(1).max(defaults.batchWaitNamesMax),
   timeout: DurationMs.optional(),
 });
+/** The body as sent (`timeout` a Duration string such as "30s"). */
+export type BatchWaitRequest = z.input<typeof BatchWaitRequestSchema>;
 
-/** A node of the operation tree (the reference's OperationNode). */
-export interface OperationNode {
-  operation: string;
-  childrenOperations: OperationNode[];
-}
+/** Reply of `POST /v1/operations:batchWait`: the latest states, in the order of the names. */
+export const BatchWaitResponseSchema = z.strictObject({
+  operations: z.array(OperationSchema),
+  truncated: z
+    .array(OperationNameSchema)
+    .optional()
+    .describe(
+      'Operations answered as {name, done} only, because their full states would pass the ' +
+        "response's byte budget (LRO_RESPONSE_MAX_BYTES); GET them one by one.",
+    ),
+});
+export type BatchWaitResponse = z.infer<typeof BatchWaitResponseSchema>;
+
+/** A node of the operation tree that `:traverse` returns (the reference's OperationNode). */
+export const OperationNodeSchema = z.strictObject({
+  operation: OperationNameSchema,
+  get childrenOperations(): z.ZodArray<typeof OperationNodeSchema> {
+    return z.array(OperationNodeSchema);
+  },
+});
+export type OperationNode = z.infer<typeof OperationNodeSchema>;
+
+/** Reply of `GET /v1/operations/{id}:getParent`: `{}` for a root operation. */
+export const GetParentResponseSchema = z.strictObject({ parent: OperationNameSchema.optional() });
+export type GetParentResponse = z.infer<typeof GetParentResponseSchema>;
 
 /** A failed operation's status from a code and message. */
 export function status(code: Code, message: string, details?: Any[]): Status {

@@ -31,3 +31,14 @@ export interface OperationNode {
   operation: string;
   childrenOperations: OperationNode[];
 }
+
+/** The reply of a batch wait; `truncated` names the states answered as `{name, done}` only. */
+export interface BatchWaitResponse {
+  operations: Operation[];
+  truncated?: string[] | undefined;
+}
+
+/** The reply of getParent: no `parent` for a root operation. */
+export interface GetParentResponse {
+  parent?: string | undefined;
+}

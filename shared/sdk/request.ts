@@ -6,9 +6,9 @@
  */
 import { Code, codeOfHttpStatus, type ErrorDetail, isCode, LroError } from './errors.js';
 import { nonFiniteNumberKey } from './json-limits.js';
+import { PARENT_HEADER } from './parent-header.js';
 
-/** The header that names the parent of the operations a request creates. */
-export const PARENT_HEADER = 'x-lro-parent';
+export { PARENT_HEADER };
 
 export interface RequestInput {
   /** The fetch to call (the client's option, else the global one). */

@@ -6,7 +6,8 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isLocalUrl, parseDuration } from '../../bin/cli.js';
+import { parseDuration } from '../../bin/commands/operations.js';
+import { isLocalUrl } from '../../bin/connection.js';
 import { formatList, formatTree } from '../../bin/format.js';
 import { SseParser } from '../../bin/sse.js';
 import { freePort } from '../../shared/local/emulators.js';

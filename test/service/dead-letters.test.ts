@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DeadLetter, ListDeadLettersResponse } from '../../shared/sdk/dead-letters.js';
 import { Code } from '../../shared/sdk/errors.js';
 import { storeDeadLetter } from '../../shared/service/dead-letters/handler.js';
 import { deadLetterIdOf } from '../../shared/service/dead-letters/record.js';
@@ -42,21 +43,11 @@ afterAll(async () => {
   await s?.close();
 });
 
-interface Letter {
-  name: string;
-  reason: string;
-  operation?: string;
-  data: string;
-  event?: unknown;
-  attributes: Record<string, string>;
-  deadLetterTime: string;
-}
-
-async function letterOf(test: (l: Letter) => boolean, timeoutMs = 40_000): Promise<Letter> {
-  let found: Letter | undefined;
+async function letterOf(test: (l: DeadLetter) => boolean, timeoutMs = 40_000): Promise<DeadLetter> {
+  let found: DeadLetter | undefined;
   await until(
     async () => {
-      const reply = await call<{ deadLetters: Letter[] }>(
+      const reply = await call<ListDeadLettersResponse>(
         api.url,
         'GET',
         '/v1/deadLetters?pageSize=1000',
@@ -67,7 +58,7 @@ async function letterOf(test: (l: Letter) => boolean, timeoutMs = 40_000): Promi
     timeoutMs,
     'the dead letter',
   );
-  return found as Letter;
+  return found as DeadLetter;
 }
 
 function expectError(reply: { status: number; body: any }, status: number, name: string) {
@@ -153,7 +144,7 @@ describe('dead-letter store', () => {
     let token = '';
     let pages = 0;
     do {
-      const reply = await call<{ deadLetters: Letter[]; nextPageToken: string }>(
+      const reply = await call<ListDeadLettersResponse>(
         api.url,
         'GET',
         `/v1/deadLetters?pageSize=2${token ? `&pageToken=${encodeURIComponent(token)}` : ''}`,

@@ -5,6 +5,7 @@
  * operation of that name was created, belongs to no operation of that name: it never applies.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { DeadLetter, ListDeadLettersResponse } from '../../shared/sdk/dead-letters.js';
 import { uniqueSuffix } from '../support/env.js';
 import {
   type EventStack,
@@ -34,12 +35,6 @@ afterAll(async () => {
   await s?.close();
 });
 
-interface Letter {
-  name: string;
-  operation?: string;
-  attributes: Record<string, string>;
-}
-
 /** The subscriber's log entries about one event. */
 function logOf(eventId: string): Record<string, unknown>[] {
   return s.subscriber
@@ -55,10 +50,10 @@ describe('a replayed dead letter', () => {
     const name = `operations/${id}`;
     const stale = event(name, 'succeeded', { response: progress(9) });
     await s.publishEvent(stale);
-    let letter: Letter | undefined;
+    let letter: DeadLetter | undefined;
     await until(
       async () => {
-        const reply = await call<{ deadLetters: Letter[] }>(
+        const reply = await call<ListDeadLettersResponse>(
           api.url,
           'GET',
           '/v1/deadLetters?pageSize=1000',

@@ -8,7 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readEvents } from '../../bin/sse.js';
 import type { Listener, ReceivedMessage } from '../../shared/sdk/messaging.js';
-import type { Operation } from '../../shared/sdk/model.js';
+import type { BatchWaitResponse, Operation } from '../../shared/sdk/model.js';
 import { parseWakeup, publishWakeup, type Wakeup } from '../../shared/sdk/notifications.js';
 import { OperationReporter } from '../../shared/sdk/reporter.js';
 import { sweep } from '../../shared/service/sweeper/sweeper.js';
@@ -131,7 +131,7 @@ describe('waits follow the wake-up topic', () => {
   it('a batch wait is woken by the wake-ups of its operations', async () => {
     const a = (await s.store.create()).operation.name;
     const b = (await s.store.create()).operation.name;
-    const reply = call<{ operations: Operation[] }>(s.url, 'POST', '/v1/operations:batchWait', {
+    const reply = call<BatchWaitResponse>(s.url, 'POST', '/v1/operations:batchWait', {
       names: [a, b],
       timeout: '60s',
     });

@@ -34,11 +34,15 @@ import { log as defaultLog, type Logger } from '../../sdk/log.js';
 import { Messaging } from '../../sdk/messaging.js';
 import {
   BatchWaitRequestSchema,
+  type BatchWaitResponse,
+  BatchWaitResponseSchema,
   type CreateOperationRequest,
   CreateOperationRequestSchema,
+  type GetParentResponse,
+  GetParentResponseSchema,
   type Operation,
   OperationNameSchema,
-  type OperationNode,
+  OperationNodeSchema,
   OperationSchema,
   parseOrInvalid,
   toOperationName,
@@ -55,6 +59,7 @@ import {
   OperationTimesSchema,
   TOTAL_SIZE_CAP,
 } from '../../sdk/operation-times.js';
+import { PARENT_HEADER } from '../../sdk/parent-header.js';
 import { crossSiteRefusal } from '../http/cross-site.js';
 import { leaveFrameworkDomain } from '../http/framework-domain.js';
 import {
@@ -76,9 +81,6 @@ import { NotificationHub, Waiter } from '../wait/waiter.js';
 import { announce } from './announcer.js';
 import { consoleRoute } from './console.js';
 import { deadLetterRoutes } from './dead-letters.js';
-
-/** The header naming the parent operation of operations created by this request. */
-export const PARENT_HEADER = 'x-lro-parent';
 
 export interface ApiServices {
   config: Config;
@@ -106,24 +108,6 @@ const CancelRequestSchema = z.strictObject({});
 
 /** The reply of DeleteOperation and CancelOperation. */
 const EmptySchema = z.strictObject({});
-/** A node of the tree that traverse returns. */
-export const OperationNodeSchema: z.ZodType<OperationNode> = z.strictObject({
-  operation: OperationNameSchema,
-  get childrenOperations() {
-    return z.array(OperationNodeSchema);
-  },
-});
-const GetParentResponseSchema = z.strictObject({ parent: OperationNameSchema.optional() });
-const BatchWaitResponseSchema = z.strictObject({
-  operations: z.array(OperationSchema),
-  truncated: z
-    .array(OperationNameSchema)
-    .optional()
-    .describe(
-      'Operations answered as {name, done} only, because their full states would pass the ' +
-        "response's byte budget (LRO_RESPONSE_MAX_BYTES); GET them one by one.",
-    ),
-});
 
 /**
  * One route of the API. The dispatcher validates the query with `query` (none accepted when it
@@ -601,7 +585,8 @@ async function traverse(ctx: Context<z.output<typeof TraverseRequestSchema>>): P
 
 async function getParent(ctx: Context): Promise<void> {
   const parent = await ctx.services.store.getParent(ctx.name);
-  sendJson(ctx.res, 200, parent === undefined ? {} : { parent });
+  const reply: GetParentResponse = parent === undefined ? {} : { parent };
+  sendJson(ctx.res, 200, reply);
 }
 
 async function create(ctx: Context<unknown, CreateOperationRequest>): Promise<void> {
@@ -698,7 +683,7 @@ async function batchWait(
  * A batch wait answer within a byte budget: in the order of the names, full states while they
  * fit; the ones that would pass it as `{name, done}`, listed in `truncated`.
  */
-function withinBudget(operations: Operation[], maxBytes: number) {
+function withinBudget(operations: Operation[], maxBytes: number): BatchWaitResponse {
   // Room for the envelope and every name in `truncated`.
   let left = maxBytes - 4096 - operations.reduce((n, op) => n + op.name.length + 3, 0);
   const truncated: string[] = [];

@@ -8,16 +8,15 @@
  */
 import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
-import { Code, LroError } from '../../sdk/errors.js';
-import type { Logger } from '../../sdk/log.js';
-import type { Messaging } from '../../sdk/messaging.js';
 import {
   DeadLetterIdSchema,
   DeadLetterSchema,
-  ListDeadLettersRequestSchema,
   ListDeadLettersResponseSchema,
-  toDeadLetter,
-} from '../dead-letters/record.js';
+} from '../../sdk/dead-letters.js';
+import { Code, LroError } from '../../sdk/errors.js';
+import type { Logger } from '../../sdk/log.js';
+import type { Messaging } from '../../sdk/messaging.js';
+import { ListDeadLettersRequestSchema, toDeadLetter } from '../dead-letters/record.js';
 import { publishReplay } from '../dead-letters/replay.js';
 import { sendJson } from '../http/io.js';
 import type { Config } from '../runtime/config.js';

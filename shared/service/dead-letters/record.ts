@@ -14,6 +14,7 @@
  * redelivery of one message maps to the same entry.
  */
 import { z } from 'zod';
+import { DEAD_LETTERS_PREFIX, type DeadLetter } from '../../sdk/dead-letters.js';
 import {
   earliest,
   POLICY_PUBLISH_TIME_ATTRIBUTE,
@@ -26,29 +27,6 @@ export const POLICY_ATTRIBUTE_PREFIX = 'CloudPubSubDeadLetterSource';
 export const POLICY_DELIVERY_COUNT = 'CloudPubSubDeadLetterSourceDeliveryCount';
 
 const REVERSED_TIME_MAX = 9_999_999_999_999;
-
-export const DeadLetterIdSchema = z
-  .string()
-  .regex(/^\d{13}-[A-Za-z0-9_-]{1,128}$/, 'must be a dead-letter ID such as "8235…-1234"');
-
-/** The DeadLetter resource (JSON). */
-export const DeadLetterSchema = z.object({
-  name: z.string(),
-  reason: z.string(),
-  operation: z.string().optional(),
-  /** The original message body, base64. */
-  data: z.string(),
-  /** The body parsed as JSON, when it parses. */
-  event: z.unknown().optional(),
-  attributes: z.record(z.string(), z.string()),
-  deadLetterTime: z.string(),
-});
-export type DeadLetter = z.infer<typeof DeadLetterSchema>;
-
-export const ListDeadLettersResponseSchema = z.object({
-  deadLetters: z.array(DeadLetterSchema),
-  nextPageToken: z.string(),
-});
 
 export const ListDeadLettersRequestSchema = z.strictObject({
   pageSize: z.coerce
@@ -71,8 +49,6 @@ export interface DeadLetterEntry {
   /** When the sweeper replays it automatically (its last error was transient); absent: never. */
   autoReplayAt?: Date;
 }
-
-export const DEAD_LETTERS_PREFIX = 'deadLetters/';
 
 export function deadLetterIdOf(time: Date, messageId: string): string {
   const reversed = String(REVERSED_TIME_MAX - time.getTime()).padStart(13, '0');

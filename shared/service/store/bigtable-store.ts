@@ -73,6 +73,7 @@ import {
   alreadyExists,
   Code,
   failedPrecondition,
+  grpcCode,
   invalidArgument,
   LroError,
   notFound,
@@ -276,12 +277,6 @@ function maxAgeOf(rule: unknown): number | undefined {
 
 export function createStore(config: Config): BigtableOperationStore {
   return new BigtableOperationStore(config);
-}
-
-function grpcCode(err: unknown): number | undefined {
-  return typeof err === 'object' && err !== null && 'code' in err
-    ? ((err as { code: unknown }).code as number)
-    : undefined;
 }
 
 /** Bigtable failures as LroErrors: transient ones UNAVAILABLE (callers retry), others INTERNAL. */

@@ -7,7 +7,14 @@
  *   lro dead-letters discard ID
  */
 import { parseArgs } from 'node:util';
-import { Code, LroError } from '../shared/sdk/errors.js';
+import {
+  DEAD_LETTERS_PREFIX,
+  type DeadLetter,
+  DeadLetterIdSchema,
+  type ListDeadLettersResponse,
+} from '../../shared/sdk/dead-letters.js';
+import { Code, LroError } from '../../shared/sdk/errors.js';
+import { Exit, UsageError } from '../connection.js';
 
 export const DEAD_LETTERS_USAGE = `Usage: lro dead-letters [list|get ID|replay ID|replay --all|discard ID] [options]
 
@@ -21,16 +28,6 @@ export const DEAD_LETTERS_USAGE = `Usage: lro dead-letters [list|get ID|replay I
 ID is "deadLetters/ID" or the ID alone. Options: --url, --audience, --json as for other commands.
 `;
 
-export interface DeadLetterJson {
-  name: string;
-  reason: string;
-  operation?: string;
-  data: string;
-  event?: unknown;
-  attributes: Record<string, string>;
-  deadLetterTime: string;
-}
-
 /** What the command needs from the CLI. */
 export interface DeadLetterCommandIo {
   stdout(text: string): void;
@@ -39,46 +36,42 @@ export interface DeadLetterCommandIo {
   request(method: string, path: string, body?: unknown): Promise<unknown>;
 }
 
-export class DeadLetterUsageError extends Error {
-  override readonly name = 'UsageError';
-}
-
 /** Runs the subcommand; resolves with the exit code (0 ok, 4 when a replay of --all failed). */
 export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): Promise<number> {
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
   } catch (err) {
-    throw new DeadLetterUsageError(err instanceof Error ? err.message.split('\n')[0] : String(err));
+    throw new UsageError(err instanceof Error ? err.message.split('\n')[0] : String(err));
   }
   const { values, positionals } = parsed;
   const [action = 'list', id, extra] = positionals;
-  if (extra !== undefined) throw new DeadLetterUsageError(`unexpected argument "${extra}"`);
+  if (extra !== undefined) throw new UsageError(`unexpected argument "${extra}"`);
   const json = values.json === true;
   const print = (value: unknown) => io.stdout(`${JSON.stringify(value, null, 2)}\n`);
   const needId = () => {
-    if (id === undefined) throw new DeadLetterUsageError(`dead-letters ${action} needs an ID`);
+    if (id === undefined) throw new UsageError(`dead-letters ${action} needs an ID`);
     return idOf(id);
   };
   const only = (allowed: string[]) => {
     for (const key of Object.keys(values)) {
       if (!['url', 'audience', 'json', ...allowed].includes(key)) {
-        throw new DeadLetterUsageError(`dead-letters ${action} does not take --${key}`);
+        throw new UsageError(`dead-letters ${action} does not take --${key}`);
       }
     }
   };
   switch (action) {
     case 'list': {
       only(['page-size', 'page-token', 'all']);
-      if (id !== undefined) throw new DeadLetterUsageError(`unexpected argument "${id}"`);
+      if (id !== undefined) throw new UsageError(`unexpected argument "${id}"`);
       if (values.all && values['page-token'] !== undefined) {
-        throw new DeadLetterUsageError('--all and --page-token do not go together');
+        throw new UsageError('--all and --page-token do not go together');
       }
       const size = values['page-size'];
       if (size !== undefined && !/^\d+$/.test(size)) {
-        throw new DeadLetterUsageError('--page-size must be a non-negative integer');
+        throw new UsageError('--page-size must be a non-negative integer');
       }
-      const letters: DeadLetterJson[] = [];
+      const letters: DeadLetter[] = [];
       let token = values['page-token'] ?? '';
       let next = '';
       do {
@@ -86,10 +79,10 @@ export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): P
         if (size !== undefined) query.set('pageSize', size);
         if (token) query.set('pageToken', token);
         const q = query.toString();
-        const page = (await io.request('GET', `/v1/deadLetters${q ? `?${q}` : ''}`)) as {
-          deadLetters?: DeadLetterJson[];
-          nextPageToken?: string;
-        };
+        const page = (await io.request(
+          'GET',
+          `/v1/deadLetters${q ? `?${q}` : ''}`,
+        )) as Partial<ListDeadLettersResponse>;
         letters.push(...(page.deadLetters ?? []));
         next = page.nextPageToken ?? '';
         token = next;
@@ -99,37 +92,37 @@ export async function runDeadLetters(argv: string[], io: DeadLetterCommandIo): P
           values.all ? { deadLetters: letters } : { deadLetters: letters, nextPageToken: next },
         );
       else io.stdout(`${formatLetters(letters, values.all ? '' : next)}\n`);
-      return 0;
+      return Exit.ok;
     }
     case 'get': {
       only([]);
-      const letter = (await io.request('GET', `/v1/deadLetters/${needId()}`)) as DeadLetterJson;
+      const letter = (await io.request('GET', `/v1/deadLetters/${needId()}`)) as DeadLetter;
       if (json) print(letter);
       else io.stdout(`${formatLetter(letter)}\n`);
-      return 0;
+      return Exit.ok;
     }
     case 'discard': {
       only([]);
-      const name = `deadLetters/${needId()}`;
+      const name = `${DEAD_LETTERS_PREFIX}${needId()}`;
       await io.request('DELETE', `/v1/${name}`);
       if (json) print({});
       else io.stdout(`discarded ${name}\n`);
-      return 0;
+      return Exit.ok;
     }
     case 'replay': {
       only(['all']);
       if (!values.all) {
-        const name = `deadLetters/${needId()}`;
+        const name = `${DEAD_LETTERS_PREFIX}${needId()}`;
         await io.request('POST', `/v1/${name}:replay`, {});
         if (json) print({});
         else io.stdout(`replayed ${name}\n`);
-        return 0;
+        return Exit.ok;
       }
-      if (id !== undefined) throw new DeadLetterUsageError('replay takes an ID or --all, not both');
+      if (id !== undefined) throw new UsageError('replay takes an ID or --all, not both');
       return replayAll(io, json);
     }
     default:
-      throw new DeadLetterUsageError(`unknown dead-letters command "${action}"`);
+      throw new UsageError(`unknown dead-letters command "${action}"`);
   }
 }
 
@@ -140,7 +133,7 @@ async function replayAll(io: DeadLetterCommandIo, json: boolean): Promise<number
     const page = (await io.request(
       'GET',
       `/v1/deadLetters?pageSize=1000${token ? `&pageToken=${encodeURIComponent(token)}` : ''}`,
-    )) as { deadLetters?: DeadLetterJson[]; nextPageToken?: string };
+    )) as Partial<ListDeadLettersResponse>;
     names.push(...(page.deadLetters ?? []).map((l) => l.name));
     token = page.nextPageToken ?? '';
   } while (token);
@@ -161,7 +154,7 @@ async function replayAll(io: DeadLetterCommandIo, json: boolean): Promise<number
   }
   if (json) io.stdout(`${JSON.stringify({ replayed, failed }, null, 2)}\n`);
   else io.stdout(`${replayed.length} replayed, ${failed.length} failed\n`);
-  return failed.length === 0 ? 0 : 4;
+  return failed.length === 0 ? Exit.ok : Exit.apiError;
 }
 
 function parse(argv: string[]) {
@@ -181,9 +174,11 @@ function parse(argv: string[]) {
 }
 
 function idOf(given: string): string {
-  const id = given.startsWith('deadLetters/') ? given.slice('deadLetters/'.length) : given;
-  if (!/^\d{13}-[A-Za-z0-9_-]{1,128}$/.test(id)) {
-    throw new DeadLetterUsageError(`"${given}" is not a dead-letter ID`);
+  const id = given.startsWith(DEAD_LETTERS_PREFIX)
+    ? given.slice(DEAD_LETTERS_PREFIX.length)
+    : given;
+  if (!DeadLetterIdSchema.safeParse(id).success) {
+    throw new UsageError(`"${given}" is not a dead-letter ID`);
   }
   return encodeURIComponent(id);
 }
@@ -193,10 +188,10 @@ function oneLine(text: string, max: number): string {
   return flat.length <= max ? flat : `${flat.slice(0, max - 1)}…`;
 }
 
-export function formatLetters(letters: DeadLetterJson[], nextPageToken = ''): string {
+export function formatLetters(letters: DeadLetter[], nextPageToken = ''): string {
   if (letters.length === 0) return 'no dead letters';
   const rows = letters.map((l) => [
-    l.name.slice('deadLetters/'.length),
+    l.name.slice(DEAD_LETTERS_PREFIX.length),
     l.deadLetterTime,
     l.operation ?? '-',
     oneLine(l.reason, 80),
@@ -215,7 +210,7 @@ export function formatLetters(letters: DeadLetterJson[], nextPageToken = ''): st
   return out.join('\n');
 }
 
-export function formatLetter(letter: DeadLetterJson): string {
+export function formatLetter(letter: DeadLetter): string {
   const lines = [
     `${letter.name}`,
     `  time       ${letter.deadLetterTime}`,
