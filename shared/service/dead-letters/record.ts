@@ -14,12 +14,12 @@
  * redelivery of one message maps to the same entry.
  */
 import { z } from 'zod';
+import { DEAD_LETTER_ATTRIBUTES } from '../events/messages.js';
 import {
   earliest,
   POLICY_PUBLISH_TIME_ATTRIBUTE,
   PUBLISH_TIME_ATTRIBUTE,
 } from '../events/publish-time.js';
-import { DEAD_LETTER_ATTRIBUTES } from '../events/subscriber.js';
 
 /** Attributes Pub/Sub adds when a subscription's dead-letter policy forwards a message. */
 export const POLICY_ATTRIBUTE_PREFIX = 'CloudPubSubDeadLetterSource';

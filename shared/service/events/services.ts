@@ -7,7 +7,7 @@ import { Messaging } from '../../sdk/messaging.js';
 import type { Config } from '../runtime/config.js';
 import { createStore } from '../store/bigtable-store.js';
 import { DeadLetterStore } from '../store/dead-letter-store.js';
-import type { SubscriberDeps } from './subscriber.js';
+import type { SubscriberDeps } from './messages.js';
 
 export interface SubscriberServices extends SubscriberDeps {
   projectId: string;
