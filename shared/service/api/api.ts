@@ -20,10 +20,9 @@
  *   GET    /v1/operations/{id}/children      immediate children (pageSize, pageToken, orderBy, view)
  *   GET    /v1/operations/{id}/times         the operation's times (operation-times.ts)
  *   GET    /v1/operations/{id}/history       the events the subscriber handled (event-history.ts)
- *   /v1/deadLetters...                        dead letters (dead-letter-api.ts)
- *   GET    /console/...                      the web console, outside the table (console-files.ts)
+ *   /v1/deadLetters...                        dead letters (dead-letters.ts)
+ *   GET    /console/...                      the web console, outside the table (console.ts)
  */
-
 import { z } from 'zod';
 import { CANCEL_REQUESTED_HEADER } from '../../sdk/cancel-requested.js';
 import { Code, LroError } from '../../sdk/errors.js';
