@@ -1,20 +1,18 @@
 /** The `operations` HTTP function: the operations API (shared/service/api/api.ts). */
 import * as functions from '@google-cloud/functions-framework';
-import { instanceApiHandler } from '../shared/service/api/api.js';
+import { createApiHandler } from '../shared/service/api/api.js';
 import { installBodyGuard } from '../shared/service/http/body-guard.js';
 import { installFrameworkErrorBodies } from '../shared/service/http/io.js';
-import { loadConfig } from '../shared/service/runtime/config.js';
+import { instance } from '../shared/service/runtime/instance.js';
 import { installGracefulShutdown } from '../shared/service/runtime/shutdown.js';
-import { firstCalls, onWarmUp } from '../shared/service/runtime/warm-up.js';
-import { createStore } from '../shared/service/store/bigtable-store.js';
 
 installFrameworkErrorBodies();
 // Bodies are bounded (and never inflated) before the framework parses them.
 installBodyGuard('operations');
+// On SIGTERM/SIGINT pending waits are answered and watches ended before the process exits.
 installGracefulShutdown();
-const handler = instanceApiHandler(() => loadConfig(), createStore);
-functions.http('operations', handler);
-onWarmUp('operations', () => {
-  const { store, messaging, config } = handler.services();
-  return firstCalls({ store, messaging, topic: config.topics.notifications });
-});
+functions.http(
+  'operations',
+  createApiHandler(() => instance.api()),
+);
+instance.warmUp('operations', () => instance.api());

@@ -1,65 +1,16 @@
 /**
- * The `sweeper` HTTP function: one sweep per request (shared/service/sweeper/sweeper.ts), answering with what it
- * did. Cloud Scheduler calls it every minute with an OIDC token; only its service account may
- * invoke it. Concurrent calls are safe (the sweep is built for several sweepers at once).
+ * The `sweeper` HTTP function: one sweep per request (shared/service/sweeper/handler.ts). Cloud
+ * Scheduler calls it every minute with an OIDC token; only its service account may invoke it.
  */
 import * as functions from '@google-cloud/functions-framework';
-import { Code, LroError } from '../shared/sdk/errors.js';
-import { log } from '../shared/sdk/log.js';
-import { Messaging } from '../shared/sdk/messaging.js';
 import { installBodyGuard } from '../shared/service/http/body-guard.js';
-import { leaveFrameworkDomain } from '../shared/service/http/framework-domain.js';
-import { sendError, sendJson } from '../shared/service/http/io.js';
-import { loadConfig } from '../shared/service/runtime/config.js';
-import { firstCalls, onWarmUp } from '../shared/service/runtime/warm-up.js';
-import { createStore } from '../shared/service/store/bigtable-store.js';
-import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
-import { type SweeperDeps, sweep } from '../shared/service/sweeper/sweeper.js';
-
-let deps: SweeperDeps | undefined;
+import { instance } from '../shared/service/runtime/instance.js';
+import { sweeperHandler } from '../shared/service/sweeper/handler.js';
 
 // Bodies (the sweeper reads none) are bounded and never inflated before the framework parses them.
 installBodyGuard('sweeper');
-
-/**
- * Config, stores (one Bigtable client) and publisher, created on the first call and kept for the
- * instance's life.
- */
-function dependencies(): SweeperDeps {
-  if (!deps) {
-    const config = loadConfig();
-    const store = createStore(config);
-    deps = {
-      store,
-      deadLetters: new DeadLetterStore(config, Date.now, store.connection),
-      messaging: new Messaging(config),
-      topics: {
-        notifications: config.topics.notifications,
-        wakeups: config.topics.wakeups,
-        events: config.topics.events,
-      },
-    };
-  }
-  return deps;
-}
-
-onWarmUp('sweeper', () => {
-  const { store, messaging, topics } = dependencies();
-  return firstCalls({ store, messaging, topic: topics.notifications });
-});
-
-functions.http('sweeper', async (req, res) => {
-  leaveFrameworkDomain();
-  try {
-    if (req.method !== 'POST' && req.method !== 'GET') {
-      throw new LroError(Code.INVALID_ARGUMENT, `method ${req.method} not allowed; use POST`);
-    }
-    const report = await sweep(dependencies());
-    if (report.ended > 0 || report.failed > 0 || report.deadLettersReplayed > 0 || report.more) {
-      log.info('sweep done', { ...report });
-    }
-    sendJson(res, 200, report);
-  } catch (err) {
-    sendError(res, err, { function: 'sweeper' });
-  }
-});
+functions.http(
+  'sweeper',
+  sweeperHandler(() => instance.sweeper()),
+);
+instance.warmUp('sweeper', () => instance.sweeper());

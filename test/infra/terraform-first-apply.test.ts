@@ -447,8 +447,11 @@ describe('least privilege', () => {
     const waiter = readFileSync(path.join(repoRoot, 'shared/service/wait/waiter.ts'), 'utf8');
     expect(waiter).toMatch(/`\$\{topic\.slice\(0, 200\)\}-waiter`/);
     expect(waiter).toMatch(/`\$\{this\.prefix\}-\$\{randomBytes\(6\)\.toString\('hex'\)\}`/);
-    const api = readFileSync(path.join(repoRoot, 'shared/service/api/api.ts'), 'utf8');
-    expect(api).toMatch(/`\$\{config\.topics\.notifications\.slice\(0, 200\)\}-watch`/);
+    const instance = readFileSync(
+      path.join(repoRoot, 'shared/service/runtime/instance.ts'),
+      'utf8',
+    );
+    expect(instance).toMatch(/`\$\{config\.topics\.notifications\.slice\(0, 200\)\}-watch`/);
     const pattern = new RegExp(
       String(excluded)
         .replace(expr('var.wakeups_topic_name'), 'lro-wakeups')

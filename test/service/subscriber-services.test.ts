@@ -1,12 +1,12 @@
 /**
  * The subscriber instance's clients: the operation store and the dead-letter store share one
- * Bigtable client, and closing the instance's services (its shutdown hook) closes it, so no
+ * Bigtable client, and closing the instance (its shutdown hook) closes it, so no
  * client is left open when the instance stops.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LroError } from '../../shared/sdk/errors.js';
-import { openSubscriberServices } from '../../shared/service/events/services.js';
 import type { Config } from '../../shared/service/runtime/config.js';
+import { Instance } from '../../shared/service/runtime/instance.js';
 import { deleteTable, ensureTable } from '../../shared/service/store/bigtable-store.js';
 import { testConfig } from '../support/env.js';
 
@@ -32,11 +32,12 @@ async function failure(promise: Promise<unknown>): Promise<string> {
 
 describe('subscriber services', () => {
   it('close every Bigtable client, the dead-letter store included', async () => {
-    const services = openSubscriberServices(config);
+    const instance = new Instance(() => config);
+    const services = instance.subscriber();
     // Both stores answer while open (a dead letter that does not exist: NOT_FOUND).
     await services.store.create({ id: 'services-open' });
     expect(await failure(services.deadLetters.get('8000000000000-absent'))).toMatch(/not found/);
-    await services.close();
+    await instance.close();
     expect(await failure(services.store.get('operations/services-open'))).toMatch(/closed/);
     expect(await failure(services.deadLetters.get('8000000000000-absent'))).toMatch(/closed/);
     expect(

@@ -9,7 +9,7 @@
 
 import { toLroError, unavailable } from '../../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../../sdk/log.js';
-import type { EventMessage } from '../events/subscriber.js';
+import type { EventMessage } from '../events/messages.js';
 import type { DeadLetterStore } from '../store/dead-letter-store.js';
 import {
   autoReplaysOf,

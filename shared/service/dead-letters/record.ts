@@ -15,12 +15,12 @@
  */
 import { z } from 'zod';
 import { DEAD_LETTERS_PREFIX, type DeadLetter } from '../../sdk/dead-letters.js';
+import { DEAD_LETTER_ATTRIBUTES } from '../events/messages.js';
 import {
   earliest,
   POLICY_PUBLISH_TIME_ATTRIBUTE,
   PUBLISH_TIME_ATTRIBUTE,
 } from '../events/publish-time.js';
-import { DEAD_LETTER_ATTRIBUTES } from '../events/subscriber.js';
 
 /** Attributes Pub/Sub adds when a subscription's dead-letter policy forwards a message. */
 export const POLICY_ATTRIBUTE_PREFIX = 'CloudPubSubDeadLetterSource';

@@ -11,7 +11,7 @@
 import type { HeartbeatEvent } from '../../sdk/events.js';
 import { historyEntryOf } from '../store/event-history.js';
 import type { OperationStore } from '../store/store.js';
-import type { HandleResult } from './subscriber.js';
+import type { HandleResult } from './messages.js';
 
 export async function applyHeartbeat(
   event: HeartbeatEvent,

@@ -9,7 +9,7 @@
  * `CloudPubSubDeadLetterSourceTopicPublishTime`). The attribute can make an event older, never
  * newer than Pub/Sub says it is: the earlier of the two counts.
  */
-import type { EventMessage } from './subscriber.js';
+import type { EventMessage } from './messages.js';
 
 /** The time (RFC 3339) an event was first published, kept across dead-lettering and replay. */
 export const PUBLISH_TIME_ATTRIBUTE = 'lroPublishTime';

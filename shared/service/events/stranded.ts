@@ -21,8 +21,8 @@ import { EventIdSchema } from '../../sdk/events.js';
 import type { Logger } from '../../sdk/log.js';
 import { type Operation, OperationNameSchema, status } from '../../sdk/model.js';
 import { announce } from '../../sdk/notifications.js';
+import type { EventMessage, SubscriberDeps } from './messages.js';
 import { eventPublishTime } from './publish-time.js';
-import type { EventMessage, SubscriberDeps } from './subscriber.js';
 
 const TERMINAL_TYPES = new Set(['succeeded', 'failed']);
 

@@ -34,62 +34,29 @@ import { isDeepStrictEqual } from 'node:util';
 import { Code, LroError, toLroError, unavailable } from '../../sdk/errors.js';
 import { decodeEvent, type HeartbeatEvent, type WorkerEvent } from '../../sdk/events.js';
 import { log as defaultLog, type Logger } from '../../sdk/log.js';
-import type { Messaging } from '../../sdk/messaging.js';
 import type { Operation } from '../../sdk/model.js';
-import { type AnnounceTopics, announce, type NotificationType } from '../../sdk/notifications.js';
+import { announce, type NotificationType } from '../../sdk/notifications.js';
 import { type HistoryEntry, type HistoryOutcome, historyEntryOf } from '../store/event-history.js';
-import type { NotAppliedReason, OperationStore, Outcome, WriteResult } from '../store/store.js';
+import type { OperationStore, Outcome, WriteResult } from '../store/store.js';
 import { applyHeartbeat } from './heartbeats.js';
+import {
+  DEAD_LETTER_ATTRIBUTES,
+  type EventMessage,
+  type HandleResult,
+  type IgnoredReason,
+  type SubscriberDeps,
+} from './messages.js';
 import { eventPublishTime, PUBLISH_TIME_ATTRIBUTE } from './publish-time.js';
 import { endStrandedOperation } from './stranded.js';
 import { countedEmitTime } from './worker-clock.js';
 
-/** Why an event changed nothing. */
-export type IgnoredReason = 'done' | 'stale' | 'empty' | NotAppliedReason;
-
 /** Events that change the Operation JSON (a heartbeat does not). */
 type ChangeEvent = Exclude<WorkerEvent, HeartbeatEvent>;
 
-/** One Pub/Sub message as the push endpoint receives it. */
-export interface EventMessage {
-  data: Buffer;
-  attributes: Record<string, string>;
-  messageId: string;
-  publishTime?: string;
-}
-
-export interface SubscriberDeps {
-  store: OperationStore;
-  messaging: Messaging;
-  /** Where changes are announced (wake-ups too when `wakeups` is set), and dead letters go. */
-  topics: AnnounceTopics & { deadLetter: string };
-  log?: Logger;
-  /** Records why a delivery failed, for the reason of a message the policy dead-letters later. */
-  failures?: {
-    rememberFailure(data: Buffer, error: { code: number; message: string }): Promise<void>;
-  };
-}
-
-export type HandleResult =
-  /** The event changed the operation; the new state was announced. */
-  | { outcome: 'applied'; operation: Operation; notification: NotificationType }
-  /** A redelivery of an event whose change is already stored: the state was announced again. */
-  | { outcome: 'reannounced'; operation: Operation; notification: NotificationType }
-  /** A heartbeat renewed the operation (nothing announced: the Operation did not change). */
-  | { outcome: 'renewed' }
-  /**
-   * Nothing to do: an event after the end, late metadata, empty progress, an eventId that took
-   * effect already, or an event published before its operation was created.
-   */
-  | { outcome: 'ignored'; reason: IgnoredReason }
-  /** A permanent failure: the message was published to the dead-letter topic. */
-  | { outcome: 'dead-lettered'; reason: string };
-
-/** Attributes the subscriber adds to a dead-lettered message. */
-export const DEAD_LETTER_ATTRIBUTES = {
-  reason: 'lroDeadLetterReason',
-  messageId: 'lroSourceMessageId',
-} as const;
+// The message types have their own module (messages.ts); they are exported here too, with the
+// function that takes them.
+export type { EventMessage, HandleResult, IgnoredReason, SubscriberDeps };
+export { DEAD_LETTER_ATTRIBUTES };
 
 const ATTRIBUTE_VALUE_MAX_BYTES = 1024;
 
