@@ -1,5 +1,5 @@
 /**
- * The operations API (public contract 1): the google.longrunning REST mapping plus the
+ * The operations API (docs/contracts.md, contract 1): the google.longrunning REST mapping plus the
  * project's extensions, as one `(req, res)` handler over Node's HTTP types. The routing table
  * (`apiRoutes`) lives here; the handlers in operations.ts, waits.ts and dead-letters.ts; routing
  * and the request lifecycle (validation, errors, logs) in http/router.ts and http/lifecycle.ts;

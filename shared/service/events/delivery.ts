@@ -1,7 +1,7 @@
 /**
  * One push delivery to the subscriber function, as a CloudEvent: the Pub/Sub message in it is an
  * event (handled by subscriber.ts) or, when it comes from the dead-letter topic's subscription, a
- * dead letter to keep (dead-letters/handler.ts, public contract 6: kept, never applied). A
+ * dead letter to keep (dead-letters/handler.ts, docs/contracts.md, contract 6: kept, never applied). A
  * delivery that is not a Pub/Sub message at all is logged and acknowledged: there is nothing to
  * retry or dead-letter. The log lines carry the push request's trace.
  */
@@ -42,7 +42,7 @@ export async function handleDelivery(
   });
   const logger = withFields(shared.log ?? log, trace);
   if (isDeadLetterDelivery(event, shared.topics.deadLetter)) {
-    // A push of the dead-letter topic: keep the message (contract 6), never apply it.
+    // A push of the dead-letter topic: keep the message (docs/contracts.md, contract 6), never apply it.
     await storeDeadLetter(message, { store: shared.deadLetters, log: logger });
     return;
   }
