@@ -75,7 +75,7 @@ describe('a wait whose first read is answered late', () => {
       );
       // The wake-up's read goes out too (its reply held with the first one).
       const heldBefore = proxy.heldReplyBytes();
-      await until(() => proxy.heldReplyBytes() > heldBefore, 60_000, 'the woken read answered');
+      await until(() => proxy.heldReplyBytes() > heldBefore, 30_000, 'the woken read answered');
     } finally {
       proxy.resume();
     }
