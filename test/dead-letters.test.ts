@@ -11,6 +11,7 @@ import { loadConfig } from '../shared/service/config.js';
 import { storeDeadLetter } from '../shared/service/dead-letter-handler.js';
 import { DeadLetterStore } from '../shared/service/dead-letter-store.js';
 import { deadLetterIdOf } from '../shared/service/dead-letters.js';
+import { expectError } from './support/errors.js';
 import { type EventStack, event, progress, startEventStack, until } from './support/event-stack.js';
 import { type RunningFunction, startFunction } from './support/functions.js';
 import { call } from './support/operations-stack.js';
@@ -62,12 +63,6 @@ async function letterOf(test: (l: Letter) => boolean, timeoutMs = 40_000): Promi
     'the dead letter',
   );
   return found as Letter;
-}
-
-function expectError(reply: { status: number; body: any }, status: number, name: string) {
-  expect(reply.status).toBe(status);
-  expect(reply.body.error).toMatchObject({ code: status, status: name });
-  expect(typeof reply.body.error.message).toBe('string');
 }
 
 describe('dead-letter store', () => {
