@@ -66,12 +66,16 @@ describe('event pipeline', () => {
       metadata: progress(1),
     });
     expect(mine().find((n) => n.type === 'succeeded')?.operation).toEqual(done);
-    const applied = s.subscriber
-      .output()
-      .split('\n')
-      .filter((line) => line.includes(`"operation":"${operation.name}"`))
-      .map((line) => JSON.parse(line) as Record<string, unknown>)
-      .filter((entry) => entry.message === 'event applied');
+    // Each line is written after its announcement went out: a notification can be here first.
+    const appliedLines = () =>
+      s.subscriber
+        .output()
+        .split('\n')
+        .filter((line) => line.includes(`"operation":"${operation.name}"`))
+        .map((line) => JSON.parse(line) as Record<string, unknown>)
+        .filter((entry) => entry.message === 'event applied');
+    await until(() => appliedLines().length >= 2, 10_000, 'both "event applied" lines');
+    const applied = appliedLines();
     expect(applied.map((entry) => [entry.severity, entry.type, entry.outcome])).toEqual([
       ['INFO', 'metadata', 'applied'],
       ['INFO', 'succeeded', 'applied'],
