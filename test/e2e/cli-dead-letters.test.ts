@@ -3,12 +3,11 @@
  * run's emulators: listing, showing, replaying (one and all), discarding, exit codes, and the
  * console proxy serving the console and streaming the API through it.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadLetterIdOf } from '../../shared/service/dead-letters/record.js';
 import { DeadLetterStore } from '../../shared/service/store/dead-letter-store.js';
+import { spawnLro } from '../support/cli.js';
 import {
   type EventStack,
   event,
@@ -16,9 +15,7 @@ import {
   startEventStack,
   until,
 } from '../support/event-stack.js';
-import { ROOT, type RunningFunction, startFunction } from '../support/functions.js';
-
-const LRO = resolve(ROOT, 'dist/bin/lro.js');
+import { type RunningFunction, startFunction } from '../support/functions.js';
 
 let s: EventStack;
 let api: RunningFunction;
@@ -40,37 +37,7 @@ afterAll(async () => {
   await s?.close();
 });
 
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function spawnLro(args: string[]): {
-  child: ChildProcess;
-  done: Promise<Result>;
-  stdout: () => string;
-} {
-  const child = spawn(process.execPath, [LRO, ...args, '--url', api.url], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (c: Buffer) => {
-    stdout += c.toString();
-  });
-  child.stderr?.on('data', (c: Buffer) => {
-    stderr += c.toString();
-  });
-  const done = new Promise<Result>((r) =>
-    child.once('exit', (code) => r({ code, stdout, stderr })),
-  );
-  return { child, done, stdout: () => stdout };
-}
-
-const lro = (...args: string[]) => spawnLro(args).done;
+const lro = (...args: string[]) => spawnLro(args, api.url).done;
 
 /** An entry holding a valid event for `name`, as the store keeps it. */
 async function putEvent(name: string, value: number): Promise<string> {
@@ -172,10 +139,14 @@ describe('lro dead-letters', () => {
 
 describe('lro console', () => {
   it('serves the console and the API through a local proxy, server-sent events included', async () => {
-    const proxy = spawnLro(['console', '--port', '0']);
+    const proxy = spawnLro(['console', '--port', '0'], api.url);
     try {
-      await until(() => /console: (\S+)/.test(proxy.stdout()), 15_000, 'the console address');
-      const consoleUrl = /console: (\S+)/.exec(proxy.stdout())?.[1] ?? '';
+      await until(
+        () => /console: (\S+)/.test(proxy.output().stdout),
+        15_000,
+        'the console address',
+      );
+      const consoleUrl = /console: (\S+)/.exec(proxy.output().stdout)?.[1] ?? '';
       expect(consoleUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/console\/$/);
       const page = await fetch(consoleUrl);
       expect(page.status).toBe(200);

@@ -17,57 +17,20 @@ import type { Operation } from '../../shared/sdk/model.js';
 import { percentOf, renderBar, renderProgressLine, stateOf } from '../../shared/sdk/progress.js';
 import { OperationReporter } from '../../shared/sdk/reporter.js';
 import { type Config, loadConfig } from '../../shared/service/runtime/config.js';
+import { LRO, spawnLro } from '../support/cli.js';
 import { testEnv } from '../support/env.js';
 import { ROOT } from '../support/functions.js';
+import { until } from '../support/until.js';
 
-const LRO = resolve(ROOT, 'dist/bin/lro.js');
 const START = resolve(ROOT, 'dist/scripts/start.js');
 const PROGRESS = 'type.googleapis.com/test.Progress';
-
-interface Result {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 let url = '';
 let config: Config;
 let stack: ChildProcess | undefined;
 let stackEnv: Record<string, string>;
 
-async function until(test: () => boolean, what: string, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
-function spawnLro(args: string[]): {
-  child: ChildProcess;
-  done: Promise<Result>;
-  output: () => Result;
-} {
-  const child = spawn(process.execPath, [LRO, ...args, '--url', url], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout?.on('data', (chunk: Buffer) => {
-    stdout += chunk.toString();
-  });
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const done = new Promise<Result>((r) =>
-    child.once('exit', (code) => r({ code, stdout, stderr })),
-  );
-  return { child, done, output: () => ({ code: child.exitCode, stdout, stderr }) };
-}
-
-const lro = (...args: string[]) => spawnLro(args).done;
+const lro = (...args: string[]) => spawnLro(args, url).done;
 
 async function worker(name: string): Promise<OperationReporter> {
   return OperationReporter.open({ operation: name, config, topics: { notifications: false } });
@@ -223,12 +186,12 @@ describe('lro against a running stack', () => {
     const ok = await worker('cli-ok');
     const bad = await worker('cli-bad');
     try {
-      const waiting = spawnLro(['wait', 'cli-ok', '--timeout', '30s']);
-      const waitingJson = spawnLro(['wait', 'cli-bad', '--timeout', '30s', '--json']);
+      const waiting = spawnLro(['wait', 'cli-ok', '--timeout', '30s'], url);
+      const waitingJson = spawnLro(['wait', 'cli-bad', '--timeout', '30s', '--json'], url);
       await ok.progress({ '@type': PROGRESS, percent: 50, message: 'halfway' });
       await bad.progress({ '@type': PROGRESS, progress: 0.25 });
       // The bar shows the progress before the end arrives.
-      await until(() => waiting.output().stderr.includes('halfway'), 'the 50% bar');
+      await until(() => waiting.output().stderr.includes('halfway'), 15_000, 'the 50% bar');
       await ok.succeed({ '@type': 'type.googleapis.com/test.Result', rows: 7 });
       await bad.fail({ code: 9, message: 'the bucket is gone' });
 
@@ -271,8 +234,8 @@ describe('lro against a running stack', () => {
     for (const id of ['cli-watch', 'cli-watch-human']) {
       expect((await lro('create', '--id', id)).code).toBe(0);
     }
-    const json = spawnLro(['watch', 'cli-watch', '--json', '--timeout', '30s']);
-    const human = spawnLro(['watch', 'cli-watch-human', '--timeout', '30s']);
+    const json = spawnLro(['watch', 'cli-watch', '--json', '--timeout', '30s'], url);
+    const human = spawnLro(['watch', 'cli-watch-human', '--timeout', '30s'], url);
     const reporters = [await worker('cli-watch'), await worker('cli-watch-human')];
     try {
       // Both watches are following once they print the first state.
@@ -280,6 +243,7 @@ describe('lro against a running stack', () => {
         () =>
           json.output().stdout.includes('"name":"operations/cli-watch"') &&
           human.output().stdout.includes('RUNNING'),
+        15_000,
         'the first state of both watches',
       );
       for (const percent of [30, 60]) {
@@ -288,6 +252,7 @@ describe('lro against a running stack', () => {
           () =>
             json.output().stdout.includes(`"percent":${percent}`) &&
             human.output().stdout.includes(` ${percent}%`),
+          15_000,
           `the ${percent}% state`,
         );
       }

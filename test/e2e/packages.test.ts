@@ -310,6 +310,21 @@ describe('the wire types the client package declares', () => {
     expectTypeOf<plain.Status>().toEqualTypeOf<model.Status>();
     expectTypeOf<plain.Operation>().toEqualTypeOf<model.Operation>();
   });
+
+  it('are checked by the typecheck npm test runs before vitest (expectTypeOf checks nothing at run time)', () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    const steps = (pkg.scripts.test ?? '').split('&&').map((step) => step.trim());
+    const typecheck = steps.indexOf('npm run typecheck');
+    expect(typecheck, pkg.scripts.test).toBeGreaterThanOrEqual(0);
+    expect(typecheck).toBeLessThan(steps.findIndex((step) => step.startsWith('vitest run')));
+    expect(pkg.scripts.typecheck).toMatch(/^tsc -p tsconfig\.json(\s|$)/);
+    const tsconfig = JSON.parse(readFileSync(join(ROOT, 'tsconfig.json'), 'utf8')) as {
+      include: string[];
+    };
+    expect(tsconfig.include).toContain('test');
+  });
 });
 
 describe('@cloud-lro/client and @cloud-lro/worker from their tarballs', () => {

@@ -372,21 +372,7 @@ export function matchesEnd(actual: Operation, expected: Operation): boolean {
 }
 
 /** A raw Pub/Sub push body, as a push subscription posts it. */
-export function pushBody(
-  data: Buffer,
-  attributes: Record<string, string>,
-  messageId: string = randomUUID(),
-) {
-  return {
-    message: {
-      data: data.toString('base64'),
-      attributes,
-      messageId,
-      publishTime: new Date().toISOString(),
-    },
-    subscription: 'projects/p/subscriptions/s',
-  };
-}
+export { pushBody } from '../support/pipeline.js';
 
 /** A well-formed worker event with a fresh ID. */
 export function workerEvent(

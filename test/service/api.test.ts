@@ -5,6 +5,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults } from '../../shared/sdk/defaults.js';
+import { expectError } from '../support/errors.js';
 import { call, type OperationsStack, startOperationsStack } from '../support/operations-stack.js';
 
 let s: OperationsStack;
@@ -17,12 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await s?.stop();
 });
-
-function expectError(reply: { status: number; body: any }, status: number, code: string) {
-  expect(reply.status, JSON.stringify(reply.body)).toBe(status);
-  expect(reply.body).toMatchObject({ error: { code: status, status: code } });
-  expect(typeof reply.body.error.message).toBe('string');
-}
 
 describe('create', () => {
   it('creates an operation with a generated UUID and returns it not done', async () => {

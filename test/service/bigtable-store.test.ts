@@ -10,6 +10,7 @@ import {
 } from '../../shared/service/store/bigtable-store.js';
 import type { OperationRecord, OperationStore } from '../../shared/service/store/store.js';
 import { testConfig, uniqueSuffix } from '../support/env.js';
+import { shuffled } from '../support/pipeline.js';
 
 const meta = (n: number): Any => ({ '@type': 'type.googleapis.com/test.Progress', percent: n });
 
@@ -21,15 +22,6 @@ async function codeOf(promise: Promise<unknown>): Promise<Code | undefined> {
     expect(err).toBeInstanceOf(LroError);
     return (err as LroError).code;
   }
-}
-
-function shuffle<T>(items: T[]): T[] {
-  const out = [...items];
-  for (let i = out.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [out[i], out[j]] = [out[j] as T, out[i] as T];
-  }
-  return out;
 }
 
 async function listAll(store: OperationStore, filter: string, pageSize: number) {
@@ -195,7 +187,7 @@ describe('metadata', () => {
         eventId: `e${i}`,
       }));
       // Shuffled, some duplicated, half of them concurrently.
-      const deliveries = shuffle([...updates, ...updates.slice(0, 7)]);
+      const deliveries = shuffled([...updates, ...updates.slice(0, 7)]);
       const applied = await Promise.all(
         deliveries.map((u) =>
           store.updateMetadata(operation.name, u.metadata, {

@@ -12,6 +12,7 @@ import { deadLetterIdOf } from '../../shared/service/dead-letters/record.js';
 import { loadConfig } from '../../shared/service/runtime/config.js';
 import { BigtableOperationStore } from '../../shared/service/store/bigtable-store.js';
 import { DeadLetterStore } from '../../shared/service/store/dead-letter-store.js';
+import { expectError } from '../support/errors.js';
 import {
   type EventStack,
   event,
@@ -59,12 +60,6 @@ async function letterOf(test: (l: DeadLetter) => boolean, timeoutMs = 40_000): P
     'the dead letter',
   );
   return found as DeadLetter;
-}
-
-function expectError(reply: { status: number; body: any }, status: number, name: string) {
-  expect(reply.status).toBe(status);
-  expect(reply.body.error).toMatchObject({ code: status, status: name });
-  expect(typeof reply.body.error.message).toBe('string');
 }
 
 describe('dead-letter store', () => {

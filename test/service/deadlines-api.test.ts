@@ -24,16 +24,23 @@ const inOneHour = () => new Date(Date.now() + 3_600_000).toISOString();
 
 describe('create with limits', () => {
   it('accepts a deadline and a heartbeat timeout and keeps the Operation JSON as it was', async () => {
+    const before = Date.now();
     const reply = await call(s.url, 'POST', '/v1/operations', {
       deadline: inOneHour(),
       heartbeatTimeout: '60s',
     });
+    const after = Date.now();
     expect(reply.status, JSON.stringify(reply.body)).toBe(200);
     expect(Object.keys(reply.body).sort()).toEqual(['done', 'name']);
     const got = await call(s.url, 'GET', `/v1/${reply.body.name}`);
     expect(Object.keys(got.body).sort()).toEqual(['done', 'name']);
     const due = await s.store.listDue(new Date(Date.now() + 61_000), 100_000);
-    expect(due.find((e) => e.operation === reply.body.name)).toBeDefined();
+    // Due when the heartbeat timeout runs out from the create (the deadline is later).
+    const entries = due.filter((e) => e.operation === reply.body.name);
+    expect(entries).toHaveLength(1);
+    const dueAt = entries[0]?.due.getTime() ?? 0;
+    expect(dueAt).toBeGreaterThanOrEqual(before + 60_000);
+    expect(dueAt).toBeLessThanOrEqual(after + 60_000);
   });
 
   it.each([

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '../../shared/sdk/errors.js';
 import type { WorkerEventInput } from '../../shared/sdk/events.js';
 import { type EventStack, event, progress, startEventStack } from '../support/event-stack.js';
+import { result } from '../support/pipeline.js';
 
 /** The attribute that carries an event's first publish time across a replay (docs/events.md). */
 const PUBLISH_TIME_ATTRIBUTE = 'lroPublishTime';
@@ -26,8 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await s?.close();
 });
-
-const result = (value: string) => ({ '@type': 'type.googleapis.com/test.Result', value });
 
 /**
  * Pushes one message to the subscriber as the push subscription does; resolves with the HTTP

@@ -25,8 +25,7 @@ import {
   until,
 } from '../support/event-stack.js';
 import { type RunningFunction, startFunction } from '../support/functions.js';
-
-const result = (value: string) => ({ '@type': 'type.googleapis.com/test.Result', value });
+import { result } from '../support/pipeline.js';
 
 async function doneOf(store: OperationStore, name: string, timeoutMs: number): Promise<Operation> {
   await until(async () => (await store.get(name)).operation.done, timeoutMs, `${name} done`);

@@ -19,6 +19,7 @@ import {
   startEventStack,
   until,
 } from '../support/event-stack.js';
+import { doneOperation, postPush, pushBody, result, shuffled } from '../support/pipeline.js';
 
 let s: EventStack;
 
@@ -38,42 +39,6 @@ afterAll(async () => {
   await s?.close();
 });
 
-async function doneOperation(name: string, timeoutMs = 15_000): Promise<Operation> {
-  await until(async () => (await s.store.get(name)).operation.done, timeoutMs, `${name} done`);
-  return (await s.store.get(name)).operation;
-}
-
-const result = (value: string) => ({ '@type': 'type.googleapis.com/test.Result', value });
-
-/** A raw Pub/Sub push body, as a push subscription posts it. */
-function pushBody(data: Buffer | string, attributes: Record<string, string>, messageId: string) {
-  return {
-    message: {
-      data: Buffer.from(data).toString('base64'),
-      attributes,
-      messageId,
-      publishTime: new Date().toISOString(),
-    },
-    subscription: `projects/${s.config.projectId}/subscriptions/direct`,
-  };
-}
-
-function postPush(body: unknown): Promise<Response> {
-  return fetch(s.stack.pushEndpoint, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-}
-
-function shuffle<T>(items: T[]): T[] {
-  for (let i = items.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [items[i], items[j]] = [items[j] as T, items[i] as T];
-  }
-  return items;
-}
-
 describe('event pipeline', () => {
   it('applies progress then success and announces each change', async () => {
     const { operation } = await s.store.create({ metadata: progress(0) });
@@ -86,7 +51,7 @@ describe('event pipeline', () => {
     await s.publishEvent(
       event(operation.name, 'succeeded', { metadata: progress(2), response: result('ok') }),
     );
-    const done = await doneOperation(operation.name);
+    const done = await doneOperation(s.store, operation.name);
     expect(done).toEqual({
       name: operation.name,
       done: true,
@@ -107,7 +72,7 @@ describe('event pipeline', () => {
       metadata: progress(1),
     });
     expect(mine().find((n) => n.type === 'succeeded')?.operation).toEqual(done);
-    // The log lines reach this process through a pipe, after the changes they describe.
+    // Each line is written after its announcement went out: a notification can be here first.
     const appliedLines = () =>
       s.subscriber
         .output()
@@ -145,7 +110,7 @@ describe('event pipeline', () => {
       ],
     };
     await s.publishEvent(event(operation.name, 'failed', { error }));
-    expect(await doneOperation(operation.name)).toEqual({
+    expect(await doneOperation(s.store, operation.name)).toEqual({
       name: operation.name,
       done: true,
       error,
@@ -196,7 +161,7 @@ describe('event pipeline', () => {
     await s.publishEvent(
       event(name, 'succeeded', { metadata: progress(8), response: result('ok') }),
     );
-    expect(await doneOperation(name)).toEqual({
+    expect(await doneOperation(s.store, name)).toEqual({
       name,
       done: true,
       metadata: progress(8),
@@ -244,13 +209,13 @@ describe('event pipeline', () => {
       ),
     });
     expect(cloudEvent.status).toBeLessThan(300);
-    const push = await postPush(pushBody(body(raw), {}, randomUUID()));
+    const push = await postPush(s.stack.pushEndpoint, pushBody(body(raw), {}, randomUUID()));
     expect(push.status).toBeLessThan(300);
     expect((await s.store.get(eventarc)).operation.response).toEqual(result(eventarc));
     expect((await s.store.get(raw)).operation.response).toEqual(result(raw));
 
     const unknown = `operations/${randomUUID()}`;
-    const failed = await postPush(pushBody(body(unknown), {}, randomUUID()));
+    const failed = await postPush(s.stack.pushEndpoint, pushBody(body(unknown), {}, randomUUID()));
     expect(failed.status).toBeGreaterThanOrEqual(500);
   });
 
@@ -282,7 +247,7 @@ describe('event pipeline', () => {
     } finally {
       await pubsub.close();
     }
-    expect(await doneOperation(operation.name)).toEqual({
+    expect(await doneOperation(s.store, operation.name)).toEqual({
       name: operation.name,
       done: true,
       metadata: progress(100),
@@ -334,7 +299,7 @@ describe('event pipeline', () => {
         for (let k = 0; k < times; k++) copies.push(e);
       }
     });
-    shuffle(copies);
+    copies.splice(0, copies.length, ...shuffled(copies));
     // A quarter of the copies go through Pub/Sub, the rest straight to the push endpoint, so
     // that copies of one event also arrive concurrently from two sides. (The emulator pushes
     // about one message at a time, so its share bounds the test's duration.)
@@ -348,6 +313,7 @@ describe('event pipeline', () => {
           for (let e = queue.shift(); e; e = queue.shift()) {
             for (let attempt = 0; attempt < 5; attempt++) {
               const response = await postPush(
+                s.stack.pushEndpoint,
                 pushBody(JSON.stringify(e), { operation: e.operation, type: e.type }, randomUUID()),
               );
               await response.arrayBuffer();

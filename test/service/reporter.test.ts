@@ -6,7 +6,8 @@ import { Code, LroError } from '../../shared/sdk/errors.js';
 import { createLogger } from '../../shared/sdk/log.js';
 import { publishNotification } from '../../shared/sdk/notifications.js';
 import { cancellationFromStore, OperationReporter } from '../../shared/sdk/reporter.js';
-import { type EventStack, progress, startEventStack, until } from '../support/event-stack.js';
+import { type EventStack, progress, startEventStack } from '../support/event-stack.js';
+import { doneOperation, result } from '../support/pipeline.js';
 
 let s: EventStack;
 
@@ -17,13 +18,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await s?.close();
 });
-
-const result = (value: string) => ({ '@type': 'type.googleapis.com/test.Result', value });
-
-async function doneOperation(name: string) {
-  await until(async () => (await s.store.get(name)).operation.done, 15_000, `${name} done`);
-  return (await s.store.get(name)).operation;
-}
 
 function aborted(signal: AbortSignal, timeoutMs: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
@@ -83,7 +77,7 @@ describe('OperationReporter', () => {
     } finally {
       await reporter.close();
     }
-    expect(await doneOperation(operation.name)).toEqual({
+    expect(await doneOperation(s.store, operation.name)).toEqual({
       name: operation.name,
       done: true,
       metadata: progress(2),
@@ -108,12 +102,12 @@ describe('OperationReporter', () => {
     await a.fail(new LroError(Code.INVALID_ARGUMENT, 'row 7 is malformed', { details }));
     await b.fail(new Error('disk full'));
     await Promise.all([a.close(), b.close()]);
-    expect((await doneOperation(first)).error).toEqual({
+    expect((await doneOperation(s.store, first)).error).toEqual({
       code: Code.INVALID_ARGUMENT,
       message: 'row 7 is malformed',
       details,
     });
-    expect((await doneOperation(second)).error).toEqual({
+    expect((await doneOperation(s.store, second)).error).toEqual({
       code: Code.INTERNAL,
       message: 'disk full',
     });
@@ -161,7 +155,7 @@ describe('OperationReporter', () => {
     } finally {
       await Promise.all([reporter.close(), bystander.close()]);
     }
-    expect((await doneOperation(target)).error?.code).toBe(Code.CANCELLED);
+    expect((await doneOperation(s.store, target)).error?.code).toBe(Code.CANCELLED);
   });
 
   it('aborts the signal through the polling fallback when no notification comes', async () => {
@@ -225,11 +219,11 @@ describe('OperationReporter', () => {
     } finally {
       await Promise.all([polled.close(), unpolled.close()]);
     }
-    expect(await doneOperation(second)).toMatchObject({
+    expect(await doneOperation(s.store, second)).toMatchObject({
       done: true,
       response: result('published anyway'),
     });
-    expect(await doneOperation(first)).toMatchObject({
+    expect(await doneOperation(s.store, first)).toMatchObject({
       done: true,
       metadata: progress(1),
       error: { code: Code.CANCELLED },

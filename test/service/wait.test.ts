@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults } from '../../shared/sdk/defaults.js';
 import type { Operation } from '../../shared/sdk/model.js';
 import { call, type OperationsStack, startOperationsStack } from '../support/operations-stack.js';
+import { untilValue } from '../support/until.js';
 
 const RESPONSE = { response: { '@type': 'type.googleapis.com/test.Done' } };
 
@@ -34,16 +35,6 @@ afterAll(async () => {
 });
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function until<T>(probe: () => Promise<T | undefined>, timeoutMs: number, what: string) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await delay(50);
-  }
-}
 
 /**
  * Waits on a running operation, then completes it as the subscriber does (row first, then the
@@ -114,7 +105,7 @@ describe('wait with notifications', () => {
     req.end('{"timeout":"300s"}');
     await sent;
     req.destroy();
-    await until(
+    await untilValue(
       async () =>
         s.fn
           .output()
@@ -161,14 +152,14 @@ describe('wait with notifications', () => {
     expect(result.body.done).toBe(true);
     // Not woken by a notification (there was none): by a read, long before its 300 s timeout.
     expect(result.headers.get('x-lro-wake-timing')).toBeNull();
-    await until(
+    await untilValue(
       async () => (s.fn.output().includes('notification listener failed') ? true : undefined),
       30_000,
       'the listener to notice its subscription is gone',
     );
 
     // The listener recreates its subscription, and waits are woken by notifications again.
-    await until(
+    await untilValue(
       async () =>
         (await s.waiterSubscriptions()).includes(subscription as string) ? true : undefined,
       20_000,

@@ -17,6 +17,9 @@ import { createStore } from '../../shared/service/store/bigtable-store.js';
 import type { OperationStore } from '../../shared/service/store/store.js';
 import { testEnv } from './env.js';
 import { type RunningFunction, startFunction } from './functions.js';
+import { until } from './until.js';
+
+export { until } from './until.js';
 
 export interface EventStack {
   env: Record<string, string>;
@@ -100,22 +103,6 @@ export async function startEventStack(options: EventStackOptions = {}): Promise<
       await messaging.close();
     },
   };
-}
-
-/** Polls `condition` every few milliseconds until it holds; fails after `timeoutMs`. */
-export async function until(
-  condition: () => boolean | Promise<boolean>,
-  timeoutMs: number,
-  what = 'condition',
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 10;
-  while (!(await condition())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 200);
-  }
 }
 
 /** A well-formed event with a fresh ID and the current time. */

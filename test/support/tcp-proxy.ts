@@ -10,7 +10,11 @@ export interface TcpProxy {
   /** `127.0.0.1:port` of the proxy. */
   host: string;
   pause(): void;
+  /** Holds only the service's replies: requests still reach it and are answered, late. */
+  pauseReplies(): void;
   resume(): void;
+  /** Bytes held so far (since the last resume), from the service to the clients. */
+  heldReplyBytes(): number;
   /** Bytes forwarded so far, both directions. */
   forwardedBytes(): number;
   stop(): Promise<void>;
@@ -19,12 +23,13 @@ export interface TcpProxy {
 export async function startTcpProxy(target: string): Promise<TcpProxy> {
   const [targetHost, targetPort] = target.split(':') as [string, string];
   let paused = false;
+  let repliesPaused = false;
   let forwarded = 0;
-  const held: { to: Socket; chunk: Buffer }[] = [];
+  const held: { to: Socket; chunk: Buffer; reply: boolean }[] = [];
   const sockets = new Set<Socket>();
-  const send = (to: Socket, chunk: Buffer) => {
-    if (paused) {
-      held.push({ to, chunk });
+  const send = (to: Socket, chunk: Buffer, reply: boolean) => {
+    if (paused || (reply && repliesPaused)) {
+      held.push({ to, chunk, reply });
       return;
     }
     forwarded += chunk.length;
@@ -40,8 +45,8 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
         upstream.destroy();
       });
     }
-    client.on('data', (chunk: Buffer) => send(upstream, chunk));
-    upstream.on('data', (chunk: Buffer) => send(client, chunk));
+    client.on('data', (chunk: Buffer) => send(upstream, chunk, false));
+    upstream.on('data', (chunk: Buffer) => send(client, chunk, true));
     client.on('end', () => upstream.end());
     upstream.on('end', () => client.end());
   });
@@ -52,10 +57,15 @@ export async function startTcpProxy(target: string): Promise<TcpProxy> {
     pause() {
       paused = true;
     },
+    pauseReplies() {
+      repliesPaused = true;
+    },
     resume() {
       paused = false;
-      for (const { to, chunk } of held.splice(0)) send(to, chunk);
+      repliesPaused = false;
+      for (const { to, chunk, reply } of held.splice(0)) send(to, chunk, reply);
     },
+    heldReplyBytes: () => held.filter((h) => h.reply).reduce((sum, h) => sum + h.chunk.length, 0),
     forwardedBytes: () => forwarded,
     stop: () =>
       new Promise<void>((resolve) => {

@@ -56,12 +56,14 @@ describe('filters', () => {
     'a & b',
     'name > "x"',
   ])('rejects %j with INVALID_ARGUMENT', (filter) => {
+    let thrown: unknown;
     try {
       compileFilter(filter);
-      expect.unreachable();
     } catch (err) {
-      expect((err as LroError).code).toBe(Code.INVALID_ARGUMENT);
+      thrown = err;
     }
+    expect(thrown).toBeInstanceOf(LroError);
+    expect((thrown as LroError).code).toBe(Code.INVALID_ARGUMENT);
   });
 });
 

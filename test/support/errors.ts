@@ -1,0 +1,9 @@
+/** Assertions on Google-style error replies. */
+import { expect } from 'vitest';
+
+/** The reply is `status` with an error of that code, the status name `name` and a message. */
+export function expectError(reply: { status: number; body: any }, status: number, name: string) {
+  expect(reply.status, JSON.stringify(reply.body)).toBe(status);
+  expect(reply.body).toMatchObject({ error: { code: status, status: name } });
+  expect(typeof reply.body.error.message).toBe('string');
+}
