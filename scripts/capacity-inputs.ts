@@ -67,7 +67,10 @@ export interface CpuCosts {
   apiMsPerNotification: number;
   /** API CPU per wake-up received (parse, match, ack); absent: as a notification. */
   apiMsPerWakeup?: number | undefined;
-  /** Bigtable reads per wait (1 after the notification, plus the safety-net polls). */
+  /**
+   * Bigtable reads per wait, as the API counts them (`x-lro-bigtable-reads`) with wake-ups: the
+   * first read, the read on the wake-up, and the safety-net polls.
+   */
   bigtableReadsPerWait: number;
   /** Where the figures come from. */
   source: string;
@@ -75,7 +78,8 @@ export interface CpuCosts {
 
 /**
  * Defaults from measured figures (2-core machine, emulators): an earlier `npm run bench` run,
- * subscriber 3.4 ms CPU per event and 1.09 Bigtable reads per wait; `npm run bench:fanout`
+ * subscriber 3.4 ms CPU per event and 1.09 Bigtable reads per wait on full notifications (the
+ * first read and the safety-net polls), so 2.09 with the wake-up's read; `npm run bench:fanout`
  * (2026-11-29, two runs: 0.218 and 0.173 ms), 0.2 ms of API CPU per notification received;
  * `npm run bench:fanout` (2026-12-07, two runs: 0.1525 and 0.1528 ms per wake-up, 0.124 and
  * 0.113 ms per notification in the same runs), 0.15 ms per wake-up. The API's CPU per request is taken
@@ -89,7 +93,7 @@ export const DEFAULT_CPU: CpuCosts = {
   apiMsPerWait: 3,
   apiMsPerNotification: 0.2,
   apiMsPerWakeup: 0.15,
-  bigtableReadsPerWait: 1.09,
+  bigtableReadsPerWait: 2.09,
   source: 'measured defaults (an earlier npm run bench, bench:fanout) and named assumptions',
 };
 
@@ -135,8 +139,9 @@ export const ASSUMPTIONS = {
   /** How long an operation runs (for progress coalescing: reports spread over this time). */
   operationSeconds: 20,
   /**
-   * Bigtable reads a woken wait makes besides the ones `bigtableReadsPerWait` measured on the
-   * notification path (a wake-up has no body: the woken wait reads the row once).
+   * Of the measured `bigtableReadsPerWait`, the read a woken wait makes on its wake-up (a wake-up
+   * has no body); the earlier design (`wakeups: 'all'`) took the state from the notification
+   * instead, so its waits read that much less.
    */
   wakeupReadsPerWait: 1,
   /** Stored bytes per operation row (state, metadata, response) and its index cells. */
