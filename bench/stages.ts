@@ -1,8 +1,8 @@
 /**
  * A wake-up split into stages, from timestamps the components carry (epoch ms, one machine, one
  * clock): the worker's publish accepted (the benchmark), the push received and the Bigtable write
- * done (the subscriber, as notification attributes), the notification published (Pub/Sub's
- * publishTime), received by the API's listener and the response written (the API, in the
+ * done (the subscriber, as wake-up attributes), the wake-up published (Pub/Sub's publishTime),
+ * received by the API's listener and the response written after the woken read (the API, in the
  * `x-lro-wake-timing` header), and the response received (the benchmark). The stages add up to the
  * wake-up latency.
  */
@@ -11,9 +11,9 @@ import { round, type Summary, summarize } from './stats.js';
 export const STAGES = [
   { key: 'push', label: 'worker publish → push received by the subscriber' },
   { key: 'write', label: 'push received → Bigtable write done' },
-  { key: 'publish', label: 'write done → notification published' },
-  { key: 'pull', label: 'notification published → received by the API' },
-  { key: 'respond', label: 'received by the API → response written' },
+  { key: 'publish', label: 'write done → wake-up published' },
+  { key: 'pull', label: 'wake-up published → received by the API' },
+  { key: 'respond', label: 'received by the API → row read, response written' },
   { key: 'return', label: 'response written → received by the caller' },
 ] as const;
 
@@ -22,7 +22,7 @@ export type StageKey = (typeof STAGES)[number]['key'];
 export interface WakeTimestamps {
   acceptedAt: number;
   doneAt: number;
-  /** The `x-lro-wake-timing` header, when a notification woke the wait. */
+  /** The `x-lro-wake-timing` header, when a wake-up woke the wait. */
   header?: string | undefined;
 }
 
@@ -36,7 +36,7 @@ export function parseTimingHeader(header: string | undefined): Record<string, nu
   return out;
 }
 
-/** Stage durations of one wake-up, or undefined when it was not woken by a notification. */
+/** Stage durations of one wake-up, or undefined when the wait was not woken by a wake-up. */
 export function stagesOf(wake: WakeTimestamps): Record<StageKey, number> | undefined {
   const t = parseTimingHeader(wake.header);
   const points = [
@@ -58,12 +58,12 @@ export function stagesOf(wake: WakeTimestamps): Record<StageKey, number> | undef
 }
 
 export interface StageBreakdown {
-  /** Waits woken by a notification (the others by a read: the first one, or a poll). */
+  /** Waits woken by a wake-up (the others by a read: the first one, or a safety-net poll). */
   woken: number;
   /** Per stage, p50/p95/p99 (negative clock-granularity differences counted as 0). */
   stages: Record<StageKey, Summary>;
   /**
-   * Events the subscriber was handling (push received, notification not yet published) when
+   * Events the subscriber was handling (push received, wake-up not yet published) when
    * each push arrived, among these waits' completions: how many deliveries the push keeps in
    * flight.
    */

@@ -21,6 +21,7 @@ import { Messaging } from '../shared/sdk/messaging.js';
 import { type Config, loadConfig } from '../shared/service/runtime/config.js';
 import { createStore, deleteTable, ensureTable } from '../shared/service/store/bigtable-store.js';
 import { sweep } from '../shared/service/sweeper/sweeper.js';
+import { roundSummary } from './stages.js';
 import { round, summarize } from './stats.js';
 
 const RUNNING = 10_000;
@@ -107,9 +108,7 @@ export async function measureSweeper(base: Config, say: (line: string) => void =
         rowsReadOverSweep: round(scanned / Math.max(1, report.rowsRead), 1),
       },
       heartbeat: {
-        writeMs: Object.fromEntries(
-          Object.entries(summarize(latencies)).map(([k, v]) => [k, round(v, 1)]),
-        ),
+        writeMs: roundSummary(summarize(latencies)),
         readsPerHeartbeat: round(reads / HEARTBEATS, 3),
         conditionalWritesPerHeartbeat: 1,
         writesPerOperationPerMinute: perMinute,

@@ -12,6 +12,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { decodeBenchResults } from '../bench/results.js';
 import {
   type CapacityResult,
   type CpuCosts,
@@ -131,13 +132,16 @@ export function parseLoad(argv: string[]): { load: Load; benchPath: string; json
 
 export class UsageHelp extends Error {}
 
-/** CPU figures from bench.json and, beside it, fanout.json (npm run bench:fanout), when present. */
+/**
+ * CPU figures from bench.json, decoded through its schema (bench/results.ts: a malformed file is
+ * an error), and, beside it, fanout.json (npm run bench:fanout), when present.
+ */
 export function loadCpu(path: string): CpuCosts {
   const fanoutPath = resolve(dirname(path), 'fanout.json');
-  const read = (p: string) =>
-    existsSync(p) ? (JSON.parse(readFileSync(p, 'utf8')) as unknown) : undefined;
-  const bench = read(path);
-  const fanout = read(fanoutPath);
+  const bench = existsSync(path) ? decodeBenchResults(readFileSync(path, 'utf8'), path) : undefined;
+  const fanout = existsSync(fanoutPath)
+    ? (JSON.parse(readFileSync(fanoutPath, 'utf8')) as unknown)
+    : undefined;
   if (bench === undefined && fanout === undefined) {
     return { ...DEFAULT_CPU, source: `${DEFAULT_CPU.source} (${path} absent)` };
   }
@@ -264,7 +268,13 @@ export function main(argv: string[], write: (text: string) => void): number {
     write(`${(err as Error).message}\n\n${CAPACITY_USAGE}`);
     return 2;
   }
-  const cpu = loadCpu(parsed.benchPath);
+  let cpu: CpuCosts;
+  try {
+    cpu = loadCpu(parsed.benchPath);
+  } catch (err) {
+    write(`${(err as Error).message}\n`);
+    return 1;
+  }
   const result = capacity(parsed.load, cpu);
   write(
     parsed.json

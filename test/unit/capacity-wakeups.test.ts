@@ -41,18 +41,30 @@ describe('capacity model: wake-ups, logs, coalescing', () => {
     // 1 wake-up/s x 0.5 ms on each instance; the limit: 0.6 vCPU / 0.5 ms = 1200/s = 72,000/min.
     expect(r.api.notificationVcpuPerInstance).toBeCloseTo(0.0005, 10);
     expect(r.api.fanOutLimitOperationsPerMinute).toBeCloseTo(72_000, 6);
-    // Reads: 1 (terminal event) + 1 wait x (1 measured + 1 on the wake-up).
-    expect(r.bigtable.readsPerSecond).toBe(3);
+    // Reads: 1 (terminal event) + 1 wait x 1 measured (the API counts the wake-up's read in it).
+    expect(r.bigtable.readsPerSecond).toBe(2);
+    // Two measured reads per wait (the first, the wake-up's): 1 + 2.
+    expect(
+      capacity(load, { ...cpu, bigtableReadsPerWait: 2 }, a, PRICES).bigtable.readsPerSecond,
+    ).toBe(3);
     // Without a figure of its own a wake-up costs what a notification costs.
     const { apiMsPerWakeup: _, ...noWakeup } = cpu;
     expect(capacity(load, noWakeup, a, PRICES).api.notificationVcpuPerInstance).toBeCloseTo(
       0.001,
       10,
     );
-    // The earlier design: every notification (5 events + creation) on every instance, no extra read.
+    // The earlier design: every notification (5 events + creation) on every instance; the woken
+    // wait took the state from the notification, without the wake-up's read (at least one read).
     const all = capacity({ ...load, wakeups: 'all' }, cpu, a, PRICES);
     expect(all.api.notificationVcpuPerInstance).toBeCloseTo(0.006, 10);
     expect(all.bigtable.readsPerSecond).toBe(2);
+    const allTwo = capacity(
+      { ...load, wakeups: 'all' },
+      { ...cpu, bigtableReadsPerWait: 2.5 },
+      a,
+      PRICES,
+    );
+    expect(allTwo.bigtable.readsPerSecond).toBe(2.5);
   });
 
   it('stores only the dead-letter lines when the routine logs are excluded', () => {

@@ -171,7 +171,7 @@ describe('capacity model', () => {
       {
         cpu: { subscriberMsPerEvent: 2.5, apiMsPerGet: 1.5, apiMsPerWait: 0.9 },
         events: { subscriberCpuMsPerEvent: 9 },
-        wake: { 'notification wait': { readsPerWait: 1.2 } },
+        wake: { 'wake-up wait': { readsPerWait: 1.2 } },
       },
       'b.json',
     );
@@ -183,15 +183,14 @@ describe('capacity model', () => {
       bigtableReadsPerWait: 1.2,
     });
     expect(newer.source).toContain('b.json');
-    // bench.json's own figure wins over the fan-out benchmark's; the latter fills the gap.
+    // The CPU per notification comes from the fan-out benchmark.
     expect(cpuFromBench({}, 'f.json', { apiMsPerNotification: 0.3 }).apiMsPerNotification).toBe(
       0.3,
     );
+    // A figure not measured (null in the file, NaN once decoded) or not positive falls back.
     expect(
-      cpuFromBench({ cpu: { apiMsPerNotification: 0.2 } }, 'b', { apiMsPerNotification: 0.3 })
-        .apiMsPerNotification,
-    ).toBe(0.2);
-    expect(cpuFromBench({ cpu: { apiMsPerGet: 'x', apiMsPerWait: -1 } }, 'b.json')).toMatchObject({
+      cpuFromBench({ cpu: { apiMsPerGet: Number.NaN, apiMsPerWait: -1 } }, 'b.json'),
+    ).toMatchObject({
       apiMsPerRequest: DEFAULT_CPU.apiMsPerRequest,
       apiMsPerWait: DEFAULT_CPU.apiMsPerWait,
     });
