@@ -19,6 +19,7 @@ export class FakeClock implements Clock {
   private current: number;
   private seq = 0;
   private readonly timers = new Set<Timer>();
+  private readonly onTimer: (() => void)[] = [];
 
   constructor(start = Date.UTC(2026, 0, 1)) {
     this.current = start;
@@ -31,6 +32,7 @@ export class FakeClock implements Clock {
   setTimeout(callback: () => void, ms: number): TimerHandle {
     const timer: Timer = { at: this.current + Math.max(0, ms), seq: this.seq++, callback };
     this.timers.add(timer);
+    for (const resolve of this.onTimer.splice(0)) resolve();
     return timer;
   }
 
@@ -48,6 +50,12 @@ export class FakeClock implements Clock {
     let first: Timer | undefined;
     for (const t of this.timers) if (!first || t.at < first.at) first = t;
     return first?.at;
+  }
+
+  /** Resolves once a timer is pending (at once when one is). */
+  timerSet(): Promise<void> {
+    if (this.timers.size > 0) return Promise.resolve();
+    return new Promise((resolve) => this.onTimer.push(resolve));
   }
 
   /** Moves time forward by `ms`, firing the timers due on the way, in order. */
