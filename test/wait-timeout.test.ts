@@ -30,7 +30,7 @@ let server: Server;
 let url: string;
 
 beforeAll(async () => {
-  // Default 1 s, maximum 10 s; polling only, and no poll before the deadlines (an hour away), so
+  // Default 1 s, maximum 10 s; polling only, and no poll before the deadlines (a day away), so
   // the one timer of a wait is its deadline.
   config = testConfig({
     LRO_WAIT_NOTIFICATIONS: 'false',
@@ -40,8 +40,12 @@ beforeAll(async () => {
   await ensureTable(config);
   store = createStore(config);
   clock = new FakeClock(Date.now());
-  const hour = 3_600_000;
-  waiter = new Waiter({ store, clock, poll: { initialMs: hour, notifiedInitialMs: hour } });
+  const day = 86_400_000;
+  waiter = new Waiter({
+    store,
+    clock,
+    poll: { initialMs: day, notifiedInitialMs: day, maxMs: day },
+  });
   const handler = createApiHandler(() => ({ config, store, waiter }));
   server = createServer((req, res) => {
     const chunks: Buffer[] = [];
