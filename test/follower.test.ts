@@ -1,14 +1,16 @@
 /**
  * The wait follower on a fake clock, without emulators: registered before its first read, woken
  * by its wake-up, the safety-net poll on its schedule, the latest state at the deadline, the
- * caller leaving, wake-ups of other operations, and the reads and polls it reports. Every time
- * here is the fake clock's, so no assertion depends on the machine's speed.
+ * caller leaving, wake-ups of other operations, stale reads, and the reads and polls it reports;
+ * the waiter's reads shared among its followers. Every time here is the fake clock's, so no
+ * assertion depends on the machine's speed.
  */
 import { describe, expect, it } from 'vitest';
 import { Code, LroError } from '../shared/sdk/errors.js';
 import type { Messaging } from '../shared/sdk/messaging.js';
 import type { Operation } from '../shared/sdk/model.js';
 import type { NotificationTiming } from '../shared/sdk/notifications.js';
+import type { OperationStore } from '../shared/service/store/store.js';
 import {
   type FollowedHub,
   Follower,
@@ -17,6 +19,7 @@ import {
   type WaitOutcome,
 } from '../shared/service/wait/follower.js';
 import { NotificationHub, type Signal, type SignalHandler } from '../shared/service/wait/hub.js';
+import { Waiter } from '../shared/service/wait/waiter.js';
 import { FakeClock, settle } from './support/fake-clock.js';
 
 const NAME = 'operations/follower-a';
@@ -88,12 +91,19 @@ interface Started {
 
 function start(
   row: Row,
-  options: { hub?: FollowedHub; timeoutMs?: number; signal?: AbortSignal; random?: () => number },
+  options: {
+    hub?: FollowedHub;
+    timeoutMs?: number;
+    signal?: AbortSignal;
+    random?: () => number;
+    onChange?: (operation: Operation) => void;
+  },
   clock = new FakeClock(),
 ): Started {
   const follow: FollowOptions = {
     deadline: clock.now() + (options.timeoutMs ?? 300_000),
     ...(options.signal ? { signal: options.signal } : {}),
+    ...(options.onChange ? { onChange: options.onChange } : {}),
   };
   const follower = new Follower(NAME, follow, {
     hub: options.hub,
@@ -303,5 +313,75 @@ describe('the wait follower', () => {
     await settle();
     await timed.clock.advance(2_000);
     expect(timed.settled()).toMatchObject({ reason: 'timeout', reads: 3, polls: 1 });
+  });
+
+  it('discards a read that was in flight when a newer notification arrived (a watch)', async () => {
+    const hub = new FakeHub();
+    const row = new Row(hub);
+    row.operation = { name: NAME, done: false, metadata: progress(1) };
+    const seen: unknown[] = [];
+    const { settled } = start(row, {
+      hub,
+      onChange: (operation) => seen.push(operation.metadata),
+    });
+    await settle();
+    expect(seen).toEqual([progress(1)]);
+    // A poll's read starts, then a notification brings a newer state before the read returns.
+    row.hold = true;
+    row.operation = { name: NAME, done: false, metadata: progress(2) };
+    const handler = [...(hub.handlers.get(NAME) ?? [])][0] as SignalHandler;
+    handler.resync();
+    expect(row.reads).toBe(2);
+    handler.notify({
+      type: 'metadata',
+      name: NAME,
+      operation: { name: NAME, done: false, metadata: progress(3) },
+    });
+    row.release();
+    await settle();
+    // The read's older state does not overwrite the notification's.
+    expect(seen).toEqual([progress(1), progress(3)]);
+    expect(settled()).toBeUndefined();
+  });
+});
+
+describe('the waiter', () => {
+  it('shares one read among the waits of an operation woken by one wake-up', async () => {
+    let gets = 0;
+    let operation: Operation = { name: NAME, done: false };
+    const store = {
+      get: async () => {
+        gets++;
+        return { operation: structuredClone(operation) };
+      },
+    } as unknown as OperationStore;
+    const messaging = {
+      ensurePullSubscription: async () => undefined,
+      listen: () => ({ close: async () => undefined }),
+      deleteSubscription: async () => undefined,
+    } as unknown as Messaging;
+    const hub = new NotificationHub(messaging, 'wakeups', { carries: 'wakeups' });
+    const clock = new FakeClock();
+    const waiter = new Waiter({ store, hub, clock });
+    const waits = [
+      waiter.wait(NAME, { timeoutMs: 60_000 }),
+      waiter.wait(NAME, { timeoutMs: 60_000 }),
+    ];
+    await settle();
+    expect(waiter.active).toBe(2);
+    // Their first reads started together: one read for both.
+    expect(gets).toBe(1);
+    operation = { name: NAME, done: true, response: RESPONSE };
+    hub.dispatch({ type: 'succeeded', name: NAME });
+    const outcomes = await Promise.all(waits);
+    // One more read for both; each wait counts the two reads it waited on.
+    expect(gets).toBe(2);
+    expect(waiter.reads).toBe(2);
+    for (const outcome of outcomes) {
+      expect(outcome).toMatchObject({ reason: 'done', reads: 2, polls: 0 });
+    }
+    expect(waiter.active).toBe(0);
+    expect(clock.pending).toBe(0);
+    await hub.close();
   });
 });
