@@ -444,7 +444,7 @@ describe('least privilege', () => {
     // topic) are excluded by a pattern the waiter's names match; nothing else is.
     const excluded = /NOT protoPayload\.resourceName=~\\?"([^"\\]+)\\?"/.exec(filter)?.[1];
     expect(excluded).toBeDefined();
-    const waiter = readFileSync(path.join(repoRoot, 'shared/service/wait/waiter.ts'), 'utf8');
+    const waiter = readFileSync(path.join(repoRoot, 'shared/service/wait/hub.ts'), 'utf8');
     expect(waiter).toMatch(/`\$\{topic\.slice\(0, 200\)\}-waiter`/);
     expect(waiter).toMatch(/`\$\{this\.prefix\}-\$\{randomBytes\(6\)\.toString\('hex'\)\}`/);
     const instance = readFileSync(
