@@ -413,7 +413,8 @@ describe('watch', () => {
             const data = /^data: (.*)$/m.exec(block)?.[1];
             if (event && data) {
               events.push({ event, data: JSON.parse(data) });
-              void onEvent(events.length);
+              // A failed step fails the test through the stream's promise, not as a stray rejection.
+              onEvent(events.length).catch(reject);
             }
             end = buffer.indexOf('\n\n');
           }
