@@ -42,7 +42,7 @@ const FILES: Readonly<Record<string, readonly [file: string, type: string]>> = {
 
 /** The scripts the page may load (under app/, relative to the console's directory). */
 const SCRIPT =
-  /^(console\/[a-z-]+\.js|shared\/sdk\/(progress|request|errors|json-limits|defaults)\.js)$/;
+  /^(console\/[a-z-]+\.js|shared\/sdk\/(progress|request|errors|json-limits|defaults|parent-header)\.js)$/;
 
 export const CONSOLE_CSP = [
   "default-src 'none'",
