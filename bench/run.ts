@@ -56,7 +56,7 @@ import { Messaging } from '../shared/sdk/messaging.js';
 import type { Operation } from '../shared/sdk/model.js';
 import { publishNotification } from '../shared/sdk/notifications.js';
 import { OperationReporter } from '../shared/sdk/reporter.js';
-import { BigtableOperationStore } from '../shared/service/store/bigtable-store.js';
+import { BigtableOperationStore } from '../shared/service/store/bigtable/operation-store.js';
 import { wakeChart } from './chart.js';
 import { httpJson, keepAliveAgent } from './http.js';
 import { type LoopSnapshot, loopMonitor } from './loop.js';

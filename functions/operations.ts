@@ -6,7 +6,7 @@ import { installFrameworkErrorBodies } from '../shared/service/http/io.js';
 import { loadConfig } from '../shared/service/runtime/config.js';
 import { installGracefulShutdown } from '../shared/service/runtime/shutdown.js';
 import { firstCalls, onWarmUp } from '../shared/service/runtime/warm-up.js';
-import { createStore } from '../shared/service/store/bigtable-store.js';
+import { createStore } from '../shared/service/store/bigtable/operation-store.js';
 
 installFrameworkErrorBodies();
 // Bodies are bounded (and never inflated) before the framework parses them.

@@ -12,8 +12,8 @@ import { leaveFrameworkDomain } from '../shared/service/http/framework-domain.js
 import { sendError, sendJson } from '../shared/service/http/io.js';
 import { loadConfig } from '../shared/service/runtime/config.js';
 import { firstCalls, onWarmUp } from '../shared/service/runtime/warm-up.js';
-import { createStore } from '../shared/service/store/bigtable-store.js';
-import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
+import { DeadLetterStore } from '../shared/service/store/bigtable/dead-letters.js';
+import { createStore } from '../shared/service/store/bigtable/operation-store.js';
 import { type SweeperDeps, sweep } from '../shared/service/sweeper/sweeper.js';
 
 let deps: SweeperDeps | undefined;

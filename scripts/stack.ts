@@ -13,8 +13,8 @@ import { defaults } from '../shared/sdk/defaults.js';
 import { createLogger } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { type Config, loadConfig } from '../shared/service/runtime/config.js';
-import { createStore } from '../shared/service/store/bigtable-store.js';
-import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
+import { DeadLetterStore } from '../shared/service/store/bigtable/dead-letters.js';
+import { createStore } from '../shared/service/store/bigtable/operation-store.js';
 import { sweep } from '../shared/service/sweeper/sweeper.js';
 import { type RunningFunction, startFunction } from './run-function.js';
 

@@ -16,15 +16,18 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults } from '../shared/sdk/defaults.js';
 import { Code, LroError } from '../shared/sdk/errors.js';
 import type { Config } from '../shared/service/runtime/config.js';
-import { BigtableOperationStore, ensureTable } from '../shared/service/store/bigtable-store.js';
-import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
+import { DeadLetterStore } from '../shared/service/store/bigtable/dead-letters.js';
+import {
+  BigtableOperationStore,
+  ensureTable,
+} from '../shared/service/store/bigtable/operation-store.js';
 import { type PrivateBigtable, startPrivateBigtable } from './faults/support.js';
 import { testConfig } from './support/env.js';
 import { ROOT } from './support/functions.js';
 
 const STORES = [
-  'shared/service/store/bigtable-store.ts',
-  'shared/service/store/dead-letter-store.ts',
+  'shared/service/store/bigtable/operation-store.ts',
+  'shared/service/store/bigtable/dead-letters.ts',
 ];
 
 /**
@@ -99,7 +102,7 @@ describe('Bigtable call sites', () => {
       .filter((f) => f.endsWith('.ts'))
       .map((f) => join('shared', f));
     const opening = files.filter((f) => /new Bigtable\(/.test(readFileSync(join(ROOT, f), 'utf8')));
-    expect(opening).toEqual([join('shared', 'service', 'bigtable-store.ts')]);
+    expect(opening).toEqual([join('shared', 'service', 'store', 'bigtable', 'operation-store.ts')]);
   });
 });
 

@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadLetterIdOf } from '../shared/service/dead-letters/record.js';
-import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
+import { DeadLetterStore } from '../shared/service/store/bigtable/dead-letters.js';
 import { type EventStack, event, progress, startEventStack, until } from './support/event-stack.js';
 import { ROOT, type RunningFunction, startFunction } from './support/functions.js';
 

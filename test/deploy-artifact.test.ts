@@ -14,7 +14,11 @@ import { installArtifact, treeSize } from '../scripts/build-deploy.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import type { Operation } from '../shared/sdk/model.js';
 import { type Config, loadConfig } from '../shared/service/runtime/config.js';
-import { createStore, deleteTable, ensureTable } from '../shared/service/store/bigtable-store.js';
+import {
+  createStore,
+  deleteTable,
+  ensureTable,
+} from '../shared/service/store/bigtable/operation-store.js';
 import { testEnv } from './support/env.js';
 import { event, progress } from './support/event-stack.js';
 import { ROOT, type RunningFunction, startFunction } from './support/functions.js';

@@ -14,7 +14,11 @@ import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { loadConfig } from '../shared/service/runtime/config.js';
-import { createStore, deleteTable, ensureTable } from '../shared/service/store/bigtable-store.js';
+import {
+  createStore,
+  deleteTable,
+  ensureTable,
+} from '../shared/service/store/bigtable/operation-store.js';
 import { type PrivateBigtable, startPrivateBigtable } from './faults/support.js';
 import { testEnv } from './support/env.js';
 import { event, progress, until } from './support/event-stack.js';

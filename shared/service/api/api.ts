@@ -69,7 +69,7 @@ import {
 import type { Config } from '../runtime/config.js';
 import { onShutdown, shuttingDown } from '../runtime/shutdown.js';
 import { traceFields, withFields } from '../runtime/trace.js';
-import { DeadLetterStore } from '../store/dead-letter-store.js';
+import { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import { HistoryRecordSchema } from '../store/event-history.js';
 import type { OperationRecord, OperationStore } from '../store/store.js';
 import { NotificationHub, Waiter } from '../wait/waiter.js';

@@ -21,7 +21,7 @@ import {
 import { publishReplay } from '../dead-letters/replay.js';
 import { sendJson } from '../http/io.js';
 import type { Config } from '../runtime/config.js';
-import type { DeadLetterStore } from '../store/dead-letter-store.js';
+import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import type { ApiRoute } from './api.js';
 
 /** What the dead-letter handlers use of a request's context. */

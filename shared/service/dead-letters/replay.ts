@@ -33,7 +33,7 @@ import { defaults } from '../../sdk/defaults.js';
 import { Code, LroError, toLroError, unavailable } from '../../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../../sdk/log.js';
 import type { Messaging } from '../../sdk/messaging.js';
-import type { DeadLetterStore, DeliveryFailure } from '../store/dead-letter-store.js';
+import type { DeadLetterStore, DeliveryFailure } from '../store/bigtable/dead-letters.js';
 import type { OperationStore } from '../store/store.js';
 import {
   AUTO_REPLAYS_ATTRIBUTE,

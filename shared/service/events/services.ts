@@ -5,8 +5,8 @@
  */
 import { Messaging } from '../../sdk/messaging.js';
 import type { Config } from '../runtime/config.js';
-import { createStore } from '../store/bigtable-store.js';
-import { DeadLetterStore } from '../store/dead-letter-store.js';
+import { DeadLetterStore } from '../store/bigtable/dead-letters.js';
+import { createStore } from '../store/bigtable/operation-store.js';
 import type { SubscriberDeps } from './subscriber.js';
 
 export interface SubscriberServices extends SubscriberDeps {

@@ -43,7 +43,7 @@ import { log as defaultLog, type Logger } from '../../sdk/log.js';
 import type { Messaging } from '../../sdk/messaging.js';
 import { type AnnounceTopics, announce } from '../../sdk/notifications.js';
 import { replayDueDeadLetters } from '../dead-letters/replay.js';
-import type { DeadLetterStore } from '../store/dead-letter-store.js';
+import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import type { DueEntry, OperationStore } from '../store/store.js';
 
 export interface SweeperDeps {

@@ -26,11 +26,11 @@
  * This file knows keys and the listing loop; the store (bigtable-store.ts) does the reads and
  * writes, so that only it talks to Bigtable.
  */
-import { defaults } from '../../sdk/defaults.js';
-import { OPERATIONS_PREFIX, OperationIdSchema } from '../../sdk/model.js';
-import type { OrderBy } from '../../sdk/operation-times.js';
-import type { OperationPredicate } from './filter.js';
-import type { OperationRecord } from './store.js';
+import { defaults } from '../../../sdk/defaults.js';
+import { OPERATIONS_PREFIX, OperationIdSchema } from '../../../sdk/model.js';
+import type { OrderBy } from '../../../sdk/operation-times.js';
+import type { OperationPredicate } from '../filter.js';
+import type { OperationRecord } from '../store.js';
 
 /** Largest value of 15 digits: inverted times sort newest first. */
 const MS_MAX = 999_999_999_999_999;

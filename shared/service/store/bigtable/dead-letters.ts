@@ -31,12 +31,12 @@
  *   publishes; a replay that crashed after its lease blocks others only until the lease ages.
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { defaults } from '../../sdk/defaults.js';
-import { Code, LroError, notFound } from '../../sdk/errors.js';
-import { type DeadLetterEntry, DeadLetterIdSchema } from '../dead-letters/record.js';
-import type { Config } from '../runtime/config.js';
-import { gax, openTable, storageError, type TableConnection } from './bigtable-store.js';
-import { PageTokens } from './page-token.js';
+import { defaults } from '../../../sdk/defaults.js';
+import { Code, LroError, notFound } from '../../../sdk/errors.js';
+import { type DeadLetterEntry, DeadLetterIdSchema } from '../../dead-letters/record.js';
+import type { Config } from '../../runtime/config.js';
+import { PageTokens } from '../page-token.js';
+import { gax, openTable, storageError, type TableConnection } from './operation-store.js';
 
 const FAMILY = 's';
 /** A replay lease older than this no longer blocks another replay of the entry. */

@@ -67,8 +67,8 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Bigtable, type Table } from '@google-cloud/bigtable';
-import { deadlineExceededMessage, dueOf, type Liveness } from '../../sdk/deadlines.js';
-import { defaults } from '../../sdk/defaults.js';
+import { deadlineExceededMessage, dueOf, type Liveness } from '../../../sdk/deadlines.js';
+import { defaults } from '../../../sdk/defaults.js';
 import {
   alreadyExists,
   Code,
@@ -76,9 +76,9 @@ import {
   invalidArgument,
   LroError,
   notFound,
-} from '../../sdk/errors.js';
-import { log } from '../../sdk/log.js';
-import { skipMetadataServerProbe } from '../../sdk/messaging.js';
+} from '../../../sdk/errors.js';
+import { log } from '../../../sdk/log.js';
+import { skipMetadataServerProbe } from '../../../sdk/messaging.js';
 import {
   type Any,
   AnySchema,
@@ -88,9 +88,9 @@ import {
   type OperationNode,
   operationIdOf,
   operationName,
-} from '../../sdk/model.js';
-import type { OrderBy } from '../../sdk/operation-times.js';
-import type { Config } from '../runtime/config.js';
+} from '../../../sdk/model.js';
+import type { OrderBy } from '../../../sdk/operation-times.js';
+import type { Config } from '../../runtime/config.js';
 import {
   HISTORY_EVENTS_COLUMN,
   HISTORY_FAMILY,
@@ -101,9 +101,9 @@ import {
   type HistoryRecord,
   heartbeatCellValue,
   historyFromCells,
-} from './event-history.js';
-import { compileFilter, namePrefixOf } from './filter.js';
-import { PageTokens } from './page-token.js';
+} from '../event-history.js';
+import { compileFilter, namePrefixOf } from '../filter.js';
+import { PageTokens } from '../page-token.js';
 import type {
   CompleteOptions,
   CreateOperationOptions,
@@ -120,7 +120,7 @@ import type {
   PageOptions,
   UpdateMetadataOptions,
   WriteResult,
-} from './store.js';
+} from '../store.js';
 import {
   orderPrefix,
   readTimeOrderedPage,
