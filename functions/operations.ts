@@ -6,13 +6,13 @@ import { installFrameworkErrorBodies } from '../shared/service/http/io.js';
 import { loadConfig } from '../shared/service/runtime/config.js';
 import { installGracefulShutdown } from '../shared/service/runtime/shutdown.js';
 import { firstCalls, onWarmUp } from '../shared/service/runtime/warm-up.js';
-import { createStore } from '../shared/service/store/bigtable/operation-store.js';
+import { openStores } from '../shared/service/store/bigtable/stores.js';
 
 installFrameworkErrorBodies();
 // Bodies are bounded (and never inflated) before the framework parses them.
 installBodyGuard('operations');
 installGracefulShutdown();
-const handler = instanceApiHandler(() => loadConfig(), createStore);
+const handler = instanceApiHandler(() => loadConfig(), openStores);
 functions.http('operations', handler);
 onWarmUp('operations', () => {
   const { store, messaging, config } = handler.services();

@@ -11,15 +11,19 @@ import { installBodyGuard } from '../shared/service/http/body-guard.js';
 import { leaveFrameworkDomain } from '../shared/service/http/framework-domain.js';
 import { sendError, sendJson } from '../shared/service/http/io.js';
 import { loadConfig } from '../shared/service/runtime/config.js';
+import { onShutdown } from '../shared/service/runtime/shutdown.js';
 import { firstCalls, onWarmUp } from '../shared/service/runtime/warm-up.js';
-import { DeadLetterStore } from '../shared/service/store/bigtable/dead-letters.js';
-import { createStore } from '../shared/service/store/bigtable/operation-store.js';
+import { openStores, type Stores } from '../shared/service/store/bigtable/stores.js';
 import { type SweeperDeps, sweep } from '../shared/service/sweeper/sweeper.js';
 
 let deps: SweeperDeps | undefined;
+let stores: Stores | undefined;
 
 // Bodies (the sweeper reads none) are bounded and never inflated before the framework parses them.
 installBodyGuard('sweeper');
+onShutdown('close', async () => {
+  await Promise.allSettled([stores?.close(), deps?.messaging.close()]);
+});
 
 /**
  * Config, stores (one Bigtable client) and publisher, created on the first call and kept for the
@@ -28,10 +32,10 @@ installBodyGuard('sweeper');
 function dependencies(): SweeperDeps {
   if (!deps) {
     const config = loadConfig();
-    const store = createStore(config);
+    stores = openStores(config);
     deps = {
-      store,
-      deadLetters: new DeadLetterStore(config, Date.now, store.connection),
+      store: stores.operations,
+      deadLetters: stores.deadLetters,
       messaging: new Messaging(config),
       topics: {
         notifications: config.topics.notifications,

@@ -9,11 +9,8 @@ import { freePort } from '../shared/local/emulators.js';
 import { type Listener, Messaging } from '../shared/sdk/messaging.js';
 import { loadConfig } from '../shared/service/runtime/config.js';
 import { servedTarget } from '../shared/service/runtime/warm-up.js';
-import {
-  deleteTable,
-  ensureTable,
-  openTable,
-} from '../shared/service/store/bigtable/operation-store.js';
+import { openTable } from '../shared/service/store/bigtable/access.js';
+import { deleteTable, ensureTable } from '../shared/service/store/bigtable/operation-store.js';
 import { testEnv } from './support/env.js';
 import { until } from './support/event-stack.js';
 import { type RunningFunction, startFunction } from './support/functions.js';

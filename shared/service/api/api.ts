@@ -69,7 +69,8 @@ import {
 import type { Config } from '../runtime/config.js';
 import { onShutdown, shuttingDown } from '../runtime/shutdown.js';
 import { traceFields, withFields } from '../runtime/trace.js';
-import { DeadLetterStore } from '../store/bigtable/dead-letters.js';
+import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
+import type { Stores } from '../store/bigtable/stores.js';
 import { HistoryRecordSchema } from '../store/event-history.js';
 import type { OperationRecord, OperationStore } from '../store/store.js';
 import { NotificationHub, Waiter } from '../wait/waiter.js';
@@ -784,13 +785,14 @@ async function watch(ctx: Context): Promise<void> {
  */
 export function instanceApiHandler(
   load: () => Config,
-  open: (config: Config) => OperationStore,
+  open: (config: Config) => Stores,
 ): ApiHandler & { services(): ApiServices } {
   let services: ApiServices | undefined;
   const build = (): ApiServices => {
     if (services) return services;
     const config = load();
-    const store = open(config);
+    const stores = open(config);
+    const store = stores.operations;
     const messaging = new Messaging(config);
     // Waits follow the wake-ups; watches open a subscription on the notifications topic while
     // there are any (or poll), so an instance without a watch receives no full notification.
@@ -814,13 +816,13 @@ export function instanceApiHandler(
         ? { watchPoll: { initialMs: every, notifiedInitialMs: every, multiplier: 1, maxMs: every } }
         : {}),
     });
-    const deadLetters = new DeadLetterStore(config);
+    const { deadLetters } = stores;
     services = { config, store, waiter, messaging, deadLetters };
     // Pending waits are answered and watches ended first; then the listener's subscription goes.
     onShutdown('drain', () => waiter.endAll());
     onShutdown('close', async () => {
       await Promise.all([hub?.close(), watchHub?.close()]);
-      await Promise.allSettled([store.close(), messaging.close(), deadLetters.close()]);
+      await Promise.allSettled([stores.close(), messaging.close()]);
     });
     defaultLog.info('operations API ready', {
       notifications: config.wait.notifications,

@@ -1,12 +1,12 @@
 /**
  * What one subscriber instance holds for its life: the config, one Bigtable client shared by
- * the operation store and the dead-letter store, and one Pub/Sub client. `close()` releases
+ * the operation store and the dead-letter store (`openStores`), and one Pub/Sub client. `close()` releases
  * them all (the shutdown hook of functions/subscriber.ts).
  */
 import { Messaging } from '../../sdk/messaging.js';
 import type { Config } from '../runtime/config.js';
-import { DeadLetterStore } from '../store/bigtable/dead-letters.js';
-import { createStore } from '../store/bigtable/operation-store.js';
+import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
+import { openStores } from '../store/bigtable/stores.js';
 import type { SubscriberDeps } from './subscriber.js';
 
 export interface SubscriberServices extends SubscriberDeps {
@@ -17,8 +17,8 @@ export interface SubscriberServices extends SubscriberDeps {
 }
 
 export function openSubscriberServices(config: Config): SubscriberServices {
-  const store = createStore(config);
-  const deadLetters = new DeadLetterStore(config, Date.now, store.connection);
+  const stores = openStores(config);
+  const { operations: store, deadLetters } = stores;
   const messaging = new Messaging(config);
   return {
     projectId: config.projectId,
@@ -32,7 +32,7 @@ export function openSubscriberServices(config: Config): SubscriberServices {
       deadLetter: config.topics.deadLetter,
     },
     async close() {
-      await Promise.allSettled([deadLetters.close(), store.close(), messaging.close()]);
+      await Promise.allSettled([stores.close(), messaging.close()]);
     },
   };
 }
