@@ -11,6 +11,7 @@
  *   due-index.ts      the sweeper's due index
  *   parent-delete.ts  deletes, refused while children exist, race-free with child creates
  *   time-index.ts     the create-time order of lists
+ *   lists.ts          the list of operations and of one's children, by ID or create time
  *   history.ts        the event history's cells
  *   paging.ts         page size, byte budget and cursor of every list
  *   access.ts         the one Bigtable client of an instance and the wrapper of every call
@@ -34,10 +35,8 @@ import {
   type OperationNode,
   operationIdOf,
 } from '../../../sdk/model.js';
-import type { OrderBy } from '../../../sdk/operation-times.js';
 import type { Config } from '../../runtime/config.js';
 import type { HistoryEntry, HistoryRecord } from '../event-history.js';
-import { compileFilter, namePrefixOf } from '../filter.js';
 import { PageTokens } from '../page-token.js';
 import type {
   CompleteOptions,
@@ -56,31 +55,21 @@ import type {
   WriteResult,
 } from '../store.js';
 import { BigtableAccess } from './access.js';
-import { addChild, childrenPage, traverse } from './children.js';
-import {
-  cellsOf,
-  column,
-  createCells,
-  find,
-  livenessOf,
-  type TableContext,
-  toRecord,
-} from './columns.js';
+import { addChild, traverse } from './children.js';
+import { column, createCells, find, livenessOf, type TableContext } from './columns.js';
 import * as due from './due-index.js';
 import { readHistory, recordHistory } from './history.js';
 import { Keys, RUNNING_TIMESTAMP_MICROS } from './keys.js';
+import { type ListContext, listChildren, listOperations } from './lists.js';
 import * as rows from './operation-rows.js';
-import { operationBytes, PAGE_ENVELOPE_BYTES, readPage, scan } from './paging.js';
+import { PAGE_ENVELOPE_BYTES } from './paging.js';
 import { checkParentOpen, deleteOperation } from './parent-delete.js';
 import { claimRequestId, isDefinitive, releaseRequestId } from './request-ids.js';
-import { orderPrefix, readTimeOrderedPage, sortedPage, writeTimeIndex } from './time-index.js';
+import { writeTimeIndex } from './time-index.js';
 
 /** The table's administration, for the local stack, benchmarks and tests (access.ts). */
 export { deleteTable, ensureTable, familyGcRules } from './access.js';
 export { RUNNING_TIMESTAMP_MICROS } from './keys.js';
-
-/** Operations a name-prefix search sorted by create time may cover at most. */
-const PREFIX_SORT_MAX = 1000;
 
 /** An operation store with a client of its own (tests, tools); instances use `openStores`. */
 export function createStore(config: Config): BigtableOperationStore {
@@ -89,8 +78,7 @@ export function createStore(config: Config): BigtableOperationStore {
 
 export class BigtableOperationStore implements OperationStore {
   private readonly table: TableContext;
-  private readonly tokens: PageTokens;
-  private readonly pageMaxBytes: number;
+  private readonly lists: ListContext;
   /** Whether close() closes the access (it was opened here, not shared). */
   private readonly ownsAccess: boolean;
 
@@ -103,8 +91,11 @@ export class BigtableOperationStore implements OperationStore {
       retentionMs: config.retentionMs,
       now,
     };
-    this.tokens = new PageTokens(config.pageTokenKey);
-    this.pageMaxBytes = config.responseMaxBytes - PAGE_ENVELOPE_BYTES;
+    this.lists = {
+      table: this.table,
+      tokens: new PageTokens(config.pageTokenKey),
+      pageMaxBytes: config.responseMaxBytes - PAGE_ENVELOPE_BYTES,
+    };
   }
 
   /** The access this store goes through, for other stores of the same table to share. */
@@ -174,109 +165,12 @@ export class BigtableOperationStore implements OperationStore {
     return (await this.get(name)).parent;
   }
 
-  async list(options: ListOptions): Promise<Page> {
-    const predicate = compileFilter(options.filter);
-    const within = namePrefixOf(options.filter) ?? '';
-    if (options.orderBy !== undefined) {
-      return this.listByTime(options, options.orderBy, predicate, within);
-    }
-    const prefix = this.table.keys.operations();
-    const page = await readPage<OperationRecord>({
-      pageSize: options.pageSize,
-      pageToken: options.pageToken,
-      tokens: this.tokens,
-      scope: `list\n${options.filter}`,
-      batchSize: Math.min(Math.max(options.pageSize * 2, 100), 1000),
-      budget: { maxBytes: this.pageMaxBytes, bytesOf: operationBytes },
-      maxExamined: defaults.listScanRowsMax,
-      read: async (after, limit) =>
-        (await scan(this.table, prefix, after, limit, undefined, within)).map((row) => {
-          const id = row.id.slice(prefix.length);
-          const record = toRecord(this.table, id, cellsOf(row));
-          return { position: id, entry: record && predicate(record) ? record : undefined };
-        }),
-    });
-    return { operations: page.entries, nextPageToken: page.nextPageToken };
+  list(options: ListOptions): Promise<Page> {
+    return listOperations(this.lists, options);
   }
 
-  /**
-   * A list page in create-time order: from the time-ordered index, or, for a name prefix, from
-   * that key range sorted (it may hold `PREFIX_SORT_MAX` operations at most).
-   */
-  private async listByTime(
-    options: ListOptions,
-    order: OrderBy,
-    predicate: (record: OperationRecord) => boolean,
-    within: string,
-  ): Promise<Page> {
-    const scope = `list\n${options.filter}\norderBy=${order}`;
-    const after = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
-    const budget = { maxBytes: this.pageMaxBytes, bytesOf: operationBytes };
-    let page: { records: OperationRecord[]; next: string | undefined };
-    if (within !== '') {
-      const prefix = this.table.keys.operations();
-      const found = await scan(
-        this.table,
-        prefix,
-        undefined,
-        PREFIX_SORT_MAX + 1,
-        undefined,
-        within,
-      );
-      if (found.length > PREFIX_SORT_MAX) {
-        throw invalidArgument(
-          `more than ${PREFIX_SORT_MAX} operations have a name starting with operations/${within}; to sort them by create_time, use a longer prefix (or list them by name)`,
-        );
-      }
-      const candidates = found.flatMap((row) => {
-        const record = toRecord(this.table, row.id.slice(prefix.length), cellsOf(row));
-        return record && predicate(record) ? [record] : [];
-      });
-      page = sortedPage(order, candidates, { after, pageSize: options.pageSize, ...budget });
-    } else {
-      page = await readTimeOrderedPage(this.table, {
-        order,
-        prefix: orderPrefix(this.table.keys.prefix, order),
-        after,
-        pageSize: options.pageSize,
-        accept: predicate,
-        ...budget,
-      });
-    }
-    return {
-      operations: page.records,
-      nextPageToken: page.next === undefined ? '' : this.tokens.encode(page.next, scope),
-    };
-  }
-
-  async listChildren(parent: string, options: PageOptions): Promise<Page> {
-    const parentId = operationIdOf(parent);
-    if (!(await find(this.table, parentId))) throw notFound(`operation ${parent} not found`);
-    if (options.orderBy === undefined) {
-      return childrenPage(
-        this.table,
-        this.tokens,
-        parent,
-        { pageSize: options.pageSize, pageToken: options.pageToken, maxBytes: this.pageMaxBytes },
-        operationBytes,
-      );
-    }
-    const order = options.orderBy;
-    const scope = `children\n${parent}\norderBy=${order}`;
-    const after = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
-    const page = await readTimeOrderedPage(this.table, {
-      order,
-      prefix: orderPrefix(this.table.keys.prefix, order, parentId),
-      after,
-      pageSize: options.pageSize,
-      accept: (record) => record.parent === parent,
-      maxBytes: this.pageMaxBytes,
-      bytesOf: operationBytes,
-    });
-    return {
-      operations: page.records,
-      nextPageToken: page.next === undefined ? '' : this.tokens.encode(page.next, scope),
-    };
+  listChildren(parent: string, options: PageOptions): Promise<Page> {
+    return listChildren(this.lists, parent, options);
   }
 
   async traverse(name: string, options: { maxDepth: number }): Promise<OperationNode> {
