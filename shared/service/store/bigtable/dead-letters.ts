@@ -5,7 +5,7 @@
  *   P dl/{id}        one row per dead-lettered message, family `s`:
  *                      T dead-letter time (ms)    W reason           O operation
  *                      B data (base64)            A attributes JSON  L replay lease
- *                      N automatic replay due (ms; see dead-letter-replay.ts)
+ *                      N automatic replay due (ms; see ../../dead-letters/replay.ts)
  *   P dr/{due ms, 15 digits}/{id}
  *                    automatic-replay index (family `s`, column `r`): entries whose last error
  *                    was transient, by the time the sweeper replays them
@@ -18,9 +18,9 @@
  *                    the dead-letter push (usually to the same instance) still finds it
  *
  * Why this shape:
- * - IDs begin with the reversed dead-letter time (dead-letters.ts), so a prefix scan of `dl/`
- *   lists newest first, and the dead-letter topic's message ID, so a redelivered push writes the
- *   same row again instead of a second entry.
+ * - IDs begin with the reversed dead-letter time (../../dead-letters/record.ts), so a prefix
+ *   scan of `dl/` lists newest first, and the dead-letter topic's message ID, so a redelivered
+ *   push writes the same row again instead of a second entry.
  * - Cells carry the dead-letter (or failure) time as timestamp: the family's GC rule (max-age =
  *   retention) removes them once retention has passed; reads hide older entries too, GC being lazy.
  * - The replay index sorts by due time, so a sweep reads exactly the entries due by now (one
