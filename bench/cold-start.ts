@@ -33,7 +33,11 @@ import { freePort, startEmulators } from '../shared/local/emulators.js';
 import { eventAttributes, type WorkerEvent } from '../shared/sdk/events.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { loadConfig } from '../shared/service/runtime/config.js';
-import { createStore, deleteTable, ensureTable } from '../shared/service/store/bigtable-store.js';
+import {
+  createStore,
+  deleteTable,
+  ensureTable,
+} from '../shared/service/store/bigtable/operation-store.js';
 import { httpJson, keepAliveAgent } from './http.js';
 import { round, rssMiB } from './stats.js';
 

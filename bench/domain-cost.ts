@@ -6,7 +6,7 @@
  */
 
 import { loadConfig } from '../shared/service/runtime/config.js';
-import { BigtableOperationStore } from '../shared/service/store/bigtable-store.js';
+import { BigtableOperationStore } from '../shared/service/store/bigtable/operation-store.js';
 
 const [name, count] = [process.argv[2] as string, Number(process.argv[3] ?? '2000')];
 const store = new BigtableOperationStore(loadConfig());

@@ -12,7 +12,11 @@ import { randomUUID } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { startEmulators } from '../shared/local/emulators.js';
 import { loadConfig } from '../shared/service/runtime/config.js';
-import { createStore, deleteTable, ensureTable } from '../shared/service/store/bigtable-store.js';
+import {
+  createStore,
+  deleteTable,
+  ensureTable,
+} from '../shared/service/store/bigtable/operation-store.js';
 import type { OperationStore } from '../shared/service/store/store.js';
 import { round, summarize } from './stats.js';
 

@@ -25,7 +25,7 @@ import { freePort } from '../shared/local/emulators.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import type { Operation } from '../shared/sdk/model.js';
 import { publishNotification, publishWakeup } from '../shared/sdk/notifications.js';
-import { createStore } from '../shared/service/store/bigtable-store.js';
+import { createStore } from '../shared/service/store/bigtable/operation-store.js';
 import { httpJson, keepAliveAgent } from './http.js';
 import { cpuTimeMs, round } from './stats.js';
 

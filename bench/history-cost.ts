@@ -19,7 +19,7 @@ import {
   BigtableOperationStore,
   deleteTable,
   ensureTable,
-} from '../shared/service/store/bigtable-store.js';
+} from '../shared/service/store/bigtable/operation-store.js';
 import type { HistoryEntry } from '../shared/service/store/event-history.js';
 import type { OperationStore } from '../shared/service/store/store.js';
 import { round, summarize } from './stats.js';

@@ -19,7 +19,11 @@ import { defaults } from '../shared/sdk/defaults.js';
 import { createLogger } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { type Config, loadConfig } from '../shared/service/runtime/config.js';
-import { createStore, deleteTable, ensureTable } from '../shared/service/store/bigtable-store.js';
+import {
+  createStore,
+  deleteTable,
+  ensureTable,
+} from '../shared/service/store/bigtable/operation-store.js';
 import { sweep } from '../shared/service/sweeper/sweeper.js';
 import { roundSummary } from './stages.js';
 import { round, summarize } from './stats.js';

@@ -13,8 +13,7 @@ import { defaults } from '../shared/sdk/defaults.js';
 import { createLogger } from '../shared/sdk/log.js';
 import { Messaging } from '../shared/sdk/messaging.js';
 import { type Config, loadConfig } from '../shared/service/runtime/config.js';
-import { createStore } from '../shared/service/store/bigtable-store.js';
-import { DeadLetterStore } from '../shared/service/store/dead-letter-store.js';
+import { openStores } from '../shared/service/store/bigtable/stores.js';
 import { sweep } from '../shared/service/sweeper/sweeper.js';
 import { type RunningFunction, startFunction } from './run-function.js';
 
@@ -144,8 +143,8 @@ function scheduleSweeps(
   intervalMs: number,
   write: (chunk: string) => void,
 ): { stop(): Promise<void> } {
-  const store = createStore(config);
-  const deadLetters = new DeadLetterStore(config, Date.now, store.connection);
+  const stores = openStores(config);
+  const { operations: store, deadLetters } = stores;
   const messaging = new Messaging(config);
   const log = createLogger({}, (line) => write(`${line}\n`));
   const deps = {
@@ -182,7 +181,7 @@ function scheduleSweeps(
       stopped = true;
       clearTimeout(timer);
       await current;
-      await Promise.allSettled([store.close(), messaging.close()]);
+      await Promise.allSettled([stores.close(), messaging.close()]);
     },
   };
 }

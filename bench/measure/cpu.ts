@@ -10,7 +10,7 @@ import { ROOT } from '../../scripts/run-function.js';
 import type { Stack } from '../../scripts/stack.js';
 import { Messaging } from '../../shared/sdk/messaging.js';
 import { announce } from '../../shared/sdk/notifications.js';
-import { BigtableOperationStore } from '../../shared/service/store/bigtable-store.js';
+import { BigtableOperationStore } from '../../shared/service/store/bigtable/operation-store.js';
 import { httpJson } from '../http.js';
 import { CPU_READS, CPU_WRITES, EVENTS_PER_OP } from '../settings.js';
 import { cpuTimeMs, round } from '../stats.js';

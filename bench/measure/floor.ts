@@ -8,7 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { Stack } from '../../scripts/stack.js';
 import { freePort } from '../../shared/local/emulators.js';
 import { Messaging } from '../../shared/sdk/messaging.js';
-import { BigtableOperationStore } from '../../shared/service/store/bigtable-store.js';
+import { BigtableOperationStore } from '../../shared/service/store/bigtable/operation-store.js';
 import type { FloorFigures } from '../results.js';
 import {
   COMPLETIONS_PER_SECOND,

@@ -11,7 +11,7 @@
 import { Messaging } from '../sdk/messaging.js';
 import { DEAD_LETTER_STORE_SUFFIX } from '../service/dead-letters/handler.js';
 import type { Config } from '../service/runtime/config.js';
-import { deleteTable, ensureTable } from '../service/store/bigtable-store.js';
+import { deleteTable, ensureTable } from '../service/store/bigtable/operation-store.js';
 
 export interface StackNames {
   /** Push subscription of the events topic to the subscriber function. */

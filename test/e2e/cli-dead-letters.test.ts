@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deadLetterIdOf } from '../../shared/service/dead-letters/record.js';
-import { DeadLetterStore } from '../../shared/service/store/dead-letter-store.js';
+import { DeadLetterStore } from '../../shared/service/store/bigtable/dead-letters.js';
 import { spawnLro } from '../support/cli.js';
 import {
   type EventStack,

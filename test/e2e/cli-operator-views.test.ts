@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Exit, runCli } from '../../bin/cli.js';
 import { formatSpan, formatTimedList } from '../../bin/format-times.js';
-import { BigtableOperationStore } from '../../shared/service/store/bigtable-store.js';
+import { BigtableOperationStore } from '../../shared/service/store/bigtable/operation-store.js';
 import { type EventStack, startEventStack } from '../support/event-stack.js';
 import { type RunningFunction, startFunction } from '../support/functions.js';
 

@@ -28,7 +28,7 @@ import {
 } from '../../shared/sdk/messaging.js';
 import type { Operation } from '../../shared/sdk/model.js';
 import { type Config, loadConfig } from '../../shared/service/runtime/config.js';
-import { createStore } from '../../shared/service/store/bigtable-store.js';
+import { createStore } from '../../shared/service/store/bigtable/operation-store.js';
 import type { OperationStore } from '../../shared/service/store/store.js';
 import { testEnv } from '../support/env.js';
 import { until } from '../support/event-stack.js';

@@ -18,7 +18,7 @@ import {
   createStore,
   deleteTable,
   ensureTable,
-} from '../../shared/service/store/bigtable-store.js';
+} from '../../shared/service/store/bigtable/operation-store.js';
 import { testEnv } from '../support/env.js';
 import { event, progress } from '../support/event-stack.js';
 import { ROOT, type RunningFunction, startFunction } from '../support/functions.js';

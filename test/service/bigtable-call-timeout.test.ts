@@ -1,107 +1,24 @@
 /**
- * Every Bigtable call of the stores carries the per-call deadline (`gax()`, i.e.
- * defaults.bigtableCallTimeoutMs), so that a stalled Bigtable fails a request or a delivery
- * instead of holding it for the client library's own limits (a minute and more for a mutate).
+ * Every Bigtable call of the stores carries the per-call deadline (defaults.bigtableCallTimeoutMs),
+ * so that a stalled Bigtable fails a request or a delivery instead of holding it for the client
+ * library's own limits (a minute and more for a mutate).
  *
- * - Each call site: every RPC the stores make through their table (`this.table.…(…)`) passes
- *   `gaxOptions` with a deadline (`gax()`, or a shorter `{ timeout }` such as the failure
- *   record's), and no module but the store opens a Bigtable client.
+ * - Each call site: every call goes through the access module's wrapper, which passes the
+ *   deadline (test/bigtable-access.test.ts checks that nothing else calls Bigtable).
  * - In effect: with Bigtable frozen (SIGSTOP), every store method fails UNAVAILABLE once its
  *   first call's deadline passed, none hangs.
  */
-import { readFileSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaults } from '../../shared/sdk/defaults.js';
 import { Code, LroError } from '../../shared/sdk/errors.js';
 import type { Config } from '../../shared/service/runtime/config.js';
-import { BigtableOperationStore, ensureTable } from '../../shared/service/store/bigtable-store.js';
-import { DeadLetterStore } from '../../shared/service/store/dead-letter-store.js';
+import { DeadLetterStore } from '../../shared/service/store/bigtable/dead-letters.js';
+import {
+  BigtableOperationStore,
+  ensureTable,
+} from '../../shared/service/store/bigtable/operation-store.js';
 import { type PrivateBigtable, startPrivateBigtable } from '../faults/support.js';
 import { testConfig } from '../support/env.js';
-import { ROOT } from '../support/functions.js';
-
-const STORES = [
-  'shared/service/store/bigtable-store.ts',
-  'shared/service/store/dead-letter-store.ts',
-];
-
-/**
- * The text of each RPC made through `this.table`, or through a row handle taken from it
- * (`const row = this.table.row(key)`): from the receiver to the end of its call chain
- * (`.row(key).filter(filter, options)`), parentheses balanced. Taking a handle is no call.
- */
-function tableCalls(source: string): { line: number; text: string }[] {
-  const handles = [
-    ...source.matchAll(/const\s+([A-Za-z_$][\w$]*)\s*=\s*this\.table\s*\.\s*row\(/g),
-  ];
-  const receivers = ['this\\.table', ...handles.map((h) => h[1] as string)];
-  const calls: { line: number; text: string }[] = [];
-  const pattern = new RegExp(`(?<![\\w$.])(${receivers.join('|')})\\s*\\.`, 'g');
-  for (let match = pattern.exec(source); match; match = pattern.exec(source)) {
-    let i = match.index + match[0].length;
-    const names: string[] = [];
-    for (;;) {
-      const name = /^\s*([A-Za-z_$][\w$]*)/.exec(source.slice(i));
-      if (!name) break;
-      names.push(name[1] as string);
-      i += name[0].length;
-      while (/\s/.test(source[i] ?? '')) i++;
-      if (source[i] !== '(') break;
-      let depth = 0;
-      for (; i < source.length; i++) {
-        if (source[i] === '(') depth++;
-        else if (source[i] === ')' && --depth === 0) break;
-      }
-      i++;
-      while (/\s/.test(source[i] ?? '')) i++;
-      if (source[i] !== '.') break;
-      i++;
-    }
-    const text = source.slice(match.index, i);
-    if (!text.includes('(')) continue; // a property (`row.id`), no call
-    if (names.length === 1 && names[0] === 'row') continue; // a handle, no call yet
-    const line = source.slice(0, match.index).split('\n').length;
-    calls.push({ line, text });
-  }
-  return calls;
-}
-
-describe('Bigtable call sites', () => {
-  it('every call of the stores passes the per-call deadline', () => {
-    let checked = 0;
-    for (const file of STORES) {
-      const source = readFileSync(join(ROOT, file), 'utf8');
-      for (const call of tableCalls(source)) {
-        checked++;
-        expect(call.text, `${file}:${call.line} calls Bigtable without gaxOptions`).toMatch(
-          /gaxOptions\s*(:\s*(gax\(\)|\{\s*timeout:)|[,}])/,
-        );
-      }
-    }
-    // The scan found the calls (the operation store alone makes dozens).
-    expect(checked).toBeGreaterThan(30);
-  });
-
-  it('the scan sees a call without the deadline', () => {
-    const calls = tableCalls(
-      "await this.call(() => this.table.mutate({ key, method: 'delete' }));\n" +
-        'const [x] = await this.table.row(k).filter(f, { onMatch: [], gaxOptions: gax() });\n' +
-        'const row = this.table.row(k);\n' +
-        'await row.filter(f, { onMatch: [] });',
-    );
-    expect(calls.map((c) => /gaxOptions/.test(c.text))).toEqual([false, true, false]);
-  });
-
-  it('only the operation store opens Bigtable clients', async () => {
-    const files = (await readdir(join(ROOT, 'shared'), { recursive: true }))
-      .filter((f) => f.endsWith('.ts'))
-      .map((f) => join('shared', f));
-    const opening = files.filter((f) => /new Bigtable\(/.test(readFileSync(join(ROOT, f), 'utf8')));
-    expect(opening).toEqual([join('shared', 'service', 'store', 'bigtable-store.ts')]);
-  });
-});
 
 describe('Bigtable frozen', () => {
   let bigtable: PrivateBigtable;

@@ -7,7 +7,7 @@ import {
   deleteTable,
   ensureTable,
   familyGcRules,
-} from '../../shared/service/store/bigtable-store.js';
+} from '../../shared/service/store/bigtable/operation-store.js';
 import type { OperationRecord, OperationStore } from '../../shared/service/store/store.js';
 import { testConfig, uniqueSuffix } from '../support/env.js';
 import { shuffled } from '../support/pipeline.js';

@@ -11,7 +11,7 @@ import { request } from 'node:http';
 import { constants, createBrotliCompress, createDeflate, createGzip } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../shared/service/runtime/config.js';
-import { ensureTable } from '../../shared/service/store/bigtable-store.js';
+import { ensureTable } from '../../shared/service/store/bigtable/operation-store.js';
 import { testEnv } from '../support/env.js';
 import { type RunningFunction, startFunction } from '../support/functions.js';
 import { type OperationsStack, startOperationsStack } from '../support/operations-stack.js';

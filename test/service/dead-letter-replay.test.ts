@@ -13,12 +13,12 @@ import { storeDeadLetter } from '../../shared/service/dead-letters/handler.js';
 import { POLICY_DELIVERY_COUNT } from '../../shared/service/dead-letters/record.js';
 import { replayDueDeadLetters } from '../../shared/service/dead-letters/replay.js';
 import type { Config } from '../../shared/service/runtime/config.js';
+import { DeadLetterStore } from '../../shared/service/store/bigtable/dead-letters.js';
 import {
   BigtableOperationStore,
   deleteTable,
   ensureTable,
-} from '../../shared/service/store/bigtable-store.js';
-import { DeadLetterStore } from '../../shared/service/store/dead-letter-store.js';
+} from '../../shared/service/store/bigtable/operation-store.js';
 import { testConfig, uniqueSuffix } from '../support/env.js';
 import { until } from '../support/event-stack.js';
 

@@ -10,8 +10,8 @@ import { Code } from '../../shared/sdk/errors.js';
 import { storeDeadLetter } from '../../shared/service/dead-letters/handler.js';
 import { deadLetterIdOf } from '../../shared/service/dead-letters/record.js';
 import { loadConfig } from '../../shared/service/runtime/config.js';
-import { BigtableOperationStore } from '../../shared/service/store/bigtable-store.js';
-import { DeadLetterStore } from '../../shared/service/store/dead-letter-store.js';
+import { DeadLetterStore } from '../../shared/service/store/bigtable/dead-letters.js';
+import { BigtableOperationStore } from '../../shared/service/store/bigtable/operation-store.js';
 import { expectError } from '../support/errors.js';
 import {
   type EventStack,

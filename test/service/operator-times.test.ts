@@ -5,7 +5,8 @@
  * name-prefix searches.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BigtableOperationStore, openTable } from '../../shared/service/store/bigtable-store.js';
+import { openTable } from '../../shared/service/store/bigtable/access.js';
+import { BigtableOperationStore } from '../../shared/service/store/bigtable/operation-store.js';
 import { call, type OperationsStack, startOperationsStack } from '../support/operations-stack.js';
 
 let s: OperationsStack;

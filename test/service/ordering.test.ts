@@ -14,7 +14,7 @@ import { Messaging, type ReceivedMessage } from '../../shared/sdk/messaging.js';
 import type { Operation } from '../../shared/sdk/model.js';
 import { OperationReporter } from '../../shared/sdk/reporter.js';
 import { loadConfig } from '../../shared/service/runtime/config.js';
-import { createStore } from '../../shared/service/store/bigtable-store.js';
+import { createStore } from '../../shared/service/store/bigtable/operation-store.js';
 import type { OperationStore } from '../../shared/service/store/store.js';
 import { testEnv } from '../support/env.js';
 import {

@@ -128,7 +128,7 @@ describe('deleting a parent', () => {
     // Over HTTP the window is too narrow to hit; on the store it is not. The dangerous create is
     // one whose parent check passes before the delete removes the parent row, and whose index
     // entry lands after the delete scanned the index: only the re-check after that entry (see
-    // the top of bigtable-store.ts) stops it. So each trial starts a few creates a turn apart, a
+    // the top of store/bigtable/parent-delete.ts) stops it. So each trial starts a few creates a turn apart, a
     // random number of event-loop turns after the delete (each store call takes several) or a
     // few before it; many trials put the creates at every stage of the delete.
     const store = s.store;

@@ -10,7 +10,7 @@
  * not name.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openTable } from '../../shared/service/store/bigtable-store.js';
+import { openTable } from '../../shared/service/store/bigtable/access.js';
 import { uniqueSuffix } from '../support/env.js';
 import { call, type OperationsStack, startOperationsStack } from '../support/operations-stack.js';
 

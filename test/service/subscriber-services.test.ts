@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LroError } from '../../shared/sdk/errors.js';
 import type { Config } from '../../shared/service/runtime/config.js';
 import { Instance } from '../../shared/service/runtime/instance.js';
-import { deleteTable, ensureTable } from '../../shared/service/store/bigtable-store.js';
+import { deleteTable, ensureTable } from '../../shared/service/store/bigtable/operation-store.js';
 import { testConfig } from '../support/env.js';
 
 let config: Config;

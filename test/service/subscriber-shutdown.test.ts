@@ -18,7 +18,7 @@ import {
   createStore,
   deleteTable,
   ensureTable,
-} from '../../shared/service/store/bigtable-store.js';
+} from '../../shared/service/store/bigtable/operation-store.js';
 import { type PrivateBigtable, startPrivateBigtable } from '../faults/support.js';
 import { testEnv } from '../support/env.js';
 import { event, progress, until } from '../support/event-stack.js';

@@ -15,7 +15,7 @@ import {
   BigtableOperationStore,
   deleteTable,
   ensureTable,
-} from '../../shared/service/store/bigtable-store.js';
+} from '../../shared/service/store/bigtable/operation-store.js';
 import { type SweeperDeps, sweep } from '../../shared/service/sweeper/sweeper.js';
 import { testConfig, testEnv, uniqueSuffix } from '../support/env.js';
 import { until } from '../support/event-stack.js';

@@ -15,7 +15,7 @@ import {
   createStore,
   deleteTable,
   ensureTable,
-} from '../../shared/service/store/bigtable-store.js';
+} from '../../shared/service/store/bigtable/operation-store.js';
 import type { OperationStore } from '../../shared/service/store/store.js';
 import { testEnv } from '../support/env.js';
 import { type RunningFunction, startFunction } from '../support/functions.js';

@@ -16,7 +16,7 @@ import {
   createStore,
   deleteTable,
   ensureTable,
-} from '../../shared/service/store/bigtable-store.js';
+} from '../../shared/service/store/bigtable/operation-store.js';
 import { Waiter } from '../../shared/service/wait/waiter.js';
 import { testConfig } from '../support/env.js';
 import { FakeClock } from '../support/fake-clock.js';

@@ -13,7 +13,7 @@ import type { WorkerEventInput } from '../../shared/sdk/events.js';
 import { type Listener, Messaging, type ReceivedMessage } from '../../shared/sdk/messaging.js';
 import { type Notification, parseNotification } from '../../shared/sdk/notifications.js';
 import { type Config, loadConfig } from '../../shared/service/runtime/config.js';
-import { createStore } from '../../shared/service/store/bigtable-store.js';
+import { createStore } from '../../shared/service/store/bigtable/operation-store.js';
 import type { OperationStore } from '../../shared/service/store/store.js';
 import { testEnv } from './env.js';
 import { type RunningFunction, startFunction } from './functions.js';

@@ -16,7 +16,7 @@ import {
   createStore,
   deleteTable,
   ensureTable,
-} from '../../shared/service/store/bigtable-store.js';
+} from '../../shared/service/store/bigtable/operation-store.js';
 import type { OperationStore } from '../../shared/service/store/store.js';
 import { testEnv, uniqueSuffix } from './env.js';
 import { type RunningFunction, startFunction } from './functions.js';

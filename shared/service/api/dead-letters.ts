@@ -20,7 +20,7 @@ import { ListDeadLettersRequestSchema, toDeadLetter } from '../dead-letters/reco
 import { publishReplay } from '../dead-letters/replay.js';
 import { sendJson } from '../http/io.js';
 import type { Config } from '../runtime/config.js';
-import type { DeadLetterStore } from '../store/dead-letter-store.js';
+import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import type { ApiRoute } from './services.js';
 
 /** What the dead-letter handlers use of a request's context. */

@@ -6,7 +6,7 @@ import type { Logger } from '../../sdk/log.js';
 import type { Messaging } from '../../sdk/messaging.js';
 import type { Context, Route } from '../http/router.js';
 import type { Config } from '../runtime/config.js';
-import type { DeadLetterStore } from '../store/dead-letter-store.js';
+import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import type { OperationStore } from '../store/store.js';
 import type { Waiter } from '../wait/waiter.js';
 

@@ -10,7 +10,7 @@
 import { toLroError, unavailable } from '../../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../../sdk/log.js';
 import type { EventMessage } from '../events/messages.js';
-import type { DeadLetterStore } from '../store/dead-letter-store.js';
+import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import {
   autoReplaysOf,
   type DeadLetterEntry,

@@ -8,11 +8,11 @@
  * stay running until a person replays them. So:
  *
  * - The subscriber records why each delivery failed (google.rpc code and message), in memory and,
- *   within a short deadline, in Bigtable (dead-letter-store.ts). When the policy dead-letters the
- *   message, the dead-letter handler reads that record. The last error is transient when its code
- *   is UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED or RESOURCE_EXHAUSTED, or when none was recorded
- *   (the subscriber records every failure it throws; a record is missing when Bigtable, where it
- *   goes, was down or the instance died). NOT_FOUND (an event for an operation that does not
+ *   within a short deadline, in Bigtable (store/bigtable/dead-letters.ts). When the policy
+ *   dead-letters the message, the dead-letter handler reads that record. The last error is
+ *   transient when its code is UNAVAILABLE, DEADLINE_EXCEEDED, ABORTED or RESOURCE_EXHAUSTED, or
+ *   when none was recorded (the subscriber records every failure it throws; a record is missing
+ *   when Bigtable, where it goes, was down or the instance died). NOT_FOUND (an event for an operation that does not
  *   exist) is not transient: it waits for a person, as before.
  * - Such a dead letter is stored with an automatic-replay time and an index entry. The dead-letter
  *   push is answered only once both are written; while Bigtable is still down the push fails and
@@ -33,7 +33,7 @@ import { defaults } from '../../sdk/defaults.js';
 import { Code, LroError, toLroError, unavailable } from '../../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../../sdk/log.js';
 import type { Messaging } from '../../sdk/messaging.js';
-import type { DeadLetterStore, DeliveryFailure } from '../store/dead-letter-store.js';
+import type { DeadLetterStore, DeliveryFailure } from '../store/bigtable/dead-letters.js';
 import type { OperationStore } from '../store/store.js';
 import {
   AUTO_REPLAYS_ATTRIBUTE,

@@ -10,7 +10,7 @@ import { log } from '../../sdk/log.js';
 import { isDeadLetterDelivery, storeDeadLetter } from '../dead-letters/handler.js';
 import { leaveFrameworkDomain } from '../http/framework-domain.js';
 import { traceFields, withFields } from '../runtime/trace.js';
-import type { DeadLetterStore } from '../store/dead-letter-store.js';
+import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import type { SubscriberDeps } from './messages.js';
 import { eventMessageOf, handleEventMessage } from './subscriber.js';
 

@@ -15,8 +15,9 @@ import { log } from '../../sdk/log.js';
 import { Messaging } from '../../sdk/messaging.js';
 import type { ApiServices } from '../api/services.js';
 import type { SubscriberServices } from '../events/delivery.js';
-import { type BigtableOperationStore, createStore } from '../store/bigtable-store.js';
-import { DeadLetterStore } from '../store/dead-letter-store.js';
+import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
+import type { BigtableOperationStore } from '../store/bigtable/operation-store.js';
+import { openStores as openBigtable } from '../store/bigtable/stores.js';
 import type { SweeperDeps } from '../sweeper/sweeper.js';
 import { NotificationHub, Waiter } from '../wait/waiter.js';
 import { type Config, loadConfig } from './config.js';
@@ -33,13 +34,12 @@ export interface Stores {
 
 /** Opens the stores of an instance from its config: the one place they are constructed. */
 export function openStores(config: Config): Stores {
-  const store = createStore(config);
-  const deadLetters = new DeadLetterStore(config, Date.now, store.connection);
+  const opened = openBigtable(config);
   return {
-    store,
-    deadLetters,
+    store: opened.operations,
+    deadLetters: opened.deadLetters,
     async close() {
-      await Promise.allSettled([deadLetters.close(), store.close()]);
+      await opened.close().catch(() => undefined);
     },
   };
 }

@@ -3,7 +3,7 @@
  * one did, so that an operator can see why an operation is where it is ("stuck at 40 %": its
  * last progress was applied 20 minutes ago, heartbeats kept arriving, then a late duplicate).
  *
- * Storage (bigtable-store.ts writes and reads it): in the operation's own row, family `h`, one
+ * Storage (bigtable/history.ts writes and reads it): in the operation's own row, family `h`, one
  * cell version per event, its timestamp the time the subscriber handled it:
  *
  *   h:e   every event but heartbeats: a HistoryEntry as JSON

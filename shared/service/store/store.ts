@@ -1,7 +1,7 @@
 /**
  * The operation store: what the rest of the project needs from storage, in the domain's words.
- * `BigtableOperationStore` (bigtable-store.ts) is the implementation; nothing else touches
- * Bigtable.
+ * `BigtableOperationStore` (bigtable/operation-store.ts) is the implementation; only the modules of
+ * bigtable/ touch Bigtable, and only through bigtable/access.ts.
  */
 import type { Limit } from '../../sdk/deadlines.js';
 import type { Any, Operation, OperationNode, Status } from '../../sdk/model.js';

@@ -6,8 +6,8 @@
  *
  * The index, and why it is lazy:
  * - Operations with a limit get one row in a due-time index, `d/{due ms, 15 digits}/{id}` under
- *   the row-key prefix (bigtable-store.ts), written at creation for the earlier of the deadline
- *   and creation + heartbeat timeout. Rows sort by due time, so a sweep reads exactly the entries
+ *   the row-key prefix (store/bigtable/due-index.ts), written at creation for the earlier of
+ *   the deadline and creation + heartbeat timeout. Rows sort by due time, so a sweep reads exactly the entries
  *   due by now (one range read) and never looks at operations that are not due, however many
  *   are running: rows read = due entries + one operation row each.
  * - A heartbeat does not touch the index: it is one conditional write of one cell (`H`, the last
@@ -43,7 +43,7 @@ import { log as defaultLog, type Logger } from '../../sdk/log.js';
 import type { Messaging } from '../../sdk/messaging.js';
 import { type AnnounceTopics, announce } from '../../sdk/notifications.js';
 import { replayDueDeadLetters } from '../dead-letters/replay.js';
-import type { DeadLetterStore } from '../store/dead-letter-store.js';
+import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import type { DueEntry, OperationStore } from '../store/store.js';
 
 export interface SweeperDeps {

@@ -1,11 +1,11 @@
 /**
- * The dead-letter store on Bigtable, in the operations table (bigtable-store.ts opens it), in
- * row ranges of its own:
+ * The dead-letter store on Bigtable, in the operations table, in row ranges of its own (keys.ts),
+ * through the instance's one access (access.ts) and the shared paging (paging.ts):
  *
  *   P dl/{id}        one row per dead-lettered message, family `s`:
  *                      T dead-letter time (ms)    W reason           O operation
  *                      B data (base64)            A attributes JSON  L replay lease
- *                      N automatic replay due (ms; see dead-letter-replay.ts)
+ *                      N automatic replay due (ms; see ../../dead-letters/replay.ts)
  *   P dr/{due ms, 15 digits}/{id}
  *                    automatic-replay index (family `s`, column `r`): entries whose last error
  *                    was transient, by the time the sweeper replays them
@@ -18,9 +18,9 @@
  *                    the dead-letter push (usually to the same instance) still finds it
  *
  * Why this shape:
- * - IDs begin with the reversed dead-letter time (dead-letters.ts), so a prefix scan of `dl/`
- *   lists newest first, and the dead-letter topic's message ID, so a redelivered push writes the
- *   same row again instead of a second entry.
+ * - IDs begin with the reversed dead-letter time (../../dead-letters/record.ts), so a prefix
+ *   scan of `dl/` lists newest first, and the dead-letter topic's message ID, so a redelivered
+ *   push writes the same row again instead of a second entry.
  * - Cells carry the dead-letter (or failure) time as timestamp: the family's GC rule (max-age =
  *   retention) removes them once retention has passed; reads hide older entries too, GC being lazy.
  * - The replay index sorts by due time, so a sweep reads exactly the entries due by now (one
@@ -30,27 +30,21 @@
  *   and holds no lease younger than REPLAY_LEASE_MS, so of two replays at once exactly one
  *   publishes; a replay that crashed after its lease blocks others only until the lease ages.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { DeadLetterIdSchema } from '../../sdk/dead-letters.js';
-import { defaults } from '../../sdk/defaults.js';
-import { Code, LroError, notFound } from '../../sdk/errors.js';
-import type { DeadLetterEntry } from '../dead-letters/record.js';
-import type { Config } from '../runtime/config.js';
-import { gax, openTable, storageError, type TableConnection } from './bigtable-store.js';
-import { PageTokens } from './page-token.js';
+import { randomUUID } from 'node:crypto';
+import { DeadLetterIdSchema } from '../../../sdk/dead-letters.js';
+import { defaults } from '../../../sdk/defaults.js';
+import { Code, LroError, notFound } from '../../../sdk/errors.js';
+import type { DeadLetterEntry } from '../../dead-letters/record.js';
+import type { Config } from '../../runtime/config.js';
+import { PageTokens } from '../page-token.js';
+import { BigtableAccess, type RawRow } from './access.js';
+import { Keys, padMs, prefixEnd, STATE } from './keys.js';
+import { readPage } from './paging.js';
 
-const FAMILY = 's';
+const FAMILY = STATE;
 /** A replay lease older than this no longer blocks another replay of the entry. */
 export const REPLAY_LEASE_MS = 60_000;
 const ERROR_MAX_CHARS = 2_000;
-
-type Table = ReturnType<typeof openTable>['table'];
-type Client = ReturnType<typeof openTable>['bigtable'];
-
-interface RawRow {
-  id: string;
-  data: Record<string, Record<string, { value: string; timestamp?: string }[]>>;
-}
 
 export interface DeadLetterPage {
   entries: DeadLetterEntry[];
@@ -83,41 +77,30 @@ const FAILURES_IN_MEMORY_MAX = 1_000;
 const column = (name: string) => [{ family: FAMILY }, { column: name }];
 
 export class DeadLetterStore implements FailureMemory {
-  private readonly bigtable: Client;
-  private readonly table: Table;
-  private readonly prefix: string;
+  private readonly access: BigtableAccess;
+  private readonly keys: Keys;
   private readonly retentionMs: number;
   private readonly tokens: PageTokens;
 
-  /** Whether close() closes the client (it was opened here, not shared). */
-  private readonly ownsClient: boolean;
+  /** Whether close() closes the access (it was opened here, not shared). */
+  private readonly ownsAccess: boolean;
   /** The last failures of message bodies, by failure key; newest last. */
   private readonly failures = new Map<string, DeliveryFailure & { at: number }>();
 
   /**
-   * `shared`: the connection of the operation store of the same instance, so that both use one
-   * client (closing the operation store closes it); without, the store opens its own.
+   * `shared`: the instance's access (stores.ts), which its owner closes; without, the store opens
+   * its own.
    */
   constructor(
     config: Config,
     private readonly now: () => number = Date.now,
-    shared?: TableConnection,
+    shared?: BigtableAccess,
   ) {
-    ({ bigtable: this.bigtable, table: this.table } = shared ?? openTable(config));
-    this.ownsClient = shared === undefined;
-    this.prefix = config.bigtable.rowKeyPrefix;
+    this.access = shared ?? new BigtableAccess(config);
+    this.ownsAccess = shared === undefined;
+    this.keys = new Keys(config.bigtable.rowKeyPrefix);
     this.retentionMs = config.retentionMs;
     this.tokens = new PageTokens(config.pageTokenKey);
-  }
-
-  private letterKey(id: string) {
-    return `${this.prefix}dl/${id}`;
-  }
-  private replayKey(dueMs: number, id: string) {
-    return `${this.prefix}dr/${String(Math.max(0, Math.floor(dueMs))).padStart(15, '0')}/${id}`;
-  }
-  private failureKey(data: Buffer) {
-    return `${this.prefix}df/${createHash('sha256').update(data).digest('base64url')}`;
   }
 
   /**
@@ -137,33 +120,32 @@ export class DeadLetterStore implements FailureMemory {
     const data: Record<string, { value: string; timestamp: number }> = {};
     for (const [name, value] of Object.entries(cells))
       data[name] = { value, timestamp: time * 1000 };
-    const rows = [{ key: this.letterKey(entry.id), method: 'insert', data: { [FAMILY]: data } }];
+    const rows = [
+      { key: this.keys.deadLetter(entry.id), method: 'insert', data: { [FAMILY]: data } },
+    ];
     if (entry.autoReplayAt !== undefined) {
       rows.push({
-        key: this.replayKey(entry.autoReplayAt.getTime(), entry.id),
+        key: this.keys.replay(entry.autoReplayAt.getTime(), entry.id),
         method: 'insert',
         data: { [FAMILY]: { r: { value: entry.id, timestamp: time * 1000 } } },
       });
     }
-    await this.call(() => this.table.mutate(rows, { gaxOptions: gax() }));
+    await this.access.mutate(rows);
   }
 
   /** Automatic-replay index entries due by `now`, earliest first, `limit` at most. */
   async listReplayDue(now: Date, limit: number): Promise<ReplayDue[]> {
-    const prefix = `${this.prefix}dr/`;
-    const end = `${prefix}${String(now.getTime() + 1).padStart(15, '0')}`;
-    const [rows] = await this.call(() =>
-      this.table.getRows({
-        ranges: [
-          { start: { value: prefix, inclusive: true }, end: { value: end, inclusive: false } },
-        ],
-        limit,
-        filter: [{ family: FAMILY }, { column: { cellLimit: 1 } }],
-        gaxOptions: gax(),
-      }),
-    );
+    const prefix = this.keys.replays();
+    const end = `${prefix}${padMs(now.getTime() + 1)}`;
+    const rows = await this.access.read({
+      ranges: [
+        { start: { value: prefix, inclusive: true }, end: { value: end, inclusive: false } },
+      ],
+      limit,
+      filter: [{ family: FAMILY }, { column: { cellLimit: 1 } }],
+    });
     const due: ReplayDue[] = [];
-    for (const row of rows as unknown as RawRow[]) {
+    for (const row of rows) {
       const rest = row.id.slice(prefix.length);
       const id = rest.slice(16);
       if (rest[15] !== '/' || !DeadLetterIdSchema.safeParse(id).success) continue;
@@ -177,20 +159,16 @@ export class DeadLetterStore implements FailureMemory {
 
   /** Removes an automatic-replay index entry (idempotent). */
   async unscheduleReplay(key: string): Promise<void> {
-    await this.call(() => this.table.mutate({ key, method: 'delete' }, { gaxOptions: gax() }));
+    await this.access.mutate({ key, method: 'delete' });
   }
 
   /** The entry; NOT_FOUND when absent or past retention, INVALID_ARGUMENT for a malformed ID. */
   async get(id: string): Promise<DeadLetterEntry> {
     checkId(id);
-    const [rows] = await this.call(() =>
-      this.table.getRows({
-        keys: [this.letterKey(id)],
-        filter: [{ family: FAMILY }, { column: { cellLimit: 1 } }],
-        gaxOptions: gax(),
-      }),
-    );
-    const row = rows[0] as unknown as RawRow | undefined;
+    const [row] = await this.access.read({
+      keys: [this.keys.deadLetter(id)],
+      filter: [{ family: FAMILY }, { column: { cellLimit: 1 } }],
+    });
     const entry = row && this.toEntry(id, row);
     if (!entry) throw notFound(`dead letter deadLetters/${id} not found`);
     return entry;
@@ -198,43 +176,34 @@ export class DeadLetterStore implements FailureMemory {
 
   /** Newest first; page tokens as for operations (signed, scoped, dated). */
   async list(options: { pageSize: number; pageToken: string }): Promise<DeadLetterPage> {
-    const scope = 'deadLetters';
-    const after = options.pageToken ? this.tokens.decode(options.pageToken, scope) : undefined;
-    const prefix = `${this.prefix}dl/`;
-    const entries: DeadLetterEntry[] = [];
-    let cursor = after;
-    const batch = Math.min(options.pageSize + 1, 1000);
-    for (;;) {
-      const [rows] = await this.call(() =>
-        this.table.getRows({
+    const prefix = this.keys.deadLetters();
+    const page = await readPage<DeadLetterEntry>({
+      pageSize: options.pageSize,
+      pageToken: options.pageToken,
+      tokens: this.tokens,
+      scope: 'deadLetters',
+      batchSize: Math.min(options.pageSize + 1, 1000),
+      read: async (after, limit) => {
+        const rows = await this.access.read({
           ranges: [
             {
               start:
-                cursor === undefined
+                after === undefined
                   ? { value: prefix, inclusive: true }
-                  : { value: prefix + cursor, inclusive: false },
-              end: { value: `${this.prefix}dl0`, inclusive: false },
+                  : { value: prefix + after, inclusive: false },
+              end: { value: prefixEnd(prefix), inclusive: false },
             },
           ],
-          limit: batch,
+          limit,
           filter: [{ family: FAMILY }, { column: { cellLimit: 1 } }],
-          gaxOptions: gax(),
-        }),
-      );
-      const raw = rows as unknown as RawRow[];
-      for (const [index, row] of raw.entries()) {
-        const id = row.id.slice(prefix.length);
-        cursor = id;
-        const entry = this.toEntry(id, row);
-        if (!entry) continue;
-        entries.push(entry);
-        if (entries.length === options.pageSize) {
-          const more = index < raw.length - 1 || raw.length === batch;
-          return { entries, nextPageToken: more ? this.tokens.encode(id, scope) : '' };
-        }
-      }
-      if (raw.length < batch) return { entries, nextPageToken: '' };
-    }
+        });
+        return rows.map((row) => {
+          const id = row.id.slice(prefix.length);
+          return { position: id, entry: this.toEntry(id, row) };
+        });
+      },
+    });
+    return { entries: page.entries, nextPageToken: page.nextPageToken };
   }
 
   /** Removes an entry; NOT_FOUND when absent. */
@@ -255,19 +224,18 @@ export class DeadLetterStore implements FailureMemory {
       ...column('L'),
       { time: { start: new Date(now - REPLAY_LEASE_MS), end: new Date(now + REPLAY_LEASE_MS) } },
     ];
-    const [claimed] = await this.call(() =>
-      this.table
-        .row(this.letterKey(id))
-        .filter([{ condition: { test: youngLease, pass: [{ all: false }], fail: column('T') } }], {
-          onMatch: [
-            {
-              method: 'insert',
-              data: { [FAMILY]: { L: { value: randomUUID(), timestamp: now * 1000 } } },
-            },
-          ],
-          onNoMatch: [],
-          gaxOptions: gax(),
-        }),
+    const claimed = await this.access.checkAndMutate(
+      this.keys.deadLetter(id),
+      [{ condition: { test: youngLease, pass: [{ all: false }], fail: column('T') } }],
+      {
+        onMatch: [
+          {
+            method: 'insert',
+            data: { [FAMILY]: { L: { value: randomUUID(), timestamp: now * 1000 } } },
+          },
+        ],
+        onNoMatch: [],
+      },
     );
     if (!claimed) {
       await this.get(id); // NOT_FOUND if it went meanwhile
@@ -276,12 +244,9 @@ export class DeadLetterStore implements FailureMemory {
     try {
       await publish(entry);
     } catch (err) {
-      await this.call(() =>
-        this.table.mutate(
-          { key: this.letterKey(id), method: 'delete', data: [`${FAMILY}:L`] },
-          { gaxOptions: gax() },
-        ),
-      ).catch(() => undefined);
+      await this.access
+        .mutate({ key: this.keys.deadLetter(id), method: 'delete', data: [`${FAMILY}:L`] })
+        .catch(() => undefined);
       throw err;
     }
     await this.remove(id);
@@ -293,7 +258,7 @@ export class DeadLetterStore implements FailureMemory {
    * for it again). Rejects when the Bigtable record failed; the memory holds it anyway.
    */
   async rememberFailure(data: Buffer, error: DeliveryFailure): Promise<void> {
-    const key = this.failureKey(data);
+    const key = this.keys.failure(data);
     const now = this.now();
     const message = error.message.slice(0, ERROR_MAX_CHARS);
     this.failures.delete(key);
@@ -309,11 +274,9 @@ export class DeadLetterStore implements FailureMemory {
       E: { value: message, timestamp: now * 1000 },
     };
     if (error.code !== undefined) cells.G = { value: String(error.code), timestamp: now * 1000 };
-    await this.call(() =>
-      this.table.mutate(
-        { key, method: 'insert', data: { [FAMILY]: cells } },
-        { gaxOptions: { timeout: defaults.failureRecordTimeoutMs } },
-      ),
+    await this.access.mutate(
+      { key, method: 'insert', data: { [FAMILY]: cells } },
+      { timeoutMs: defaults.failureRecordTimeoutMs },
     );
   }
 
@@ -322,20 +285,17 @@ export class DeadLetterStore implements FailureMemory {
    * remembers, else the one recorded in Bigtable.
    */
   async lastFailure(data: Buffer): Promise<DeliveryFailure | undefined> {
-    const key = this.failureKey(data);
+    const key = this.keys.failure(data);
     const remembered = this.failures.get(key);
     if (remembered && remembered.at + this.retentionMs > this.now()) {
       const { at: _at, ...failure } = remembered;
       return failure;
     }
-    const [rows] = await this.call(() =>
-      this.table.getRows({
-        keys: [key],
-        filter: [{ family: FAMILY }, { column: { cellLimit: 1 } }],
-        gaxOptions: gax(),
-      }),
-    );
-    const cells = (rows[0] as unknown as RawRow | undefined)?.data[FAMILY];
+    const [row] = await this.access.read({
+      keys: [key],
+      filter: [{ family: FAMILY }, { column: { cellLimit: 1 } }],
+    });
+    const cells = row?.data[FAMILY];
     const cell = cells?.E?.[0];
     if (!cell) return undefined;
     const micros = Number(cell.timestamp ?? 0);
@@ -348,20 +308,18 @@ export class DeadLetterStore implements FailureMemory {
 
   /** Forgets the failure of a body (once its dead letter is stored). */
   async forgetFailure(data: Buffer): Promise<void> {
-    const key = this.failureKey(data);
+    const key = this.keys.failure(data);
     this.failures.delete(key);
-    await this.call(() => this.table.mutate({ key, method: 'delete' }, { gaxOptions: gax() }));
+    await this.access.mutate({ key, method: 'delete' });
   }
 
-  /** Closes the client when this store opened it (a shared one is closed by its owner). */
+  /** Closes the access when this store opened it (a shared one is closed by its owner). */
   async close(): Promise<void> {
-    if (this.ownsClient) await this.bigtable.close();
+    if (this.ownsAccess) await this.access.close();
   }
 
   private async remove(id: string): Promise<void> {
-    await this.call(() =>
-      this.table.mutate({ key: this.letterKey(id), method: 'delete' }, { gaxOptions: gax() }),
-    );
+    await this.access.mutate({ key: this.keys.deadLetter(id), method: 'delete' });
   }
 
   private toEntry(id: string, row: RawRow): DeadLetterEntry | undefined {
@@ -392,14 +350,6 @@ export class DeadLetterStore implements FailureMemory {
     if (cell('N') !== undefined && Number.isFinite(replayAt))
       entry.autoReplayAt = new Date(replayAt);
     return entry;
-  }
-
-  private async call<T>(fn: () => Promise<T>): Promise<T> {
-    try {
-      return await fn();
-    } catch (err) {
-      throw storageError(err);
-    }
   }
 }
 

@@ -23,21 +23,25 @@
  * - An entry is trusted only when its operation's create time equals the entry's: an operation
  *   re-created under the ID of an expired one is listed once, at its own time.
  *
- * This file knows keys and the listing loop; the store (bigtable-store.ts) does the reads and
- * writes, so that only it talks to Bigtable.
+ * The page loop is the shared one (paging.ts); reads and writes go through access.ts.
  */
-import { defaults } from '../../sdk/defaults.js';
-import { OPERATIONS_PREFIX, OperationIdSchema } from '../../sdk/model.js';
-import type { OrderBy } from '../../sdk/operation-times.js';
-import type { OperationPredicate } from './filter.js';
-import type { OperationRecord } from './store.js';
+import { defaults } from '../../../sdk/defaults.js';
+import { log } from '../../../sdk/log.js';
+import {
+  OPERATIONS_PREFIX,
+  OperationIdSchema,
+  operationIdOf,
+  operationName,
+} from '../../../sdk/model.js';
+import type { OrderBy } from '../../../sdk/operation-times.js';
+import type { OperationPredicate } from '../filter.js';
+import type { OperationRecord } from '../store.js';
+import { type Cells, findMany, type TableContext } from './columns.js';
+import { INDEX, padMs, RUNNING_TIMESTAMP_MICROS } from './keys.js';
+import { pageOf, scan } from './paging.js';
 
 /** Largest value of 15 digits: inverted times sort newest first. */
 const MS_MAX = 999_999_999_999_999;
-
-function padMs(ms: number): string {
-  return String(Math.max(0, Math.floor(ms))).padStart(15, '0');
-}
 
 /** The position of an operation in an order (relative to the order's key prefix). */
 export function positionOf(order: OrderBy, createMs: number, id: string): string {
@@ -85,22 +89,6 @@ export function parsePosition(
   return { createMs: order === 'create_time desc' ? MS_MAX - value : value, id };
 }
 
-/** An index row as the store reads it. */
-export interface IndexRow {
-  key: string;
-}
-
-/** What the listing loop needs from the store. */
-export interface TimeIndexReader {
-  /** Index rows of `prefix` after the position `after` (exclusive), in key order. */
-  scan(prefix: string, after: string | undefined, limit: number): Promise<IndexRow[]>;
-  /** The live operations of these IDs. */
-  findMany(ids: string[]): Promise<Map<string, OperationRecord>>;
-  /** Removes an index row whose operation is gone (best effort). */
-  drop(key: string): void;
-  now(): number;
-}
-
 export interface TimeIndexPageRequest {
   order: OrderBy;
   prefix: string;
@@ -122,49 +110,106 @@ const DANGLING_MS = 60_000;
  * index has no more). Reads at most `defaults.listScanRowsMax` entries for one page.
  */
 export async function readTimeOrderedPage(
-  reader: TimeIndexReader,
+  table: TableContext,
   request: TimeIndexPageRequest,
 ): Promise<{ records: OperationRecord[]; next: string | undefined }> {
-  const records: OperationRecord[] = [];
-  const batchSize = Math.min(Math.max(request.pageSize * 2, 100), 1000);
-  let cursor = request.after;
-  let examined = 0;
-  let bytes = 0;
-  for (;;) {
-    const rows = await reader.scan(request.prefix, cursor, batchSize);
-    const positions = rows.map((row) => row.key.slice(request.prefix.length));
-    const parsed = positions.map((position) => parsePosition(request.order, position));
-    const found = await reader.findMany(
-      parsed.flatMap((entry) => (entry === undefined ? [] : [entry.id])),
+  const page = await pageOf<OperationRecord>({
+    after: request.after,
+    pageSize: request.pageSize,
+    batchSize: Math.min(Math.max(request.pageSize * 2, 100), 1000),
+    budget: { maxBytes: request.maxBytes, bytesOf: request.bytesOf },
+    maxExamined: defaults.listScanRowsMax,
+    read: async (after, limit) => {
+      const rows = await scan(table, request.prefix, after, limit, INDEX);
+      const positions = rows.map((row) => row.id.slice(request.prefix.length));
+      const parsed = positions.map((position) => parsePosition(request.order, position));
+      const found = await findMany(
+        table,
+        parsed.flatMap((entry) => (entry === undefined ? [] : [entry.id])),
+      );
+      return rows.map((row, index) => {
+        const position = positions[index] as string;
+        const entry = parsed[index];
+        if (entry === undefined) return { position, entry: undefined };
+        const record = found.get(entry.id);
+        if (record === undefined || record.createTime.getTime() !== entry.createMs) {
+          // Gone, or an entry of an earlier operation of the same ID: removed once surely stale.
+          if (table.now() - entry.createMs > DANGLING_MS) {
+            table.access.mutate({ key: row.id, method: 'delete' }).catch(() => undefined);
+          }
+          return { position, entry: undefined };
+        }
+        return { position, entry: request.accept(record) ? record : undefined };
+      });
+    },
+  });
+  return { records: page.entries, next: page.next };
+}
+
+/** Writes the time-ordered index entries of an operation, with the cells' timestamp. */
+export async function writeTimeIndex(
+  table: TableContext,
+  id: string,
+  createMs: number,
+  parentId: string | undefined,
+  timestampMicros: number,
+): Promise<void> {
+  await table.access.mutate(
+    timeIndexKeys(table.keys.prefix, id, createMs, parentId).map((key) => ({
+      key,
+      method: 'insert',
+      data: { [INDEX]: { t: { value: String(createMs), timestamp: timestampMicros } } },
+    })),
+  );
+}
+
+/** The time-index row keys of the operation in `cells`. */
+export function timeKeys(table: TableContext, id: string, cells: Cells): string[] {
+  const parentId = cells.P === undefined ? undefined : operationIdOf(cells.P);
+  return cells.C === undefined
+    ? []
+    : timeIndexKeys(table.keys.prefix, id, Number(cells.C), parentId);
+}
+
+/**
+ * After the terminal write: the time-index entries take the completion time as timestamp (so
+ * that they expire with the operation) and lose their running-time version.
+ */
+export async function dateTimeIndex(
+  table: TableContext,
+  id: string,
+  cells: Cells,
+  now: number,
+): Promise<void> {
+  const keys = timeKeys(table, id, cells);
+  try {
+    await table.access.mutate(
+      keys.flatMap((key) => [
+        {
+          key,
+          method: 'insert',
+          data: { [INDEX]: { t: { value: cells.C as string, timestamp: now * 1000 } } },
+        },
+        {
+          key,
+          method: 'delete',
+          data: [
+            {
+              column: `${INDEX}:t`,
+              time: {
+                start: new Date(now + 1),
+                end: new Date(RUNNING_TIMESTAMP_MICROS / 1000 + 1),
+              },
+            },
+          ],
+        },
+      ]),
     );
-    for (const [index, row] of rows.entries()) {
-      const before = cursor;
-      const position = positions[index] as string;
-      cursor = position;
-      examined++;
-      const entry = parsed[index];
-      if (entry === undefined) continue;
-      const record = found.get(entry.id);
-      if (record === undefined || record.createTime.getTime() !== entry.createMs) {
-        // Gone, or an entry of an earlier operation of the same ID: removed once surely stale.
-        if (reader.now() - entry.createMs > DANGLING_MS) reader.drop(row.key);
-        continue;
-      }
-      if (!request.accept(record)) continue;
-      bytes += request.bytesOf(record);
-      if (records.length > 0 && bytes > request.maxBytes && before !== undefined) {
-        return { records, next: before };
-      }
-      records.push(record);
-      if (records.length === request.pageSize) {
-        const more = index < rows.length - 1 || rows.length === batchSize;
-        return { records, next: more ? position : undefined };
-      }
-    }
-    if (rows.length < batchSize) return { records, next: undefined };
-    if (examined >= defaults.listScanRowsMax && cursor !== undefined) {
-      return { records, next: cursor };
-    }
+  } catch (err) {
+    log.warn('could not date the time-index entries; they stay until the operation is deleted', {
+      operation: operationName(id),
+      error: err,
+    });
   }
 }
 
