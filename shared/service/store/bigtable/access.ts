@@ -10,7 +10,7 @@
  *   gives), so that a stalled Bigtable fails the call (and the delivery or request) instead of
  *   holding it for the client library's own limits (a minute and more for a mutate);
  * - map failures to LroErrors (`storageError`): transient ones UNAVAILABLE, others INTERNAL.
- * test/bigtable-access.test.ts fails when code elsewhere in shared/ calls a table directly.
+ * test/service/bigtable-access.test.ts fails when code elsewhere in shared/ calls a table directly.
  *
  * The table's administration (create with its families and GC rules, delete, read the rules)
  * is here too, each with a client of its own that it closes: for the local stack and tests.
