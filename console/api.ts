@@ -3,12 +3,12 @@
  * API served under a path prefix works too), through the client SDK's request core (JSON, the
  * headers it sends, Google error bodies as LroError).
  */
-import type { DeadLetter } from '../shared/sdk/dead-letters.js';
-import type { Operation } from '../shared/sdk/model.js';
+import type { DeadLetter, ListDeadLettersResponse } from '../shared/sdk/dead-letters.js';
+import type { GetParentResponse, Operation } from '../shared/sdk/model.js';
 import type { OperationHistory, OperationTimes } from '../shared/sdk/operator-views.js';
 import { sendRequest } from '../shared/sdk/request.js';
 
-export type { DeadLetter, Operation, OperationHistory, OperationTimes };
+export type { DeadLetter, GetParentResponse, Operation, OperationHistory, OperationTimes };
 
 /** The API's base URL: the console's own URL one level up, without the trailing slash. */
 function apiBase(): string {
@@ -36,10 +36,8 @@ export interface OperationsPage {
   totalSizeCapped?: boolean;
 }
 
-export interface DeadLettersPage {
-  deadLetters?: DeadLetter[];
-  nextPageToken?: string;
-}
+/** A page of dead letters as the API answers it (shared/sdk/dead-letters.ts). */
+export type DeadLettersPage = ListDeadLettersResponse;
 
 export const idOf = (name: string) => name.replace(/^operations\//, '');
 export const enc = encodeURIComponent;

@@ -9,6 +9,7 @@ import { messageOf, percentOf, stateOf } from '../shared/sdk/progress.js';
 import {
   apiUrl,
   enc,
+  type GetParentResponse,
   idOf,
   type Operation,
   type OperationHistory,
@@ -508,7 +509,7 @@ export async function renderOperation(main: HTMLElement, id: string): Promise<()
   show(operation);
   await Promise.all([loadTimes(), loadHistory()]);
 
-  void request<{ parent?: string }>('GET', `v1/operations/${enc(id)}:getParent`).then(
+  void request<GetParentResponse>('GET', `v1/operations/${enc(id)}:getParent`).then(
     (reply) =>
       replace(parent, reply.parent ? operationLink(reply.parent) : 'none (a root operation)'),
     () => replace(parent, 'unknown'),
