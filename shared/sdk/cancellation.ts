@@ -1,7 +1,8 @@
 /**
- * How a worker learns that its operation's cancellation was requested (docs/contracts.md,
- * contract 3): one listener per process on the notifications topic (`CancellationWatcher`, shared
- * by every reporter of the process), and the polling fallbacks a reporter can be given
+ * How a worker learns that its operation's cancellation was requested
+ * (docs/contracts.md, contract 3): one listener per process on the notifications topic
+ * (`CancellationWatcher`, shared by every reporter of the process), and the polling fallbacks a
+ * reporter can be given
  * (`cancellationFromStore`, `cancellationFromApi`) for when a notification is lost or the listener
  * cannot be created. `OperationReporter` (reporter.ts) uses them; the polling fallbacks are part of
  * the worker package's API.
