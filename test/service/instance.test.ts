@@ -5,11 +5,11 @@
  * used.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LroError } from '../../shared/sdk/errors.js';
 import type { Config } from '../../shared/service/runtime/config.js';
 import { Instance } from '../../shared/service/runtime/instance.js';
 import { deleteTable, ensureTable } from '../../shared/service/store/bigtable/operation-store.js';
 import { testConfig } from '../support/env.js';
+import { failure } from '../support/errors.js';
 
 let config: Config;
 
@@ -21,15 +21,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await deleteTable(config);
 });
-
-async function failure(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'resolved';
-  } catch (err) {
-    return err instanceof LroError ? err.message : String(err);
-  }
-}
 
 describe('a function instance', () => {
   it('loads its config once, on first use, and builds each function its services once', async () => {

@@ -4,11 +4,11 @@
  * client is left open when the instance stops.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LroError } from '../../shared/sdk/errors.js';
 import type { Config } from '../../shared/service/runtime/config.js';
 import { Instance } from '../../shared/service/runtime/instance.js';
 import { deleteTable, ensureTable } from '../../shared/service/store/bigtable/operation-store.js';
 import { testConfig } from '../support/env.js';
+import { failure } from '../support/errors.js';
 
 let config: Config;
 
@@ -20,15 +20,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await deleteTable(config);
 });
-
-async function failure(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'resolved';
-  } catch (err) {
-    return err instanceof LroError ? err.message : String(err);
-  }
-}
 
 describe('subscriber services', () => {
   it('close every Bigtable client, the dead-letter store included', async () => {
