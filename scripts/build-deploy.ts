@@ -19,7 +19,8 @@
  * module that would construct the exporter is replaced by one that throws if it ever were. And
  * @grpc/proto-loader's descriptor objects, which only gRPC reflection reads, are computed when
  * first read rather than at each gapic client's first call (LAZY_DESCRIPTOR_REWRITES). Built-in
- * modules are taken through require, which spares Node building their ES facades.
+ * modules are taken through require, which spares Node building their ES facades, and the
+ * libraries' static protobuf modules, which they only re-export, are evaluated on first use.
  *
  * Run after `npm run build` (the console's files come from dist/console-app).
  */
@@ -185,6 +186,49 @@ const builtinsThroughRequire: Plugin = {
   },
 };
 
+/**
+ * The static protobuf modules of Bigtable and Pub/Sub (`build/protos/protos.js`, 1.9 MB and 0.9 MB
+ * of generated classes) are loaded by the libraries' index modules only to re-export them as
+ * `protos` (and by Bigtable's SQL query reader, which this service never calls); evaluating them
+ * is about 150 ms of each cold start. In the bundle each becomes an object that loads the real
+ * module the first time anything reads from it.
+ */
+const LAZY_MODULE = /[\\/]@google-cloud[\\/](bigtable|pubsub)[\\/]build[\\/]protos[\\/]protos\.js$/;
+export const lazyStaticProtos: Plugin = {
+  name: 'lazy-static-protos',
+  setup(b) {
+    b.onResolve({ filter: /protos[\\/]protos(\.js)?$/ }, async (args) => {
+      if (args.pluginData === 'real' || args.path.startsWith('lro-real:')) return undefined;
+      const resolved = await b.resolve(args.path, {
+        kind: args.kind,
+        resolveDir: args.resolveDir,
+        pluginData: 'real',
+      });
+      return LAZY_MODULE.test(resolved.path)
+        ? { path: relative(root, resolved.path), namespace: 'lro-lazy' }
+        : undefined;
+    });
+    b.onResolve({ filter: /^lro-real:/ }, (args) => ({
+      path: args.path.slice('lro-real:'.length),
+    }));
+    b.onLoad({ filter: /.*/, namespace: 'lro-lazy' }, (args) => ({
+      loader: 'js',
+      resolveDir: dirname(resolve(root, args.path)),
+      contents: `let real;
+const load = () => (real ??= require(${JSON.stringify(`lro-real:${resolve(root, args.path)}`)}));
+module.exports = new Proxy({}, {
+  get: (_, key) => load()[key],
+  has: (_, key) => key in load(),
+  ownKeys: () => Reflect.ownKeys(load()),
+  getOwnPropertyDescriptor: (_, key) => {
+    const descriptor = Object.getOwnPropertyDescriptor(load(), key);
+    return descriptor && { ...descriptor, configurable: true };
+  },
+});`,
+    }));
+  },
+};
+
 /** Copies the files under `from` whose names end with one of `endings` to `to`. */
 function copyFiles(from: string, to: string, endings: string[]): number {
   let n = 0;
@@ -239,7 +283,7 @@ export async function buildDeploy(): Promise<void> {
     legalComments: 'linked',
     logLevel: 'warning',
     metafile: true,
-    plugins: [withoutClientSideMetrics, lazyDescriptors, builtinsThroughRequire],
+    plugins: [withoutClientSideMetrics, lazyDescriptors, builtinsThroughRequire, lazyStaticProtos],
   });
 
   const gax = packageDir('google-gax', packageDir('@google-cloud/bigtable'));
