@@ -54,6 +54,44 @@ describe('lazy static protobuf modules in the deploy bundle', () => {
     expect(lazy.same).toBe(true);
   });
 
+  it("keeps google-gax's modules lazy through TypeScript's __importStar", async () => {
+    const entry = join(dir, 'gax-entry.cjs');
+    // What tsc emits for `import * as operationsProtos from '../protos/operations'` (google-gax).
+    writeFileSync(
+      entry,
+      `var __importStar = (mod) => {
+  if (mod && mod.__esModule) return mod;
+  var result = {};
+  if (mod != null) for (var k of Object.getOwnPropertyNames(mod)) if (k !== 'default') result[k] = mod[k];
+  result.default = mod;
+  return result;
+};
+const roots = () => Object.keys(require('protobufjs/minimal').roots);
+const before = roots();
+const operationsProtos = __importStar(require(${JSON.stringify(join(ROOT, 'node_modules/google-gax/build/protos/operations'))}));
+const required = roots();
+const Operation = operationsProtos.google.longrunning.Operation;
+const decoded = Operation.decode(Operation.encode({ name: 'operations/x', done: true }).finish());
+module.exports = { before, required, read: roots(), name: decoded.name, done: decoded.done };
+`,
+    );
+    const out = join(dir, 'gax-out.cjs');
+    await build({
+      entryPoints: [entry],
+      outfile: out,
+      bundle: true,
+      platform: 'node',
+      format: 'cjs',
+      nodePaths: [join(ROOT, 'node_modules')],
+      logLevel: 'error',
+      plugins: [lazyStaticProtos],
+    });
+    const gax = (await import(pathToFileURL(out).href)).default;
+    expect(gax.required).toEqual(gax.before);
+    expect(gax.read.length).toBeGreaterThan(gax.before.length);
+    expect({ name: gax.name, done: gax.done }).toEqual({ name: 'operations/x', done: true });
+  });
+
   it('without the plugin, requiring it evaluates it (the difference is observable)', async () => {
     const eager = (await import(pathToFileURL(await bundle([])).href)).default;
     expect(eager.required.length).toBeGreaterThan(eager.before.length);
