@@ -228,6 +228,21 @@ describe('root variables', () => {
       expect(
         scratch.plan('-var=project_id=my-lro-project', '-var=bigtable_instance_name=lro'),
       ).toMatch(/bigtable_instance_name must be 6 to 33/);
+      // Both subscriber deliveries plan; anything else, or a pull subscriber allowed to scale to
+      // zero (nothing would wake it), is refused.
+      expect(scratch.plan('-var=project_id=my-lro-project', '-var=subscriber_delivery=pull')).toBe(
+        '',
+      );
+      expect(
+        scratch.plan('-var=project_id=my-lro-project', '-var=subscriber_delivery=poll'),
+      ).toMatch(/subscriber_delivery must be push or pull/);
+      expect(
+        scratch.plan(
+          '-var=project_id=my-lro-project',
+          '-var=subscriber_delivery=pull',
+          '-var=subscriber_pull_min_instances=0',
+        ),
+      ).toMatch(/subscriber_pull_min_instances must be a whole number of at least 1/);
     } finally {
       rmSync(scratch.dir, { recursive: true, force: true });
     }
