@@ -3,6 +3,8 @@
 #   worker --publish--> events topic --push (OIDC)--> subscriber function --> Bigtable
 #                                                           |
 #                                                           +--> notifications topic
+#   (subscriber_delivery = "pull": the pull subscriber, an always-on Cloud Run service, pulls
+#   the events instead of receiving pushes)
 #   caller --HTTP (ID token)--> operations function --> Bigtable, notifications topic
 #
 # Build first (`npm ci && npm run build`): the functions are deployed from `dist/`. The walkthrough
@@ -465,6 +467,39 @@ variable "subscriber_concurrency" {
   }
 }
 
+variable "subscriber_delivery" {
+  description = "How events and dead letters reach the subscriber: \"push\" (Pub/Sub pushes each to the subscriber function, one billed request per event) or \"pull\" (an always-on Cloud Run service pulls them; cheaper past the load docs/capacity.md states). Switching updates the two subscriptions in place."
+  type        = string
+  default     = "push"
+
+  validation {
+    condition     = contains(["push", "pull"], var.subscriber_delivery)
+    error_message = "subscriber_delivery must be push or pull."
+  }
+}
+
+variable "subscriber_pull_min_instances" {
+  description = "With subscriber_delivery = \"pull\": instances of the pull subscriber always running (at least 1)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.subscriber_pull_min_instances >= 1 && floor(var.subscriber_pull_min_instances) == var.subscriber_pull_min_instances
+    error_message = "subscriber_pull_min_instances must be a whole number of at least 1."
+  }
+}
+
+variable "subscriber_pull_max_instances" {
+  description = "With subscriber_delivery = \"pull\": most instances of the pull subscriber (Cloud Run adds them on CPU use)."
+  type        = number
+  default     = 10
+
+  validation {
+    condition     = var.subscriber_pull_max_instances >= var.subscriber_pull_min_instances
+    error_message = "subscriber_pull_max_instances must be at least subscriber_pull_min_instances."
+  }
+}
+
 variable "subscriber_timeout_seconds" {
   description = "Timeout of one delivery to the subscriber, in seconds; the push acknowledgement deadline is 30 s longer."
   type        = number
@@ -546,8 +581,12 @@ locals {
   # attributes: its log-based metrics then depend on nothing but the APIs and are created minutes
   # before the functions finish building (see infra/monitoring).
   api_service_name        = "${var.name_prefix}-operations"
-  subscriber_service_name = "${var.name_prefix}-subscriber"
+  subscriber_service_name = var.subscriber_delivery == "pull" ? local.subscriber_pull_name : "${var.name_prefix}-subscriber"
   sweeper_service_name    = "${var.name_prefix}-sweeper"
+  # The pull subscriber's Cloud Run service (subscriber_delivery = "pull"), which then does the
+  # subscriber's work and writes its logs.
+  subscriber_pull_name = "${var.name_prefix}-subscriber-pull"
+  pull                 = var.subscriber_delivery == "pull"
 
   # The project's Pub/Sub service agent, created by infra/services before anything grants it a role.
   pubsub_service_agent = module.services.pubsub_service_agent
@@ -665,6 +704,8 @@ module "push_subscription" {
   push_service_account_email    = module.identities.push_email
   push_service_account_id       = module.identities.push_service_account_id
   pubsub_service_agent          = local.pubsub_service_agent
+  delivery                      = var.subscriber_delivery
+  pull_subscriber_member        = local.pull ? module.identities.subscriber_member : null
   ack_deadline_seconds          = local.push_ack_deadline_seconds
   max_delivery_attempts         = var.max_delivery_attempts
   retry_minimum_backoff_seconds = var.retry_minimum_backoff_seconds
@@ -711,8 +752,29 @@ module "dead_letter_store" {
   dead_letter_topic_name     = module.pubsub.dead_letter_topic_name
   subscriber_uri             = module.functions.subscriber_uri
   push_service_account_email = module.identities.push_email
+  delivery                   = var.subscriber_delivery
+  pull_subscriber_member     = local.pull ? module.identities.subscriber_member : null
   ack_deadline_seconds       = local.push_ack_deadline_seconds
   labels                     = var.labels
+}
+
+# subscriber_delivery = "pull": the subscriber's work on an always-on service that pulls both
+# subscriptions, from the subscriber function's build of the same archive.
+module "subscriber_pull" {
+  source = "./infra/subscriber-pull"
+  count  = local.pull ? 1 : 0
+
+  project_id          = module.services.project_id
+  region              = var.region
+  name                = local.subscriber_pull_name
+  labels              = var.labels
+  built_function_name = module.functions.subscriber_function_name
+  source_object       = module.functions.source_object
+  service_account     = module.identities.subscriber_email
+  environment         = module.functions.subscriber_environment
+  events_subscription = module.push_subscription.name
+  min_instances       = var.subscriber_pull_min_instances
+  max_instances       = var.subscriber_pull_max_instances
 }
 
 module "sweeper" {
@@ -793,8 +855,13 @@ output "dead_letter_subscription" {
 }
 
 output "push_subscription" {
-  description = "Push subscription delivering events to the subscriber function."
+  description = "Subscription delivering events to the subscriber: pushed to the subscriber function, or pulled by the pull subscriber (subscriber_delivery)."
   value       = module.push_subscription.name
+}
+
+output "subscriber_pull_service" {
+  description = "Cloud Run service of the pull subscriber (subscriber_delivery = \"pull\"); null in push mode."
+  value       = local.pull ? module.subscriber_pull[0].name : null
 }
 
 output "bigtable_instance" {

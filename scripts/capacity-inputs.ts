@@ -36,9 +36,9 @@ export interface Load {
    */
   progressIntervalSeconds?: number | undefined;
   /**
-   * How events reach the subscriber: `push` (the service: one billed request per event) or
-   * `pull` (on paper, docs/capacity.md: always-on instances streaming-pull the events, billed
-   * per instance, no request fees); absent: push.
+   * How events reach the subscriber: `push` (the default deployment: one billed request per
+   * event) or `pull` (Terraform's `subscriber_delivery = "pull"`, docs/capacity.md: always-on
+   * instances streaming-pull the events, billed per instance, no request fees); absent: push.
    */
   subscriberDelivery?: 'push' | 'pull' | undefined;
 }
@@ -175,7 +175,7 @@ export const PRICES = {
   cloudRunPerMillionRequests: 0.4,
   /**
    * ASSUMED, same page: instance-based billing (CPU always allocated), tier 1, per vCPU-second
-   * and GiB-second; only the pull-based subscriber (on paper) would use it.
+   * and GiB-second; only the pull-based subscriber uses it.
    */
   cloudRunInstanceVcpuSecond: 0.000018,
   cloudRunInstanceGiBSecond: 0.000002,

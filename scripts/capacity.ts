@@ -37,7 +37,7 @@ export const CAPACITY_USAGE = `Usage: npm run capacity -- [options]
   --dead-letter-fraction F    share of events dead-lettered (default ${DEFAULT_LOAD.deadLetterFraction})
   --wakeups all|thin-terminal how API instances hear of changes (default ${DEFAULT_LOAD.wakeups}; see docs/capacity.md)
   --log-exclusions on|off     routine logs excluded from storage (default on, infra/monitoring)
-  --subscriber-delivery push|pull  push (the service) or pull (on paper: always-on pullers, no request fees)
+  --subscriber-delivery push|pull  push (one billed request per event) or pull (always-on pullers, no request fees; Terraform's subscriber_delivery)
   --progress-interval S       worker SDK progress interval in seconds, 0 for none (default ${DEFAULT_LOAD.progressIntervalSeconds})
   --bench PATH                CPU figures (default bench-results/bench.json, and fanout.json
                               beside it, when present)

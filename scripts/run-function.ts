@@ -30,7 +30,7 @@ export function functionSource(env: NodeJS.ProcessEnv = process.env): FunctionSo
   return env.LRO_FUNCTION_SOURCE === 'deploy' ? 'deploy' : 'build';
 }
 
-export type FunctionTarget = 'operations' | 'subscriber' | 'sweeper';
+export type FunctionTarget = 'operations' | 'subscriber' | 'subscriberPull' | 'sweeper';
 
 export interface RunningFunction {
   target: FunctionTarget;

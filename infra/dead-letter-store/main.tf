@@ -10,6 +10,8 @@
 # - A failed store write fails the delivery: Pub/Sub retries with backoff and, with no
 #   dead-letter policy of its own, keeps the message until it is stored (up to the retention).
 # - Never expires, whatever the traffic.
+# - With delivery = "pull" it is a pull subscription of the same name and policies, read by the
+#   pull subscriber (infra/subscriber-pull), whose account alone may consume it.
 
 terraform {
   required_providers {
@@ -32,6 +34,23 @@ variable "dead_letter_topic_id" {
 variable "dead_letter_topic_name" {
   description = "Short name of the dead-letter topic (the subscription is named after it)."
   type        = string
+}
+
+variable "delivery" {
+  description = "How dead letters reach the subscriber: push (to subscriber_uri) or pull (read by pull_subscriber_member)."
+  type        = string
+  default     = "push"
+
+  validation {
+    condition     = contains(["push", "pull"], var.delivery)
+    error_message = "delivery must be push or pull."
+  }
+}
+
+variable "pull_subscriber_member" {
+  description = "IAM member that pulls the subscription in pull mode (the subscriber's runtime account); null in push mode."
+  type        = string
+  default     = null
 }
 
 variable "subscriber_uri" {
@@ -80,12 +99,16 @@ resource "google_pubsub_subscription" "store" {
   ack_deadline_seconds       = var.ack_deadline_seconds
   message_retention_duration = "${var.message_retention_seconds}s"
 
-  push_config {
-    push_endpoint = "${trimsuffix(var.subscriber_uri, "/")}/projects/${var.project_id}/topics/${var.dead_letter_topic_name}"
+  # Push mode only; without a push config the subscription is a pull subscription.
+  dynamic "push_config" {
+    for_each = var.delivery == "push" ? [var.subscriber_uri] : []
+    content {
+      push_endpoint = "${trimsuffix(push_config.value, "/")}/projects/${var.project_id}/topics/${var.dead_letter_topic_name}"
 
-    oidc_token {
-      service_account_email = var.push_service_account_email
-      audience              = var.subscriber_uri
+      oidc_token {
+        service_account_email = var.push_service_account_email
+        audience              = push_config.value
+      }
     }
   }
 
@@ -97,9 +120,26 @@ resource "google_pubsub_subscription" "store" {
   expiration_policy {
     ttl = ""
   }
+
+  lifecycle {
+    precondition {
+      condition     = var.delivery == "push" || var.pull_subscriber_member != null
+      error_message = "delivery = \"pull\" needs pull_subscriber_member, the account that pulls the dead letters."
+    }
+  }
+}
+
+# Pull mode: the pull subscriber's account consumes this subscription alone.
+resource "google_pubsub_subscription_iam_member" "pull_subscriber" {
+  count = var.delivery == "pull" ? 1 : 0
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.store.name
+  role         = "roles/pubsub.subscriber"
+  member       = var.pull_subscriber_member
 }
 
 output "name" {
-  description = "Name of the push subscription that stores dead letters."
+  description = "Name of the subscription (push or pull) whose messages the subscriber stores as dead letters."
   value       = google_pubsub_subscription.store.name
 }

@@ -557,6 +557,11 @@ output "subscriber_uri" {
   depends_on  = [time_sleep.subscriber_invoker_propagation]
 }
 
+output "subscriber_environment" {
+  description = "Environment of the subscriber function (the pull subscriber runs with it too)."
+  value       = local.common_environment
+}
+
 output "subscriber_function_name" {
   description = "Name of the subscriber function."
   value       = google_cloudfunctions2_function.subscriber.name

@@ -398,13 +398,14 @@ resource "google_monitoring_alert_policy" "events_backlog" {
     mime_type = "text/markdown"
     subject   = "${var.name_prefix}: worker events are not being applied"
     content   = <<-EOT
-      The push subscription ${var.events_subscription_name} holds an event older than
+      The subscription ${var.events_subscription_name} holds an event older than
       ${var.oldest_unacked_threshold_seconds} seconds: operations are not seeing their workers'
       progress or completion.
 
       First run `lro list --filter "done = false"` to see which operations are waiting, and
       `lro dead-letters list` for events that already gave up. Then look at the subscriber
-      (service ${var.subscriber_service_name}): its 5xx answers and `event not applied` or
+      (service ${var.subscriber_service_name}): its 5xx answers (push delivery) or its
+      `pull subscriber stream failed` warnings (pull delivery), and `event not applied` or
       `event for an unknown operation` warnings say why deliveries fail (Bigtable unavailable,
       events for operations that were never created), and its instance count whether it hit
       its maximum.
@@ -441,14 +442,15 @@ resource "google_monitoring_alert_policy" "dead_letter_store_backlog" {
     mime_type = "text/markdown"
     subject   = "${var.name_prefix}: dead letters are not reaching the dead-letter store"
     content   = <<-EOT
-      The push subscription ${coalesce(var.dead_letter_store_subscription_name, "-")} holds a
+      The subscription ${coalesce(var.dead_letter_store_subscription_name, "-")} holds a
       dead letter older than ${var.oldest_unacked_threshold_seconds} seconds: it is not in the
       dead-letter store yet, so `lro dead-letters list` does not show it, and Pub/Sub drops it
       once the subscription's message retention (7 days by default) has passed.
 
       First run `lro dead-letters list` to see what the store already holds. Then look at the
       subscriber (service ${var.subscriber_service_name}), which stores dead letters: its 5xx
-      answers and warnings say why the store fails (Bigtable unavailable, permissions).
+      answers (push delivery) and warnings say why the store fails (Bigtable unavailable,
+      permissions, or a `pull subscriber stream failed` in pull delivery).
     EOT
   }
 }

@@ -1,4 +1,8 @@
-# Delivery of worker events to the subscriber function: a push subscription on the events topic.
+# Delivery of worker events to the subscriber: the events topic's subscription, a push subscription
+# to the subscriber function, or with delivery = "pull" a pull subscription read by the pull
+# subscriber (infra/subscriber-pull), with the same retry, dead-letter and retention policies. The
+# subscription keeps its name either way, so switching modes updates it in place and no event is
+# lost; in pull mode the pull subscriber's account may consume it.
 #
 # - Authenticated: Pub/Sub signs every request with an OIDC token of the push service account,
 #   the only principal allowed to invoke the subscriber.
@@ -42,6 +46,23 @@ variable "events_topic_id" {
 variable "dead_letter_topic_id" {
   description = "Full resource name of the dead-letter topic."
   type        = string
+}
+
+variable "delivery" {
+  description = "How events reach the subscriber: push (to push_endpoint) or pull (read by pull_subscriber_member)."
+  type        = string
+  default     = "push"
+
+  validation {
+    condition     = contains(["push", "pull"], var.delivery)
+    error_message = "delivery must be push or pull."
+  }
+}
+
+variable "pull_subscriber_member" {
+  description = "IAM member that pulls the subscription in pull mode (the subscriber's runtime account); null in push mode."
+  type        = string
+  default     = null
 }
 
 variable "push_endpoint" {
@@ -129,14 +150,18 @@ resource "google_pubsub_subscription" "push" {
   message_retention_duration = "${var.message_retention_seconds}s"
   enable_message_ordering    = false
 
-  push_config {
-    # The topic path after the URL, as local provisioning does: the functions framework reads the
-    # topic of the CloudEvent from it (without it, it logs "Failed to extract the topic name").
-    push_endpoint = "${var.push_endpoint}/${var.events_topic_id}"
+  # Push mode only; without a push config the subscription is a pull subscription.
+  dynamic "push_config" {
+    for_each = var.delivery == "push" ? [var.push_endpoint] : []
+    content {
+      # The topic path after the URL, as local provisioning does: the functions framework reads
+      # the topic of the CloudEvent from it (without it, it logs "Failed to extract the topic name").
+      push_endpoint = "${push_config.value}/${var.events_topic_id}"
 
-    oidc_token {
-      service_account_email = var.push_service_account_email
-      audience              = var.push_endpoint
+      oidc_token {
+        service_account_email = var.push_service_account_email
+        audience              = push_config.value
+      }
     }
   }
 
@@ -158,6 +183,23 @@ resource "google_pubsub_subscription" "push" {
     google_pubsub_topic_iam_member.service_agent_dead_letter_publisher,
     google_service_account_iam_member.service_agent_token_creator,
   ]
+
+  lifecycle {
+    precondition {
+      condition     = var.delivery == "push" || var.pull_subscriber_member != null
+      error_message = "delivery = \"pull\" needs pull_subscriber_member, the account that pulls the events."
+    }
+  }
+}
+
+# Pull mode: the pull subscriber's account consumes (pulls, acks, nacks) this subscription alone.
+resource "google_pubsub_subscription_iam_member" "pull_subscriber" {
+  count = var.delivery == "pull" ? 1 : 0
+
+  project      = var.project_id
+  subscription = google_pubsub_subscription.push.name
+  role         = "roles/pubsub.subscriber"
+  member       = var.pull_subscriber_member
 }
 
 # Dead-lettering: the service agent forwards from this subscription to the dead-letter topic.
@@ -185,7 +227,7 @@ resource "google_service_account_iam_member" "service_agent_token_creator" {
 }
 
 output "name" {
-  description = "Name of the push subscription."
+  description = "Name of the events subscription (push or pull)."
   value       = google_pubsub_subscription.push.name
 }
 

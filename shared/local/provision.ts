@@ -4,13 +4,14 @@
  * subscriber function (dead-letter and retry policies, no message ordering), and a pull
  * subscription on the dead-letter topic so that dead-lettered messages are kept until someone
  * reads them, and a push subscription of the dead-letter topic to the subscriber, which stores
- * each message for the API's /v1/deadLetters. `npm start` and the tests use it; in the cloud,
+ * each message for the API's /v1/deadLetters. With `delivery: 'pull'` the two subscriptions to
+ * the subscriber are pull subscriptions with the same policies, for the pull subscriber. `npm start` and the tests use it; in the cloud,
  * Terraform declares the same.
  */
 
 import { Messaging } from '../sdk/messaging.js';
 import { DEAD_LETTER_STORE_SUFFIX } from '../service/dead-letters/handler.js';
-import type { Config } from '../service/runtime/config.js';
+import { type Config, EVENTS_SUBSCRIPTION_SUFFIX } from '../service/runtime/config.js';
 import { deleteTable, ensureTable } from '../service/store/bigtable/operation-store.js';
 
 export interface StackNames {
@@ -24,15 +25,21 @@ export interface StackNames {
 
 export function stackNames(config: Pick<Config, 'topics'>): StackNames {
   return {
-    eventsSubscription: `${config.topics.events}-subscriber`,
+    eventsSubscription: `${config.topics.events}${EVENTS_SUBSCRIPTION_SUFFIX}`,
     deadLetterSubscription: `${config.topics.deadLetter}-keep`,
     deadLetterStoreSubscription: `${config.topics.deadLetter}${DEAD_LETTER_STORE_SUFFIX}`,
   };
 }
 
 export interface ProvisionOptions {
-  /** Base URL of the subscriber function, e.g. http://127.0.0.1:8081. */
-  subscriberUrl: string;
+  /**
+   * How events and dead letters reach the subscriber (default push): `push`, to the subscriber
+   * function at `subscriberUrl`; `pull`, the two subscriptions are pull subscriptions with the
+   * same policies, read by the pull subscriber (`subscriberPull`).
+   */
+  delivery?: 'push' | 'pull';
+  /** Base URL of the subscriber function, e.g. http://127.0.0.1:8081; required for push. */
+  subscriberUrl?: string;
   /** Deliveries of one message before Pub/Sub dead-letters it (5 to 100; default 5). */
   maxDeliveryAttempts?: number;
   /** Redelivery backoff bounds after a failed delivery (defaults 1 s and 60 s). */
@@ -52,6 +59,7 @@ export interface ProvisionOptions {
 }
 
 export interface ProvisionedStack extends StackNames {
+  /** The events subscription's push endpoint; empty with pull delivery. */
   pushEndpoint: string;
 }
 
@@ -74,7 +82,12 @@ export async function provisionStack(
 ): Promise<ProvisionedStack> {
   const messaging = options.messaging ?? new Messaging(config);
   const names = stackNames(config);
-  const pushEndpoint = pushEndpointOf(config, options.subscriberUrl);
+  const pull = options.delivery === 'pull';
+  if (!pull && options.subscriberUrl === undefined) {
+    throw new Error('provisionStack: subscriberUrl is required with push delivery');
+  }
+  const subscriberUrl = options.subscriberUrl ?? '';
+  const pushEndpoint = pull ? '' : pushEndpointOf(config, subscriberUrl);
   try {
     await Promise.all([
       ensureTable(config),
@@ -92,19 +105,21 @@ export async function provisionStack(
       names.deadLetterStoreSubscription,
       config.topics.deadLetter,
       {
-        pushEndpoint: pushEndpointOf(
-          {
-            projectId: config.projectId,
-            topics: { ...config.topics, events: config.topics.deadLetter },
-          },
-          options.subscriberUrl,
-        ),
+        pushEndpoint: pull
+          ? undefined
+          : pushEndpointOf(
+              {
+                projectId: config.projectId,
+                topics: { ...config.topics, events: config.topics.deadLetter },
+              },
+              subscriberUrl,
+            ),
         minimumBackoffSeconds: options.minimumBackoffSeconds ?? 1,
         maximumBackoffSeconds: options.maximumBackoffSeconds ?? 60,
       },
     );
     await messaging.ensurePushSubscription(names.eventsSubscription, config.topics.events, {
-      pushEndpoint,
+      pushEndpoint: pull ? undefined : pushEndpoint,
       deadLetterTopic: config.topics.deadLetter,
       maxDeliveryAttempts: options.maxDeliveryAttempts ?? 5,
       minimumBackoffSeconds: options.minimumBackoffSeconds ?? 1,

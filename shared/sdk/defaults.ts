@@ -80,6 +80,17 @@ export const defaults = {
   waitPollNotifiedInitialMs: 10_000,
   /** Shutdown on SIGTERM/SIGINT: exit at the latest this long after the signal (Cloud Run: 10 s). */
   shutdownGraceMs: 9_000,
+  /**
+   * Pull subscriber: messages of one subscription in the handlers at once at most (flow control).
+   * Each takes a Bigtable write and a publish, mostly waiting: 100 keep one vCPU busy at the
+   * subscriber's CPU per event while bounding memory (a message is at most 10 KiB).
+   */
+  pullMaxMessages: 100,
+  /**
+   * Pull subscriber: on shutdown, how long the messages in the handlers may take before the rest
+   * are nacked; within shutdownGraceMs, with a second for the acks and the clients to close.
+   */
+  pullDrainMs: 7_000,
   /** Deadlines: how far ahead a deadline may lie at most. */
   deadlineMaxMs: 366 * 24 * 3600 * 1000,
   /** Heartbeat timeouts: the shortest and longest accepted. */

@@ -2,7 +2,13 @@
  * Pub/Sub, in the project's words: topics, push and pull subscriptions, publishing JSON and
  * listening. The only module that imports @google-cloud/pubsub.
  */
-import { PubSub, type Subscription, type Topic } from '@google-cloud/pubsub';
+import {
+  Duration,
+  PubSub,
+  type Subscription,
+  SubscriptionCloseBehaviors,
+  type Topic,
+} from '@google-cloud/pubsub';
 import { Code, grpcCode, LroError } from './errors.js';
 
 /** Where Pub/Sub is: the project, and the emulator's `host:port` when one is used. */
@@ -27,7 +33,8 @@ export interface ReceivedMessage {
 }
 
 export interface PushSubscriptionOptions {
-  pushEndpoint: string;
+  /** Where Pub/Sub pushes; without it the subscription is a pull subscription (same policies). */
+  pushEndpoint?: string | undefined;
   deadLetterTopic?: string;
   maxDeliveryAttempts?: number;
   minimumBackoffSeconds?: number;
@@ -47,6 +54,19 @@ export interface PullSubscriptionOptions {
 
 export interface Listener {
   close(): Promise<void>;
+}
+
+export interface ListenOptions {
+  /** Messages handed to `onMessage` and not yet acked or nacked, at most (flow control). */
+  maxMessages?: number;
+  /**
+   * With a value, `close()` stops the stream at once, then waits up to this long for the messages
+   * handed out to be acked or nacked (and their acks sent) before it resolves; whatever is still
+   * out then is nacked. Without, `close()` nacks what is out at once.
+   */
+  drainTimeoutMs?: number;
+  /** Called when the stream ended by itself (a non-retryable error), not by `close()`. */
+  onClosed?: () => void;
 }
 
 /**
@@ -249,7 +269,8 @@ export class Messaging {
     options: PushSubscriptionOptions,
   ): Promise<void> {
     const metadata = {
-      pushConfig: { pushEndpoint: options.pushEndpoint },
+      // An empty push config makes (or turns an existing subscription into) a pull subscription.
+      pushConfig: options.pushEndpoint === undefined ? {} : { pushEndpoint: options.pushEndpoint },
       ackDeadlineSeconds: options.ackDeadlineSeconds ?? 60,
       retryPolicy: {
         minimumBackoff: { seconds: options.minimumBackoffSeconds ?? 1 },
@@ -315,11 +336,21 @@ export class Messaging {
     subscriptionName: string,
     onMessage: (message: ReceivedMessage) => void,
     onError: (err: Error) => void = () => {},
-    options: { maxMessages?: number } = {},
+    options: ListenOptions = {},
   ): Listener {
+    const drain = options.drainTimeoutMs;
     const subscription: Subscription = this.pubsub.subscription(subscriptionName, {
       flowControl: { maxMessages: options.maxMessages ?? 1000, allowExcessMessages: false },
+      ...(drain === undefined
+        ? {}
+        : {
+            closeOptions: {
+              behavior: SubscriptionCloseBehaviors.WaitForProcessing,
+              timeout: Duration.from({ milliseconds: drain }),
+            },
+          }),
     });
+    let closing = false;
     subscription.on('message', (m) => {
       onMessage({
         id: m.id,
@@ -331,10 +362,17 @@ export class Messaging {
       });
     });
     subscription.on('error', onError);
+    subscription.on('close', () => {
+      if (!closing) options.onClosed?.();
+    });
     return {
       close: async () => {
-        subscription.removeAllListeners('message');
+        closing = true;
+        if (drain === undefined) subscription.removeAllListeners('message');
+        // Closing before the listeners go: removing the last one starts a close of its own (which
+        // nacks at once), and a second close() would then resolve without waiting for it.
         await subscription.close();
+        subscription.removeAllListeners('message');
       },
     };
   }

@@ -3,7 +3,8 @@
  * installs it (`npm ci --omit=dev`) into a directory of its own and started with its own functions
  * framework: the bundle finds the files it reads by relative path (protos, console files),
  * Bigtable's metrics chain is not installed, each instance warms up before it listens, and an
- * operation goes from create through the subscriber to done and is answered by get and wait.
+ * operation goes from create through the subscriber to done and is answered by get and wait; the
+ * pull subscriber starts from it too and applies what it pulls.
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installArtifact, treeSize } from '../../scripts/build-deploy.js';
+import { stackNames } from '../../shared/local/provision.js';
 import { Messaging } from '../../shared/sdk/messaging.js';
 import type { Operation } from '../../shared/sdk/model.js';
 import { type Config, loadConfig } from '../../shared/service/runtime/config.js';
@@ -29,6 +31,7 @@ let config: Config;
 let messaging: Messaging;
 let api: RunningFunction;
 let subscriber: RunningFunction;
+let subscriberPull: RunningFunction;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'lro-deployed-'));
@@ -41,22 +44,40 @@ beforeAll(async () => {
     ensureTable(config),
     messaging.ensureTopic(config.topics.notifications),
     messaging.ensureTopic(config.topics.deadLetter),
+    messaging.ensureTopic(config.topics.events),
   ]);
-  [api, subscriber] = await Promise.all([
+  // The pull subscriber's two subscriptions, as pull subscriptions.
+  const names = stackNames(config);
+  await Promise.all([
+    messaging.ensurePushSubscription(names.eventsSubscription, config.topics.events, {}),
+    messaging.ensurePushSubscription(
+      names.deadLetterStoreSubscription,
+      config.topics.deadLetter,
+      {},
+    ),
+  ]);
+  [api, subscriber, subscriberPull] = await Promise.all([
     startFunction('operations', env, undefined, { sourceDir: dir, readyTimeoutMs: 180_000 }),
     startFunction('subscriber', env, undefined, { sourceDir: dir, readyTimeoutMs: 180_000 }),
+    startFunction('subscriberPull', env, undefined, { sourceDir: dir, readyTimeoutMs: 180_000 }),
   ]);
 }, 400_000);
 
 afterAll(async () => {
-  await Promise.allSettled([api?.stop(), subscriber?.stop()]);
+  await Promise.allSettled([api?.stop(), subscriber?.stop(), subscriberPull?.stop()]);
   if (config) {
     const store = createStore(config);
     await deleteTable(config).catch(() => undefined);
     await store.close();
+    const names = stackNames(config);
+    await Promise.allSettled([
+      messaging.deleteSubscription(names.eventsSubscription),
+      messaging.deleteSubscription(names.deadLetterStoreSubscription),
+    ]);
     await Promise.allSettled([
       messaging.deleteTopic(config.topics.notifications),
       messaging.deleteTopic(config.topics.deadLetter),
+      messaging.deleteTopic(config.topics.events),
     ]);
     await messaging.close();
   }
@@ -152,6 +173,7 @@ describe('the deployed archive', () => {
     for (const [fn, target] of [
       [api, 'operations'],
       [subscriber, 'subscriber'],
+      [subscriberPull, 'subscriberPull'],
     ] as const) {
       const warmed = logLines(fn).find((l) => l.message === 'instance warmed up');
       expect(warmed, fn.output()).toMatchObject({ target, outcome: 'done' });
@@ -170,6 +192,20 @@ describe('the deployed archive', () => {
     expect(got.body).toMatchObject({ name, done: true, response });
     const waited = await call('POST', `${api.url}/v1/${name}:wait`, { timeout: '5s' });
     expect((waited.body as unknown as Operation).done).toBe(true);
+  });
+
+  it('starts the pull subscriber, which applies an event it pulls and answers its status', async () => {
+    const created = await call('POST', `${api.url}/v1/operations`, { metadata: progress(0) });
+    const name = created.body.name as string;
+    const response = { '@type': 'type.googleapis.com/test.Result', value: 'pulled' };
+    await messaging.publish(config.topics.events, event(name, 'succeeded', { response }), {
+      attributes: { operation: name, type: 'succeeded' },
+    });
+    const waited = await call('POST', `${api.url}/v1/${name}:wait`, { timeout: '30s' });
+    expect(waited.body).toMatchObject({ name, done: true, response });
+    const status = await call('GET', subscriberPull.url);
+    expect(status).toMatchObject({ status: 200, body: { state: 'pulling' } });
+    expect((status.body.events as { acked: number }).acked).toBeGreaterThanOrEqual(1);
   });
 
   it('serves the console page, its style sheet and its scripts from beside the bundle', async () => {

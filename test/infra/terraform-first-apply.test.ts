@@ -228,6 +228,21 @@ describe('root variables', () => {
       expect(
         scratch.plan('-var=project_id=my-lro-project', '-var=bigtable_instance_name=lro'),
       ).toMatch(/bigtable_instance_name must be 6 to 33/);
+      // Both subscriber deliveries plan; anything else, or a pull subscriber allowed to scale to
+      // zero (nothing would wake it), is refused.
+      expect(scratch.plan('-var=project_id=my-lro-project', '-var=subscriber_delivery=pull')).toBe(
+        '',
+      );
+      expect(
+        scratch.plan('-var=project_id=my-lro-project', '-var=subscriber_delivery=poll'),
+      ).toMatch(/subscriber_delivery must be push or pull/);
+      expect(
+        scratch.plan(
+          '-var=project_id=my-lro-project',
+          '-var=subscriber_delivery=pull',
+          '-var=subscriber_pull_min_instances=0',
+        ),
+      ).toMatch(/subscriber_pull_min_instances must be a whole number of at least 1/);
     } finally {
       rmSync(scratch.dir, { recursive: true, force: true });
     }
@@ -277,8 +292,21 @@ describe('alert policies on log-based metrics', () => {
       // Not an attribute of a resource (that would wait for the function's build)...
       const local = /^\$\{local\.(\w+)\}$/.exec(String(call[input]))?.[1];
       expect(local, input).toBeDefined();
-      const name = String(mod('').locals[local ?? '']);
+      let name = String(mod('').locals[local ?? '']);
       expect(name, input).not.toMatch(/module\.|google_/);
+      if (input === 'subscriber_service_name') {
+        // With subscriber_delivery = "pull" the pull subscriber's service, named from the prefix
+        // too (known at plan time); otherwise the subscriber function.
+        const pull = /^\$\{var\.subscriber_delivery == "pull" \? local\.(\w+) : "(.+)"\}$/.exec(
+          name,
+        );
+        expect(pull, name).not.toBeNull();
+        expect(callOf('infra/subscriber-pull').name).toBe(expr(`local.${pull?.[1]}`));
+        expect(String(mod('').locals[pull?.[1] ?? ''])).toBe(
+          `${expr('var.name_prefix')}-subscriber-pull`,
+        );
+        name = pull?.[2] ?? '';
+      }
       // ... and the same name the function is created with, from the same prefix.
       expect(name, input).toBe(String(resource(fn[0], fn[1]).name));
       expect(callOf(fn[0]).name_prefix, input).toBe(expr('var.name_prefix'));

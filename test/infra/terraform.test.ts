@@ -26,7 +26,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse } from '@cdktf/hcl2json';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { configVariableNames } from '../../shared/service/runtime/config.js';
+import { configVariableNames, loadConfig } from '../../shared/service/runtime/config.js';
 import { HISTORY_VERSIONS } from '../../shared/service/store/event-history.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -471,6 +471,11 @@ function checkBody(body: Body, schema: SchemaObject, where: string, top: boolean
 let root: TfModule;
 let modules: TfModule[];
 
+/** The config parsed from these variables alone. */
+function loadConfigFor(env: Record<string, string>) {
+  return loadConfig(env);
+}
+
 beforeAll(async () => {
   root = await loadModule('');
   modules = allModules(root);
@@ -480,6 +485,45 @@ function child(name: string): TfModule {
   const module = root.children.get(name);
   if (!module) throw new Error(`no module ${name}`);
   return module;
+}
+
+/** The one `dynamic "name"` definition of a block body. */
+function dynamicBlock(body: Body, name: string): Body {
+  const defs = asBody(body.dynamic)[name];
+  if (!Array.isArray(defs) || defs.length !== 1) throw new Error(`no single dynamic "${name}"`);
+  return asBody(defs[0]);
+}
+
+/**
+ * A value as it is with `subscriber_delivery = mode`: the conditionals the configuration chooses
+ * the mode with (`var.subscriber_delivery == "…"`, `var.delivery == "…"` in the modules that take
+ * it, `local.pull`) are evaluated, one level, and the chosen branch returned as an expression.
+ */
+function evaluate(start: TfModule, given: unknown, mode: 'push' | 'pull'): unknown {
+  const { module, value } = trace(start, given);
+  if (typeof value !== 'string') return value;
+  const match = /^\$\{(.+?) \? (.+) : (.+)\}$/s.exec(value);
+  if (!match?.[1] || !match[2] || !match[3]) return value;
+  const condition = match[1].trim();
+  let holds: boolean;
+  const compared = /^var\.(subscriber_delivery|delivery) == "(push|pull)"$/.exec(condition);
+  if (compared?.[1] && compared[2]) {
+    if (compared[1] === 'delivery' && module.parent) {
+      // The module's `delivery` must be the root's subscriber_delivery.
+      expect(module.parent.call.delivery).toBe(expr('var.subscriber_delivery'));
+    }
+    holds = compared[2] === mode;
+  } else if (condition === 'local.pull') {
+    expect(root.locals.pull).toBe(expr('var.subscriber_delivery == "pull"'));
+    holds = mode === 'pull';
+  } else {
+    throw new Error(`unknown condition ${condition}`);
+  }
+  const chosen = (holds ? match[2] : match[3]).trim();
+  if (/^\d+$/.test(chosen)) return Number(chosen);
+  if (chosen === 'null') return null;
+  if (chosen === '[]') return [];
+  return /^"(.*)"$/.test(chosen) ? chosen.slice(1, -1) : expr(chosen);
 }
 
 function fn(name: 'operations' | 'subscriber'): Block {
@@ -499,6 +543,7 @@ describe('terraform configuration', () => {
         'infra/pubsub',
         'infra/push-subscription',
         'infra/services',
+        'infra/subscriber-pull',
         'infra/sweeper',
       ].sort(),
     );
@@ -662,7 +707,7 @@ describe('functions', () => {
   });
 
   it('registers every entry point when the built index is loaded', () => {
-    const names = [...Object.values(entryPoints), 'sweeper'];
+    const names = [...Object.values(entryPoints), 'sweeper', 'subscriberPull'];
     const index = path.join(repoRoot, 'dist/functions/index.js');
     expect(existsSync(index), 'run npm run build first').toBe(true);
     const testing = pathToFileURL(
@@ -862,11 +907,14 @@ describe('pubsub', () => {
     expect(first(subscription.expiration_policy).ttl).toBe('');
     expect(subscription.message_retention_duration).toEqual(expect.stringMatching(/s\}?$/));
 
-    const pushConfig = first(subscription.push_config);
+    // Push mode (the default): the push config iterates over the endpoint alone.
+    const pushDynamic = dynamicBlock(subscription, 'push_config');
+    expect(pushDynamic.for_each).toBe(expr('var.delivery == "push" ? [var.push_endpoint] : []'));
+    const pushConfig = first(pushDynamic.content);
     // The subscriber's URL with the topic path, as local provisioning builds it; the OIDC
     // audience is the URL alone.
     expect(pushConfig.push_endpoint).toBe(
-      `${expr('var.push_endpoint')}/${expr('var.events_topic_id')}`,
+      `${expr('push_config.value')}/${expr('var.events_topic_id')}`,
     );
     expect(tracedResource(push, expr('var.events_topic_id'))).toMatchObject({
       block: { type: 'google_pubsub_topic', name: 'events' },
@@ -876,7 +924,7 @@ describe('pubsub', () => {
     expect(endpoint.block).toBe(fn('subscriber'));
     expect(endpoint.attribute).toBe('service_config[0].uri');
     const oidc = first(pushConfig.oidc_token);
-    expect(oidc.audience).toBe(expr('var.push_endpoint'));
+    expect(oidc.audience).toBe(expr('push_config.value'));
     const signer = tracedResource(push, oidc.service_account_email).block;
     expect(signer.type).toBe('google_service_account');
     expect(signer.name).toBe('push');
@@ -921,8 +969,11 @@ describe('dead-letter store', () => {
     expect(tracedResource(store, subscription.topic).block.name).toBe('dead_letter');
     expect(subscription.dead_letter_policy).toBeUndefined();
     expect(first(subscription.expiration_policy).ttl).toBe('');
-    const pushConfig = first(subscription.push_config);
+    const pushDynamic = dynamicBlock(subscription, 'push_config');
+    expect(pushDynamic.for_each).toBe(expr('var.delivery == "push" ? [var.subscriber_uri] : []'));
+    const pushConfig = first(pushDynamic.content);
     expect(String(pushConfig.push_endpoint)).toContain('/topics/');
+    expect(tracedResource(store, expr('var.subscriber_uri')).block).toBe(fn('subscriber'));
     const oidc = first(pushConfig.oidc_token);
     const signer = tracedResource(store, oidc.service_account_email).block;
     expect(signer.type).toBe('google_service_account');
@@ -1138,7 +1189,10 @@ describe('monitoring', () => {
     // The service names are built from the prefix as the functions' names are (known at plan
     // time, so the log-based metrics need not wait for the builds: test/terraform-first-apply).
     expect(trace(root, call.api_service_name).value).toBe(fn('operations').body.name);
-    expect(trace(root, call.subscriber_service_name).value).toBe(fn('subscriber').body.name);
+    // In push mode (the default); the pull mode is checked under "subscriber delivery".
+    expect(trace(root, evaluate(root, call.subscriber_service_name, 'push')).value).toBe(
+      fn('subscriber').body.name,
+    );
     const subscription = tracedResource(root, call.events_subscription_name);
     expect(subscription.block.name).toBe('push');
     expect(subscription.block.type).toBe('google_pubsub_subscription');
@@ -1683,5 +1737,164 @@ describe('sweeper', () => {
       (b) => /_iam_member$/.test(b.type) && tracedResource(m, b.body.member).block === scheduler,
     );
     expect(schedulerGrants.map((b) => b.type)).toEqual(['google_cloud_run_v2_service_iam_member']);
+  });
+});
+
+describe('subscriber delivery (push or pull)', () => {
+  const modes = ['push', 'pull'] as const;
+  const pullCall = () => root.calls.get('subscriber_pull') ?? {};
+  const pullModule = () => child('subscriber_pull');
+  const pullService = () =>
+    findBlock(pullModule(), 'resource', 'google_cloud_run_v2_service', 'pull').body;
+
+  it('defaults to push and accepts push or pull alone', () => {
+    const variable = root.variables.get('subscriber_delivery') ?? {};
+    expect(variable.default).toBe('push');
+    expect(JSON.stringify(variable.validation)).toContain('contains([\\"push\\", \\"pull\\"]');
+    const min = root.variables.get('subscriber_pull_min_instances') ?? {};
+    expect(min.default).toBeGreaterThanOrEqual(1);
+    expect(JSON.stringify(min.validation)).toContain('>= 1');
+  });
+
+  for (const mode of modes) {
+    it(`${mode}: pushes or not, and lets the right account consume, on both subscriptions`, () => {
+      for (const [name, resource] of [
+        ['push_subscription', 'push'],
+        ['dead_letter_store', 'store'],
+      ] as const) {
+        const module = child(name);
+        const call = root.calls.get(name) ?? {};
+        expect(call.delivery, name).toBe(expr('var.subscriber_delivery'));
+        const subscription = findBlock(module, 'resource', 'google_pubsub_subscription', resource);
+        // Pushed only in push mode; the same subscription (name, policies) either way.
+        const pushes = evaluate(
+          module,
+          dynamicBlock(subscription.body, 'push_config').for_each,
+          mode,
+        );
+        expect(Array.isArray(pushes) && pushes.length === 0, name).toBe(mode === 'pull');
+        expect(subscription.body.push_config, name).toBeUndefined();
+        for (const policy of ['retry_policy', 'expiration_policy']) {
+          expect(subscription.body[policy], `${name}: ${policy}`).toBeDefined();
+        }
+        expect(subscription.body.ack_deadline_seconds, name).toBeDefined();
+        // The pull subscriber's account may consume it in pull mode, and nothing else is granted.
+        const grant = findBlock(
+          module,
+          'resource',
+          'google_pubsub_subscription_iam_member',
+          'pull_subscriber',
+        ).body;
+        expect(evaluate(module, grant.count, mode), name).toBe(mode === 'pull' ? 1 : 0);
+        expect(grant.role).toBe('roles/pubsub.subscriber');
+        expect(tracedResource(module, grant.subscription).block).toBe(subscription);
+        expect(grant.member).toBe(expr('var.pull_subscriber_member'));
+        const member = evaluate(root, call.pull_subscriber_member, mode);
+        if (mode === 'pull') {
+          expect(tracedResource(root, member).block).toMatchObject({
+            type: 'google_service_account',
+            name: 'subscriber',
+          });
+        } else {
+          expect(member).toBeNull();
+        }
+      }
+      // Dead-lettering by policy stays on the events subscription in both modes.
+      const events = findBlock(
+        child('push_subscription'),
+        'resource',
+        'google_pubsub_subscription',
+        'push',
+      ).body;
+      expect(events.dead_letter_policy).toBeDefined();
+    });
+
+    it(`${mode}: deploys the pull subscriber only in pull mode, and monitors what runs`, () => {
+      expect(evaluate(root, pullCall().count, mode)).toBe(mode === 'pull' ? 1 : 0);
+      const monitored = trace(
+        root,
+        evaluate(root, root.calls.get('monitoring')?.subscriber_service_name, mode),
+      ).value;
+      expect(monitored).toBe(
+        mode === 'pull' ? trace(root, pullCall().name).value : fn('subscriber').body.name,
+      );
+      // The backlog alerts follow the subscriptions, pushed or pulled.
+      const call = root.calls.get('monitoring') ?? {};
+      expect(tracedResource(root, call.events_subscription_name).block.name).toBe('push');
+      expect(tracedResource(root, call.dead_letter_store_subscription_name).block.name).toBe(
+        'store',
+      );
+    });
+  }
+
+  it('runs subscriberPull from the subscriber function build of the same archive, always on', () => {
+    const module = pullModule();
+    const service = pullService();
+    const built = findBlock(module, 'data', 'google_cloud_run_v2_service', 'built').body;
+    expect(tracedResource(module, built.name)).toMatchObject({
+      block: fn('subscriber'),
+      attribute: 'name',
+    });
+    const template = first(service.template);
+    const container = first(template.containers);
+    expect(container.image).toBe(
+      expr('data.google_cloud_run_v2_service.built.template[0].containers[0].image'),
+    );
+    expect(tracedResource(module, first(template.annotations)['lro/source-object'])).toMatchObject({
+      block: { type: 'google_storage_bucket_object', name: 'source' },
+      attribute: 'name',
+    });
+    // CPU always allocated (instance-based billing) and at least one instance.
+    expect(first(container.resources).cpu_idle).toBe(false);
+    const scaling = first(template.scaling);
+    expect(scaling.min_instance_count).toBe(expr('var.min_instances'));
+    expect(rootVariable(module, expr('var.min_instances'))).toBe('subscriber_pull_min_instances');
+    expect(JSON.stringify(module.variables.get('min_instances')?.validation)).toContain('>= 1');
+    expect(service.ingress).toBe('INGRESS_TRAFFIC_INTERNAL_ONLY');
+    // Runs as the subscriber; nobody may invoke it.
+    expect(tracedResource(module, template.service_account)).toMatchObject({
+      block: { type: 'google_service_account', name: 'subscriber' },
+      attribute: 'email',
+    });
+    const invokers = blocksOfType(modules, 'google_cloud_run_v2_service_iam_member').filter(
+      ({ block }) => String(block.body.name).includes('subscriber_pull'),
+    );
+    expect(invokers).toEqual([]);
+  });
+
+  it('selects the subscriberPull entry point and the subscriptions the runner reads, with the config schema', () => {
+    const module = pullModule();
+    const container = first(first(pullService().template).containers);
+    const env = new Map(
+      ((container.env as Body[] | undefined) ?? []).map((e) => [String(e.name), e.value]),
+    );
+    expect(env.get('FUNCTION_TARGET')).toBe('subscriberPull');
+    // The events subscription by name (Terraform's differs from the local convention).
+    expect(tracedResource(module, env.get('LRO_EVENTS_SUBSCRIPTION'))).toMatchObject({
+      block: { type: 'google_pubsub_subscription', name: 'push' },
+      attribute: 'name',
+    });
+    // The dead-letter store subscription by the convention the config computes.
+    const store = findBlock(
+      child('dead_letter_store'),
+      'resource',
+      'google_pubsub_subscription',
+      'store',
+    ).body;
+    expect(store.name).toBe(`${expr('var.dead_letter_topic_name')}-store`);
+    expect(
+      loadConfigFor({ LRO_DEAD_LETTER_TOPIC: 'x-dead-letter' }).subscriptions.deadLetterStore,
+    ).toBe('x-dead-letter-store');
+    // The rest of its environment is the subscriber function's.
+    const dynamicEnv = dynamicBlock(container, 'env');
+    expect(dynamicEnv.for_each).toBe(expr('var.environment'));
+    const environment = trace(module, dynamicEnv.for_each);
+    expect(environment.module.dir).toBe('infra/functions');
+    expect(environment.value).toBe(child('functions').locals.common_environment);
+    const keys = [...env.keys(), ...Object.keys(asBody(environment.value))];
+    const known = new Set<string>(configVariableNames);
+    for (const key of keys) expect(known.has(key), `${key} is not in the config schema`).toBe(true);
+    for (const key of requiredInCloud) expect(keys, key).toContain(key);
+    for (const key of forbiddenInCloud) expect(keys, key).not.toContain(key);
   });
 });

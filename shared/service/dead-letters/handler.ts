@@ -10,6 +10,7 @@
 import { toLroError, unavailable } from '../../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../../sdk/log.js';
 import type { EventMessage } from '../events/messages.js';
+import { DEAD_LETTER_STORE_SUFFIX } from '../runtime/config.js';
 import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import {
   autoReplaysOf,
@@ -21,8 +22,8 @@ import {
 } from './record.js';
 import { autoReplayTime, isTransient } from './replay.js';
 
-/** Suffix of the push subscription on the dead-letter topic (`{dead-letter topic}-store`). */
-export const DEAD_LETTER_STORE_SUFFIX = '-store';
+// Suffix of the store subscription on the dead-letter topic (`{dead-letter topic}-store`).
+export { DEAD_LETTER_STORE_SUFFIX };
 
 export interface DeadLetterDeps {
   store: Pick<DeadLetterStore, 'put' | 'lastFailure' | 'forgetFailure'>;

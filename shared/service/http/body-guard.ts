@@ -37,10 +37,11 @@ export interface BodyGuardOptions {
   json?: boolean;
 }
 
-/** The body limits of the three functions. */
+/** The body limits of the functions. */
 export const bodyLimits = {
   operations: { maxBytes: defaults.httpBodyMaxBytes },
   subscriber: { maxBytes: defaults.pushBodyMaxBytes, json: true },
+  subscriberPull: { maxBytes: defaults.httpBodyMaxBytes },
   sweeper: { maxBytes: defaults.httpBodyMaxBytes },
 } as const satisfies Record<string, BodyGuardOptions>;
 

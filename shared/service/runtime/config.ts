@@ -7,6 +7,16 @@ import { DeadlineDefaultSchema, HeartbeatTimeoutSchema } from '../../sdk/deadlin
 import { defaults } from '../../sdk/defaults.js';
 import { DurationMs, formatDuration } from '../../sdk/duration.js';
 
+/**
+ * Suffix of the events topic's subscription to the subscriber (`{events topic}-subscriber`), the
+ * name the local stack gives it and the pull runner reads unless LRO_EVENTS_SUBSCRIPTION names
+ * another.
+ */
+export const EVENTS_SUBSCRIPTION_SUFFIX = '-subscriber';
+
+/** Suffix of the dead-letter topic's subscription that stores dead letters (`{topic}-store`). */
+export const DEAD_LETTER_STORE_SUFFIX = '-store';
+
 const name = z.string().regex(/^[A-Za-z][A-Za-z0-9._~%+-]{0,254}$/, 'not a valid resource name');
 const hostPort = z.string().regex(/^[^\s:]+:\d{1,5}$/, 'must be host:port');
 const flag = z.enum(['true', 'false', '1', '0']).transform((v) => v === 'true' || v === '1');
@@ -29,6 +39,12 @@ export const ConfigEnvSchema = z.object({
   LRO_DEAD_LETTER_TOPIC: name.default('lro-events-dead-letter'),
   /** Topic of the wake-ups (docs/contracts.md, contract 10): one per ended operation, for waits. */
   LRO_WAKEUPS_TOPIC: name.default('lro-wakeups'),
+  /**
+   * The events topic's subscription that the pull subscriber (`subscriberPull`) reads; default
+   * `{LRO_EVENTS_TOPIC}-subscriber`. Its dead-letter store subscription is always
+   * `{LRO_DEAD_LETTER_TOPIC}-store`. The push subscriber does not read it.
+   */
+  LRO_EVENTS_SUBSCRIPTION: name.optional(),
   /** How long finished operations are kept (a Duration such as "2592000s"). */
   LRO_RETENTION: DurationMs.prefault(formatDuration(defaults.retentionSeconds * 1000)),
   /** Wait timeout when the request gives none, and the cap of any requested one. */
@@ -86,6 +102,11 @@ export interface Config {
     readonly notifications: string;
     readonly deadLetter: string;
     readonly wakeups: string;
+  };
+  /** The subscriptions the pull subscriber reads (the push subscriber is pushed to instead). */
+  readonly subscriptions: {
+    readonly events: string;
+    readonly deadLetterStore: string;
   };
   readonly pubsubEmulatorHost: string | undefined;
   readonly retentionMs: number;
@@ -145,6 +166,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       notifications: e.LRO_NOTIFICATIONS_TOPIC,
       deadLetter: e.LRO_DEAD_LETTER_TOPIC,
       wakeups: e.LRO_WAKEUPS_TOPIC,
+    },
+    subscriptions: {
+      events: e.LRO_EVENTS_SUBSCRIPTION ?? `${e.LRO_EVENTS_TOPIC}${EVENTS_SUBSCRIPTION_SUFFIX}`,
+      deadLetterStore: `${e.LRO_DEAD_LETTER_TOPIC}${DEAD_LETTER_STORE_SUFFIX}`,
     },
     pubsubEmulatorHost: e.PUBSUB_EMULATOR_HOST,
     retentionMs: e.LRO_RETENTION,

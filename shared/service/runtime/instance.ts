@@ -3,8 +3,8 @@
  * event, or the warm-up before traffic), and released on shutdown: the config (parsed once), the
  * stores (one Bigtable client: `openStores`), the Pub/Sub client, and what each function adds to
  * them: the operations API its waiter and notification listeners, the subscriber and the sweeper
- * their topics. The three entry points in functions/ take their services from here and only
- * register their handlers.
+ * their topics, the pull subscriber its streams. The entry points in functions/ take their
+ * services from here and only register their handlers.
  *
  * Shutdown (shutdown.ts): the API's pending waits are answered and its watches ended first
  * (`drain`); then the listeners' subscriptions are deleted, and the clients closed last
@@ -15,6 +15,7 @@ import { log } from '../../sdk/log.js';
 import { Messaging } from '../../sdk/messaging.js';
 import type { ApiServices } from '../api/services.js';
 import type { SubscriberServices } from '../events/delivery.js';
+import { Puller } from '../events/puller.js';
 import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import type { BigtableOperationStore } from '../store/bigtable/operation-store.js';
 import { openStores as openBigtable } from '../store/bigtable/stores.js';
@@ -50,6 +51,7 @@ export class Instance {
   private client: Messaging | undefined;
   private apiServices: ApiServices | undefined;
   private subscriberServices: SubscriberServices | undefined;
+  private pullRunner: Puller | undefined;
   private sweeperDeps: SweeperDeps | undefined;
   /** Notification listeners, closed before the clients. */
   private readonly listeners: { close(): Promise<void> }[] = [];
@@ -142,6 +144,26 @@ export class Instance {
       };
     }
     return this.subscriberServices;
+  }
+
+  /**
+   * The pull subscriber (events/puller.ts), started: it streams the events and dead-letter store
+   * subscriptions into the subscriber's handlers. On shutdown it stops pulling and finishes the
+   * messages in its handlers (`drain`), before the clients close.
+   */
+  puller(): Puller {
+    if (!this.pullRunner) {
+      const config = this.config();
+      const puller = new Puller({
+        messaging: this.messaging(),
+        subscriptions: config.subscriptions,
+        services: () => this.subscriber(),
+      });
+      this.pullRunner = puller;
+      onShutdown('drain', () => puller.stop());
+      puller.start();
+    }
+    return this.pullRunner;
   }
 
   /** The sweeper function's services. */
