@@ -104,10 +104,24 @@ variable "memory" {
   default     = "768Mi"
 }
 
+# The image must be read once the function's build of the current archive is done. A data source
+# whose arguments are all known is read while planning, before anything is applied: on a first
+# apply the function's service would not exist yet, and on a new archive it would give the
+# previous build's image. So its name comes through this resource, which is applied after the
+# function (its input names it) and whose output is unknown while planning a change of the archive
+# (and on the first apply): the read then waits for the apply. With nothing changed, the output is
+# known and a second plan shows no change.
+resource "terraform_data" "build" {
+  input = {
+    function = var.built_function_name
+    source   = var.source_object
+  }
+}
+
 data "google_cloud_run_v2_service" "built" {
   project  = var.project_id
   location = var.region
-  name     = var.built_function_name
+  name     = terraform_data.build.output.function
 }
 
 resource "google_cloud_run_v2_service" "pull" {

@@ -378,6 +378,11 @@ const otherProviderSchemas: Record<string, SchemaObject> = {
       },
     ],
   ]),
+  // Terraform's own (built in since 1.4, no provider to declare): terraform_data.
+  terraform_data: new Map<string, SchemaField>([
+    ['input', { required: false }],
+    ['triggers_replace', { required: false }],
+  ]),
   // hashicorp/archive 2.x, data source archive_file.
   'data.archive_file': new Map<string, SchemaField>([
     ['type', { required: true }],
@@ -1556,6 +1561,8 @@ describe('a first apply on an empty project', () => {
         }
       }
       for (const block of module.blocks) {
+        // terraform_data is Terraform's own: nothing to declare.
+        if (block.type === 'terraform_data') continue;
         const provider = block.type.split('_')[0] ?? '';
         expect(declared.has(provider), `${module.dir || 'root'}: ${block.type}`).toBe(true);
       }
@@ -1831,8 +1838,18 @@ describe('subscriber delivery (push or pull)', () => {
     const module = pullModule();
     const service = pullService();
     const built = findBlock(module, 'data', 'google_cloud_run_v2_service', 'built').body;
-    expect(tracedResource(module, built.name)).toMatchObject({
+    // The image is read through terraform_data.build, applied after the function and unknown
+    // while planning a new archive, so that the read waits for the function's new build.
+    expect(built.name).toBe(expr('terraform_data.build.output.function'));
+    expect(built.depends_on).toBeUndefined();
+    const build = findBlock(module, 'resource', 'terraform_data', 'build').body;
+    const input = build.input as Record<string, unknown>;
+    expect(tracedResource(module, input.function)).toMatchObject({
       block: fn('subscriber'),
+      attribute: 'name',
+    });
+    expect(tracedResource(module, input.source)).toMatchObject({
+      block: { type: 'google_storage_bucket_object', name: 'source' },
       attribute: 'name',
     });
     const template = first(service.template);
