@@ -85,8 +85,11 @@ describe('shutdown of the pull subscriber', () => {
           response: result(`r${i}`),
         });
       }
-      expect(fn.output()).toContain(
-        `"message":"pull subscriber stopped","acked":${EVENTS},"nacked":0`,
+      await until(
+        () =>
+          fn.output().includes(`"message":"pull subscriber stopped","acked":${EVENTS},"nacked":0`),
+        10_000,
+        'the "pull subscriber stopped" log line',
       );
     } finally {
       bigtable.resume();

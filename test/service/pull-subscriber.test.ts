@@ -116,7 +116,12 @@ describe('the pull subscriber', () => {
     expect(
       collector.notifications.filter((n) => n.operation.name === operation.name).map((n) => n.type),
     ).toEqual(['metadata', 'succeeded']);
-    expect(fn.output()).toContain('"message":"event applied"');
+    // Each line is written once its change is announced: it may come after the notification.
+    await until(
+      () => fn.output().includes('"message":"event applied"'),
+      10_000,
+      'the "event applied" log line',
+    );
   });
 
   it('nacks a delivery whose change could not be announced; the redelivery announces it, applied once', async () => {
@@ -136,7 +141,11 @@ describe('the pull subscriber', () => {
       30_000,
       'the delivery nacked',
     );
-    expect(fn.output()).toContain('change applied but not announced');
+    await until(
+      () => fn.output().includes('change applied but not announced'),
+      10_000,
+      'the "change applied but not announced" log line',
+    );
     expect((await stores.operations.get(operation.name)).operation.done).toBe(true);
 
     // The topic is back: a redelivery announces the stored state.
@@ -177,7 +186,12 @@ describe('the pull subscriber', () => {
     expect(entry.data.toString()).toBe('not an event');
     expect(entry.reason).toMatch(/json/i);
     expect(fn.output()).toContain('"message":"event dead-lettered"');
-    expect(fn.output()).toContain('"message":"dead letter stored"');
+    // Logged once the entry is stored, so it may reach the output after the test saw the entry.
+    await until(
+      () => fn.output().includes('"message":"dead letter stored"'),
+      10_000,
+      'the "dead letter stored" log line',
+    );
     // The keeping subscription has it too, as with push.
     const kept: string[] = [];
     const listener = messaging.listen(stack.deadLetterSubscription, (m) => {
