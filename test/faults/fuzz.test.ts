@@ -27,6 +27,11 @@ import {
 let s: FaultStack;
 /** Operations the HTTP fuzzing may address: running, succeeded and failed. */
 const seeded: string[] = [];
+/**
+ * A succeeded operation the fuzzing never addresses (it may delete or cancel the seeded ones, as
+ * any client may): read at the end to show the API still answers with what is stored.
+ */
+let sentinel = '';
 
 beforeAll(async () => {
   // Short wait limits, so that a fuzzed :wait, :batchWait or :watch returns within seconds.
@@ -39,6 +44,8 @@ beforeAll(async () => {
   }
   await s.store.complete(seeded[1] as string, { response: result('seeded') });
   await s.store.complete(seeded[2] as string, { error: { code: 5, message: 'seeded failure' } });
+  sentinel = (await createOperation(s.api.url, progress(9))).name;
+  await s.store.complete(sentinel, { response: result('sentinel') });
 });
 
 afterAll(async () => {
@@ -268,8 +275,14 @@ describe('HTTP API under arbitrary requests', () => {
     expect(s.api.process.exitCode).toBeNull();
     const list = await rawRequest(s.api.url, 'GET', '/v1/operations?pageSize=5');
     expect(list.status).toBe(200);
-    const get = await rawRequest(s.api.url, 'GET', `/v1/${seeded[1]}`);
-    expect((get.json as Operation).response).toEqual(result('seeded'));
+    const get = await rawRequest(s.api.url, 'GET', `/v1/${sentinel}`);
+    expect(get.status, get.text).toBe(200);
+    expect(get.json as Operation).toEqual({
+      name: sentinel,
+      done: true,
+      metadata: progress(9),
+      response: result('sentinel'),
+    });
   });
 });
 
