@@ -6,12 +6,12 @@
  * retry or dead-letter. The log lines carry the push request's trace.
  */
 import type { CloudEvent } from '@google-cloud/functions-framework';
-import { log } from '../../sdk/log.js';
+import { type Logger, log } from '../../sdk/log.js';
 import { isDeadLetterDelivery, storeDeadLetter } from '../dead-letters/handler.js';
 import { leaveFrameworkDomain } from '../http/framework-domain.js';
 import { traceFields, withFields } from '../runtime/trace.js';
 import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
-import type { SubscriberDeps } from './messages.js';
+import type { EventMessage, SubscriberDeps } from './messages.js';
 import { eventMessageOf, handleEventMessage } from './subscriber.js';
 
 /** What the subscriber function uses: its deps, the dead-letter store, the project (traces). */
@@ -41,8 +41,26 @@ export async function handleDelivery(
     traceparent: typeof event.traceparent === 'string' ? event.traceparent : undefined,
   });
   const logger = withFields(shared.log ?? log, trace);
-  if (isDeadLetterDelivery(event, shared.topics.deadLetter)) {
-    // A push of the dead-letter topic: keep the message (docs/contracts.md, contract 6), never apply it.
+  await handleMessage(
+    message,
+    isDeadLetterDelivery(event, shared.topics.deadLetter),
+    shared,
+    logger,
+  );
+}
+
+/**
+ * One Pub/Sub message, pushed or pulled (puller.ts): a message of the dead-letter topic is kept
+ * (docs/contracts.md, contract 6), never applied; any other is an event to apply. Rejects when the
+ * message must be delivered again.
+ */
+export async function handleMessage(
+  message: EventMessage,
+  deadLetter: boolean,
+  shared: SubscriberServices,
+  logger: Logger,
+): Promise<void> {
+  if (deadLetter) {
     await storeDeadLetter(message, { store: shared.deadLetters, log: logger });
     return;
   }

@@ -5,8 +5,8 @@
  *
  * Two streaming pulls: the events subscription, whose messages go to `handleEventMessage`, and
  * the dead-letter store subscription (`{dead-letter topic}-store`), whose messages go to
- * `storeDeadLetter`: the very functions the push path calls, with the same logs, notifications
- * and idempotence. What the push path answers 2xx for is acked; what it answers 5xx for (the
+ * `storeDeadLetter`, both through the push path's `handleMessage` (delivery.ts): the same logs,
+ * notifications and idempotence. What the push path answers 2xx for is acked; what it answers 5xx for (the
  * handler rejects) is nacked, so that Pub/Sub redelivers it with the subscription's retry policy
  * and its dead-letter policy still ends the retries.
  *
@@ -23,10 +23,8 @@ import { defaults } from '../../sdk/defaults.js';
 import { toLroError } from '../../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../../sdk/log.js';
 import type { Listener, Messaging, ReceivedMessage } from '../../sdk/messaging.js';
-import { storeDeadLetter } from '../dead-letters/handler.js';
-import type { SubscriberServices } from './delivery.js';
+import { handleMessage, type SubscriberServices } from './delivery.js';
 import type { EventMessage } from './messages.js';
-import { handleEventMessage } from './subscriber.js';
 
 /** Which handler a subscription's messages go to. */
 export type PullSource = 'events' | 'deadLetters';
@@ -134,12 +132,12 @@ class PullStream {
     };
     try {
       const services = this.options.services();
-      const log = services.log ?? this.options.log;
-      if (this.source === 'deadLetters') {
-        await storeDeadLetter(message, { store: services.deadLetters, log });
-      } else {
-        await handleEventMessage(message, { ...services, log });
-      }
+      await handleMessage(
+        message,
+        this.source === 'deadLetters',
+        services,
+        services.log ?? this.options.log,
+      );
       received.ack();
       this.status.acked++;
     } catch (err) {
