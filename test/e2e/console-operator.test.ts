@@ -264,7 +264,15 @@ describe('one operation', () => {
       expect(await page.$eval('#time-ended', (e) => e.textContent)).toMatch(/, after .+$/);
       expect(await page.$eval('#cancel', (e) => (e as HTMLButtonElement).hidden)).toBe(true);
       expect(await page.$eval('#time-cancel', (e) => e.textContent)).not.toContain('not ended');
-      await page.waitForSelector('#history li[data-outcome="APPLIED"] strong', WAIT);
+      // The page fetches the history again after the change it was told of; the metadata entry
+      // is there already, so wait for the new one, not for any applied entry.
+      await page.waitForFunction(
+        () =>
+          [...document.querySelectorAll('#history li strong')].some(
+            (e) => e.textContent === 'failed',
+          ),
+        WAIT,
+      );
       expect(
         await page.$$eval('#history li strong', (items) => items.map((e) => e.textContent)),
       ).toEqual(['failed', 'metadata']);
