@@ -13,6 +13,7 @@
 import * as functions from '@google-cloud/functions-framework';
 import { log } from '../shared/sdk/log.js';
 import { pullStatusHandler } from '../shared/service/events/pull-status.js';
+import { eventDecodingWarmUp } from '../shared/service/events/subscriber.js';
 import { installBodyGuard } from '../shared/service/http/body-guard.js';
 import { frameworkTarget } from '../shared/service/http/push-guard.js';
 import { instance } from '../shared/service/runtime/instance.js';
@@ -27,7 +28,7 @@ functions.http(
   TARGET,
   pullStatusHandler(() => instance.puller()),
 );
-instance.warmUp(TARGET, () => instance.subscriber());
+instance.warmUp(TARGET, () => instance.subscriber(), [eventDecodingWarmUp()]);
 if (frameworkTarget(process.argv, process.env) === TARGET) {
   try {
     instance.puller();

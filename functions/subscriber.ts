@@ -6,6 +6,7 @@
  */
 import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
 import { handleDelivery } from '../shared/service/events/delivery.js';
+import { eventDecodingWarmUp } from '../shared/service/events/subscriber.js';
 import { installBodyGuard } from '../shared/service/http/body-guard.js';
 import { installPushGuard } from '../shared/service/http/push-guard.js';
 import { instance } from '../shared/service/runtime/instance.js';
@@ -20,4 +21,4 @@ installBodyGuard('subscriber');
 cloudEvent('subscriber', (event: CloudEvent<unknown>) =>
   handleDelivery(event, () => instance.subscriber()),
 );
-instance.warmUp('subscriber', () => instance.subscriber());
+instance.warmUp('subscriber', () => instance.subscriber(), [eventDecodingWarmUp()]);

@@ -32,10 +32,16 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import { Code, LroError, toLroError, unavailable } from '../../sdk/errors.js';
-import { decodeEvent, type HeartbeatEvent, type WorkerEvent } from '../../sdk/events.js';
+import {
+  decodeEvent,
+  eventAttributes,
+  type HeartbeatEvent,
+  type WorkerEvent,
+} from '../../sdk/events.js';
 import { log as defaultLog, type Logger } from '../../sdk/log.js';
 import type { Operation } from '../../sdk/model.js';
 import { announce, type NotificationType } from '../../sdk/notifications.js';
+import type { WarmUpStep } from '../runtime/warm-up.js';
 import { type HistoryEntry, type HistoryOutcome, historyEntryOf } from '../store/event-history.js';
 import type { OperationStore, Outcome, WriteResult } from '../store/store.js';
 import { applyHeartbeat } from './heartbeats.js';
@@ -345,4 +351,35 @@ export function eventMessageOf(received: unknown): EventMessage | undefined {
       : { data, attributes, messageId };
   }
   return undefined;
+}
+
+/**
+ * A warm-up step (shared/service/runtime/warm-up.ts): decodes an event of each type, so that the
+ * first delivery does not pay for building the schema's parsers. It runs once the other steps'
+ * calls are sent, while they wait for their answers.
+ */
+export function eventDecodingWarmUp(): WarmUpStep {
+  return {
+    name: 'event decoding',
+    run: async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      const envelope = {
+        version: 1,
+        operation: 'operations/warm-up',
+        eventId: 'warm-up',
+        emitTime: '2026-01-01T00:00:00.000Z',
+      } as const;
+      const any = { '@type': 'type.googleapis.com/google.protobuf.Empty' };
+      const samples: WorkerEvent[] = [
+        { ...envelope, type: 'metadata', metadata: any },
+        { ...envelope, type: 'heartbeat' },
+        { ...envelope, type: 'succeeded', response: any },
+        { ...envelope, type: 'failed', error: { code: 2, message: 'warm-up' } },
+      ];
+      for (const event of samples) {
+        const decoded = decodeEvent(Buffer.from(JSON.stringify(event)), eventAttributes(event));
+        if (!decoded.ok) throw new Error(`warm-up event not decoded: ${decoded.reason}`);
+      }
+    },
+  };
 }

@@ -23,7 +23,7 @@ import type { SweeperDeps } from '../sweeper/sweeper.js';
 import { NotificationHub, Waiter } from '../wait/waiter.js';
 import { type Config, loadConfig } from './config.js';
 import { onShutdown } from './shutdown.js';
-import { firstCalls, onWarmUp } from './warm-up.js';
+import { firstCalls, onWarmUp, type WarmUpStep } from './warm-up.js';
 
 /** The stores of an instance: the operation store and the dead-letter store, one client. */
 export interface Stores {
@@ -187,16 +187,20 @@ export class Instance {
 
   /**
    * Warms the instance serving `target` before traffic (warm-up.ts): builds the function's
-   * services with `build`, then makes the first calls of its store and publisher.
+   * services with `build`, then makes the first calls of its store and publisher, and runs `more`
+   * (steps of the function's own, such as decoding an event).
    */
-  warmUp(target: string, build: () => unknown): void {
+  warmUp(target: string, build: () => unknown, more: readonly WarmUpStep[] = []): void {
     onWarmUp(target, () => {
       build();
-      return firstCalls({
-        store: this.stores().store,
-        messaging: this.messaging(),
-        topic: this.config().topics.notifications,
-      });
+      return [
+        ...firstCalls({
+          store: this.stores().store,
+          messaging: this.messaging(),
+          topic: this.config().topics.notifications,
+        }),
+        ...more,
+      ];
     });
   }
 

@@ -187,16 +187,22 @@ export async function readRow(
   id: string,
   extraColumn?: string,
 ): Promise<Cells | undefined> {
-  const filter =
-    extraColumn === undefined
-      ? STATE_CELLS
-      : [
-          { family: STATE },
-          { interleave: [[STATE_RANGE], [{ column: extraColumn }]] },
-          { column: { cellLimit: 1 } },
-        ];
-  const [row] = await table.access.read({ keys: [table.keys.operation(id)], filter });
+  const [row] = await table.access.read({
+    keys: [table.keys.operation(id)],
+    filter: rowFilter(extraColumn),
+  });
   return row && cellsOf(row);
+}
+
+/** The filter of readRow: the newest state cells, and `extraColumn` when given. */
+export function rowFilter(extraColumn?: string): unknown {
+  return extraColumn === undefined
+    ? STATE_CELLS
+    : [
+        { family: STATE },
+        { interleave: [[STATE_RANGE], [{ column: extraColumn }]] },
+        { column: { cellLimit: 1 } },
+      ];
 }
 
 /** The live operation, if any. */

@@ -54,6 +54,7 @@ import {
   livenessOf,
   readCells,
   readRow,
+  rowFilter,
   STATE_COLUMNS,
   STATE_RANGE,
   type TableContext,
@@ -62,7 +63,7 @@ import {
   toRecord,
 } from './columns.js';
 import { historyMutations } from './history.js';
-import { padMs, RUNNING_TIMESTAMP_MICROS, STATE } from './keys.js';
+import { padMs, prefixEnd, RUNNING_TIMESTAMP_MICROS, STATE } from './keys.js';
 import { dateTimeIndex } from './time-index.js';
 
 const COMPLETE_ATTEMPTS = 8;
@@ -363,4 +364,50 @@ export async function expire(table: TableContext, name: string, now: Date): Prom
     if (written) return { state: 'ended', operation: written, limit: due.limit, reads };
   }
   throw new LroError(Code.ABORTED, `operation ${name} kept changing; retry`);
+}
+
+/**
+ * The first calls of an event's read and conditional write, made on `key`, a row no operation
+ * uses, and writing nothing (an instance's warm-up, shared/service/runtime/warm-up.ts). The
+ * requests have the shapes of an event's (a chain of filters with an interleave, value ranges
+ * and a condition; a family delete and a cell insert), because the client libraries build the
+ * encoder of each message type on its first use: about 10 ms of CPU that a first event would pay
+ * otherwise. The predicate needs the operation's creation cell, which `key` never has, so the
+ * write takes the empty onNoMatch. One read also asks for the creation cell of one operation,
+ * if any exists, so that decoding an answer with cells is not a first caller's either.
+ */
+export async function warmUp(table: TableContext, key: string, timeoutMs: number): Promise<void> {
+  const options = { timeoutMs };
+  const seen = eventColumn('warm-up');
+  const operations = table.keys.operations();
+  const newer = [...column('K'), { value: { start: { value: '~', inclusive: true } } }];
+  // At once: the calls share the client's start, then go out together.
+  await Promise.all([
+    table.access.read({ keys: [key], filter: rowFilter(seen) }, options),
+    table.access.read(
+      {
+        ranges: [
+          {
+            start: { value: operations, inclusive: true },
+            end: { value: prefixEnd(operations), inclusive: false },
+          },
+        ],
+        limit: 1,
+        filter: column('C'),
+      },
+      options,
+    ),
+    table.access.checkAndMutate(
+      key,
+      unchangedFilter([{ interleave: [column('D'), newer, column(seen)] }], seen),
+      {
+        onMatch: [
+          { method: 'delete', data: [STATE] },
+          insert({ U: '0' }, RUNNING_TIMESTAMP_MICROS),
+        ],
+        onNoMatch: [],
+      },
+      options,
+    ),
+  ]);
 }

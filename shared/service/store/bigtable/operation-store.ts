@@ -56,7 +56,7 @@ import type {
 } from '../store.js';
 import { BigtableAccess } from './access.js';
 import { addChild, traverse } from './children.js';
-import { column, createCells, find, livenessOf, type TableContext } from './columns.js';
+import { createCells, find, livenessOf, type TableContext } from './columns.js';
 import * as due from './due-index.js';
 import { readHistory, recordHistory } from './history.js';
 import { Keys, RUNNING_TIMESTAMP_MICROS } from './keys.js';
@@ -236,18 +236,11 @@ export class BigtableOperationStore implements OperationStore {
 
   /**
    * Makes the first calls of the read and conditional-write paths (credentials, the gapic client,
-   * the channel) on a row no operation uses, and writes nothing: a ReadRows of that row and a
-   * CheckAndMutateRow whose only mutation is on a predicate match, which an absent row never has.
-   * For an instance's start (shared/service/runtime/warm-up.ts); rejects as the calls do.
+   * the channel, each request's encoder) on a row no operation uses, and writes nothing
+   * (operation-rows.ts's warmUp). For an instance's start (shared/service/runtime/warm-up.ts);
+   * rejects as the calls do.
    */
-  async warmUp(timeoutMs: number): Promise<void> {
-    const key = `${this.table.keys.prefix}~warm-up`;
-    await this.table.access.read({ keys: [key], filter: column('C') }, { timeoutMs });
-    await this.table.access.checkAndMutate(
-      key,
-      column('C'),
-      { onMatch: [{ method: 'delete' }], onNoMatch: [] },
-      { timeoutMs },
-    );
+  warmUp(timeoutMs: number): Promise<void> {
+    return rows.warmUp(this.table, `${this.table.keys.prefix}~warm-up`, timeoutMs);
   }
 }
