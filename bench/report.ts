@@ -64,6 +64,7 @@ export function report(results: BenchResults): string {
     '|---|---|---|---|',
     ...stageRows(['stages'], m.stages),
     `| **wake-up, end to end** | ${pct(['wake', 'wake-up wait', 'latencyMs'], ours.latencyMs)} |`,
+    `| after the push: push received → response received | ${pct(['stages', 'afterPush'], m.stages.afterPush)} |`,
     `| events in the subscriber when a push arrived (p50 / max) | ${m.stages.subscriberInFlight.p50} / ${m.stages.subscriberInFlight.max} | | |`,
     `| floor, same run: publish → push to a no-op endpoint | ${pct(['floor', 'pubsubPushMs'], m.floor.pubsubPushMs)} |`,
     `| floor, same run: Bigtable conditional write | ${pct(['floor', 'bigtableConditionalWriteMs'], m.floor.bigtableConditionalWriteMs)} |`,
@@ -76,6 +77,9 @@ export function report(results: BenchResults): string {
       return `| ${st.label} | ${round(x.p50)} | ${round(x.p95)} | ${round(x.p99)} |`;
     }),
     `| **wake-up, end to end** | ${round(fresh.latencyMs.p50)} | ${round(fresh.latencyMs.p95)} | ${round(fresh.latencyMs.p99)} |`,
+    `| after the push: push received → response received | ${round(fresh.stages.afterPush.p50)} | ${round(fresh.stages.afterPush.p95)} | ${round(fresh.stages.afterPush.p99)} |`,
+    `| events in the subscriber when a push arrived (p50 / max) | ${fresh.stages.subscriberInFlight.p50} / ${fresh.stages.subscriberInFlight.max} | | |`,
+    `| fresh p99 / warm p99 (the runs' median): end to end; after the push | ${round(fresh.latencyMs.p99 / ours.latencyMs.p99, 2)}× | ${round(fresh.stages.afterPush.p99 / m.stages.afterPush.p99, 2)}× | |`,
     '',
     `| saturation: ${SATURATION_PER_SECOND} completions/s, ${SATURATION_WAITS} waits (${m.saturation.stages.woken} woken by a wake-up) | p50 ms | p95 ms | p99 ms |`,
     '|---|---|---|---|',

@@ -64,6 +64,8 @@ const stageBreakdown = z.strictObject({
   woken: figure,
   stages: z.record(z.enum(STAGE_KEYS), summary),
   subscriberInFlight: z.strictObject({ p50: figure, max: figure }),
+  /** Push received by the subscriber → response received by the caller. */
+  afterPush: summary,
 });
 
 const loopSnapshot = z.strictObject({

@@ -68,6 +68,12 @@ export interface StageBreakdown {
    * flight.
    */
   subscriberInFlight: { p50: number; max: number };
+  /**
+   * From the push received by the subscriber to the response received by the caller: what the
+   * functions (and the wake-up's delivery) add after Pub/Sub's push, which holds the emulator's
+   * own queue of at most two pushes in flight.
+   */
+  afterPush: Summary;
 }
 
 export function breakdown(wakes: WakeTimestamps[]): StageBreakdown {
@@ -76,6 +82,7 @@ export function breakdown(wakes: WakeTimestamps[]): StageBreakdown {
     number[]
   >;
   let woken = 0;
+  const afterPush: number[] = [];
   const spans: Array<[number, number]> = [];
   for (const wake of wakes) {
     const t = parseTimingHeader(wake.header);
@@ -86,6 +93,7 @@ export function breakdown(wakes: WakeTimestamps[]): StageBreakdown {
     if (!stages) continue;
     woken++;
     for (const s of STAGES) values[s.key].push(Math.max(0, stages[s.key]));
+    afterPush.push(Math.max(0, wake.doneAt - (t.received as number)));
   }
   const stages = Object.fromEntries(
     STAGES.map((s) => [s.key, roundSummary(summarize(values[s.key]))]),
@@ -99,6 +107,7 @@ export function breakdown(wakes: WakeTimestamps[]): StageBreakdown {
       p50: sortedFlight[Math.floor(sortedFlight.length / 2)] ?? Number.NaN,
       max: sortedFlight[sortedFlight.length - 1] ?? Number.NaN,
     },
+    afterPush: roundSummary(summarize(afterPush)),
   };
 }
 
