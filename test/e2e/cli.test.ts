@@ -338,7 +338,8 @@ describe('lro against a running stack', () => {
     child.stderr?.on('data', (c: Buffer) => {
       stderr += c.toString();
     });
-    const code = await new Promise((r) => child.once('exit', r));
+    // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipe.
+    const code = await new Promise((r) => child.once('close', r));
     expect(code).toBe(4);
     expect(stderr).toContain('the API cannot be reached');
   });

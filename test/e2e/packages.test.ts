@@ -182,7 +182,9 @@ function startConsumer(dir: string, args: string[], env: Record<string, string>)
   child.stderr?.on('data', (chunk) => {
     errors += String(chunk);
   });
-  const exited = new Promise<number | null>((done) => child.once('exit', (code) => done(code)));
+  // 'close', not 'exit': at 'exit' its last lines may still be unread in the pipe, and a wait
+  // for one of them would fail as if it had exited without printing it.
+  const exited = new Promise<number | null>((done) => child.once('close', (code) => done(code)));
   createInterface({ input: child.stdout as NodeJS.ReadableStream }).on('line', (text) => {
     let line: Record<string, any>;
     try {

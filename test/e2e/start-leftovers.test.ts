@@ -78,7 +78,8 @@ function start(dataDir: string, ports: Ports, extra: string[] = []): Run {
   child.stderr?.on('data', (c: Buffer) => {
     all += c.toString();
   });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipes.
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   return { child, output: () => all, stdout: () => out, exited };
 }
 

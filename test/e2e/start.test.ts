@@ -36,7 +36,8 @@ function spawnStart(args: string[], env: Record<string, string>): Started {
   child.stderr?.on('data', (chunk: Buffer) => {
     err += chunk.toString();
   });
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipes.
+  const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
   return { child, stdout: () => out, stderr: () => err, exited };
 }
 

@@ -35,7 +35,8 @@ function runWorker(
   child.stderr.on('data', (c: Buffer) => {
     stderr += c.toString();
   });
-  return new Promise((done) => child.once('exit', (code) => done({ code, stdout, stderr })));
+  // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipes.
+  return new Promise((done) => child.once('close', (code) => done({ code, stdout, stderr })));
 }
 
 describe('a worker’s first errors', () => {

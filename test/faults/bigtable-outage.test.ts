@@ -183,16 +183,23 @@ describe('Bigtable down past the delivery attempts', () => {
         error: { code: 9, message: 'input rejected', details: [] },
       });
 
-      // Each event applied exactly once (later deliveries, if any, were duplicates).
-      const subscriberLines = logLines(s.subscriber);
-      for (const event of events) {
-        const applied = subscriberLines.filter(
+      // Each event applied exactly once (later deliveries, if any, were duplicates). The line is
+      // written once the change is announced, and the wake-up can end the wait before that.
+      const appliedLines = (eventId: string) =>
+        logLines(s.subscriber).filter(
           (line) =>
             line.message === 'event applied' &&
-            line.eventId === event.eventId &&
+            line.eventId === eventId &&
             line.outcome === 'applied',
         );
-        expect(applied, `${event.eventId} applied`).toHaveLength(1);
+      await until(
+        () => events.every((event) => appliedLines(event.eventId).length > 0),
+        30_000,
+        'the "event applied" line of each event',
+      );
+      const subscriberLines = logLines(s.subscriber);
+      for (const event of events) {
+        expect(appliedLines(event.eventId), `${event.eventId} applied`).toHaveLength(1);
         // Kept with the error of its last delivery, which marked it for the automatic replay.
         const kept = subscriberLines.find(
           (line) => line.message === 'event dead-lettered' && line.operation === event.operation,
@@ -210,7 +217,12 @@ describe('Bigtable down past the delivery attempts', () => {
         20_000,
         'no dead letter left',
       );
-      expect(sweeper.output()).toContain('dead letter replayed automatically');
+      // The sweeper writes its line once the entry is removed, which the listing can see first.
+      await until(
+        () => sweeper.output().includes('dead letter replayed automatically'),
+        20_000,
+        "the sweeper's replay line",
+      );
     } finally {
       await worker.close();
     }

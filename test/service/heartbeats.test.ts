@@ -83,8 +83,12 @@ describe('heartbeat events', () => {
         30_000,
         'three heartbeats applied',
       );
-      // Alive now: a sweep at this moment leaves it running.
-      await sweep(sweeperDeps(Date.now()));
+      // Renewed: a sweep just before the timeout has passed since the last stored heartbeat
+      // leaves it running. (A sweep at the wall clock's now would end it whenever this process
+      // or the push stalled for the timeout's 1 s between two heartbeats.)
+      const { lastHeartbeatTime } = await s.store.get(operation.name);
+      expect(lastHeartbeatTime).toBeDefined();
+      await sweep(sweeperDeps((lastHeartbeatTime as Date).getTime() + 900));
       expect((await s.store.get(operation.name)).operation.done).toBe(false);
       await reporter.progress(progress(1));
       await until(() => appliedCount(operation.name, 'metadata') === 1, 30_000, 'progress');

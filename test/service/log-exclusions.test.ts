@@ -80,16 +80,24 @@ describe('log exclusions', () => {
 
   it("drop the subscriber's per-event lines from storage while the metrics still count them", async () => {
     const { operation } = await pipeline.store.create({});
-    await pipeline.publishEvent(
-      event(operation.name, 'metadata', { metadata: { '@type': 'type.googleapis.com/t.P' } }),
-    );
-    await pipeline.publishEvent(
-      event(operation.name, 'succeeded', { response: { '@type': 'type.googleapis.com/t.R' } }),
-    );
     const applied = () =>
       lines(pipeline.subscriber.output()).filter(
         (l) => l.message === 'event applied' && l.operation === operation.name,
       );
+    await pipeline.publishEvent(
+      event(operation.name, 'metadata', { metadata: { '@type': 'type.googleapis.com/t.P' } }),
+    );
+    // The events subscription is unordered: progress delivered after the success would find the
+    // operation done and be ignored, without an "event applied" line. The success goes once the
+    // progress has been applied.
+    await until(
+      () => applied().some((l) => l.type === 'metadata'),
+      30_000,
+      'the progress applied line',
+    );
+    await pipeline.publishEvent(
+      event(operation.name, 'succeeded', { response: { '@type': 'type.googleapis.com/t.R' } }),
+    );
     await until(() => applied().length >= 2, 30_000, 'two event applied lines');
     const byType = new Map(applied().map((l) => [l.type, entryOf(services.subscriber, l)]));
     const succeeded = byType.get('succeeded') as LogEntry;

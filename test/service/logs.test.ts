@@ -160,8 +160,16 @@ describe('subscriber log lines', () => {
       lines(s.subscriber.output()).filter(
         (l) => l.message === 'event applied' && l.operation === operation.name,
       );
-    await until(() => applied().length >= 2, 30_000, 'two event applied lines');
-    const [first, second] = applied();
+    // Each line is written once its change is announced: the failure, published once the progress
+    // was stored, can be announced (and logged) before the progress is. Taken by type, not order.
+    const ofType = (type: string) => applied().find((l) => l.type === type);
+    await until(
+      () => ofType('metadata') !== undefined && ofType('failed') !== undefined,
+      30_000,
+      'the event applied lines of both events',
+    );
+    const first = ofType('metadata');
+    const second = ofType('failed');
     expect(first).toMatchObject({
       severity: 'INFO',
       type: 'metadata',

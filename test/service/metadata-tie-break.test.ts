@@ -7,7 +7,13 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkerEventInput } from '../../shared/sdk/events.js';
-import { type EventStack, event, progress, startEventStack } from '../support/event-stack.js';
+import {
+  type EventStack,
+  event,
+  progress,
+  startEventStack,
+  until,
+} from '../support/event-stack.js';
 import { collectTopic, postPush, pushBody, type TopicCollector } from '../support/pipeline.js';
 
 let s: EventStack;
@@ -62,9 +68,17 @@ describe('metadata events with the same emitTime', () => {
     expect((await s.store.get(lowerFirst)).operation).toEqual(winner(lowerFirst));
     expect((await s.store.get(greaterFirst)).operation).toEqual(winner(greaterFirst));
 
-    await collector.settle();
     const announced = (name: string) =>
       collector.notifications.filter((n) => n.operation.name === name).map((n) => n.operation);
+    // Each change is announced before its push is answered, but may reach the collector after a
+    // marker published now (Pub/Sub promises no order): wait for the expected ones, then let the
+    // marker give any further one its chance to arrive.
+    await until(
+      () => announced(lowerFirst).length >= 2 && announced(greaterFirst).length >= 1,
+      30_000,
+      'the announcements',
+    );
+    await collector.settle();
     // Both changes of the first operation are announced (notifications carry no order).
     expect(announced(lowerFirst)).toHaveLength(2);
     expect(announced(lowerFirst)).toEqual(

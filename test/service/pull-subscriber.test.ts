@@ -104,18 +104,17 @@ describe('the pull subscriber', () => {
       metadata: progress(2),
       response: result('pulled'),
     };
+    // The progress is stored before it is announced: its notification can still be on its way,
+    // and come after the success's. Both are waited for, in either order.
+    const announced = () =>
+      collector.notifications.filter((n) => n.operation.name === operation.name).map((n) => n.type);
     await until(
-      () =>
-        collector.notifications.some(
-          (n) => n.operation.name === operation.name && n.type === 'succeeded',
-        ),
+      () => announced().includes('metadata') && announced().includes('succeeded'),
       30_000,
-      'the succeeded notification',
+      'the metadata and succeeded notifications',
     );
     expect((await stores.operations.get(operation.name)).operation).toEqual(done);
-    expect(
-      collector.notifications.filter((n) => n.operation.name === operation.name).map((n) => n.type),
-    ).toEqual(['metadata', 'succeeded']);
+    expect(announced().sort()).toEqual(['metadata', 'succeeded']);
     // Each line is written once its change is announced: it may come after the notification.
     await until(
       () => fn.output().includes('"message":"event applied"'),

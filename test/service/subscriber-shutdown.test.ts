@@ -118,8 +118,9 @@ describe('shutdown of the subscriber function', () => {
         ),
       );
       await held.accepted;
+      // 'close', not 'exit': at 'exit' the last log lines may still be unread in the pipes.
       const exit = new Promise<{ code: number | null; at: number }>((resolve) =>
-        fn.process.once('exit', (code) => resolve({ code, at: Date.now() })),
+        fn.process.once('close', (code) => resolve({ code, at: Date.now() })),
       );
       fn.process.kill('SIGTERM');
       await until(

@@ -11,7 +11,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Code } from '../../shared/sdk/errors.js';
 import type { WorkerEventInput } from '../../shared/sdk/events.js';
 import type { Operation } from '../../shared/sdk/model.js';
-import { type EventStack, event, progress, startEventStack } from '../support/event-stack.js';
+import {
+  type EventStack,
+  event,
+  progress,
+  startEventStack,
+  until,
+} from '../support/event-stack.js';
 import { type RunningFunction, startFunction } from '../support/functions.js';
 import { call } from '../support/operations-stack.js';
 import {
@@ -110,6 +116,14 @@ describe('conflicting terminal events, duplicated and shuffled', () => {
     );
     expect(statuses.filter((status) => status >= 300)).toEqual([]);
 
+    // Every end is announced before its push is answered; the collector may still receive it
+    // after a marker published now (Pub/Sub promises no order), so each is waited for, and the
+    // marker then gives later copies their chance to arrive.
+    const ended = (name: string) =>
+      collector.notifications.some(
+        (n) => n.operation.name === name && (n.type === 'succeeded' || n.type === 'failed'),
+      );
+    await until(() => names.every(ended), 30_000, 'the end of every operation announced');
     await collector.settle();
     for (const name of names) {
       const stored = (await s.store.get(name)).operation;

@@ -177,7 +177,8 @@ describe('watches', () => {
     const { operation } = await s.store.create({ metadata: progress(0) });
     const watch = openWatch(s, operation.name);
     await watch.seen((op) => stepOf(op) === 0);
-    expect(await s.watchSubscriptions()).toHaveLength(1);
+    const subscriptions = await s.watchSubscriptions();
+    expect(subscriptions).toHaveLength(1);
 
     // Five changes announced at once: each notification carries its state, so the watch sees
     // every one of them, which polling the row would not.
@@ -192,9 +193,22 @@ describe('watches', () => {
     expect(running.map(stepOf).sort()).toEqual([0, 1, 2, 3, 4, 5]);
     expect(watch.states.at(-1)).toEqual(record);
 
-    // The last watch ended: the subscription goes (after defaults.watchSubscriptionIdleMs).
-    await until(async () => (await s.watchSubscriptions()).length === 0, 30_000, 'no watch sub');
-    expect(s.fn.output()).toContain('notification listener removed: no follower left');
+    // The last watch ended: the subscription goes (after defaults.watchSubscriptionIdleMs). The
+    // line is written once the deletion is answered, which a listing may see first: wait for it.
+    await until(
+      () =>
+        s.fn
+          .output()
+          .split('\n')
+          .some(
+            (line) =>
+              line.includes('notification listener removed: no follower left') &&
+              line.includes(String(subscriptions[0])),
+          ),
+      30_000,
+      'the watch subscription removed',
+    );
+    expect(await s.watchSubscriptions()).toEqual([]);
   }, 60_000);
 
   it('with LRO_WATCH_MODE=poll a watch reads its row and opens no subscription', async () => {

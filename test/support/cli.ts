@@ -34,8 +34,9 @@ export function spawnLro(args: string[], url: string): LroRun {
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
+  // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipes.
   const done = new Promise<LroResult>((r) =>
-    child.once('exit', (code) => r({ code, stdout, stderr })),
+    child.once('close', (code) => r({ code, stdout, stderr })),
   );
   return { child, done, output: () => ({ code: child.exitCode, stdout, stderr }) };
 }

@@ -49,8 +49,9 @@ export function runScript(
     options.killAfterMs === undefined
       ? undefined
       : setTimeout(() => child.kill('SIGKILL'), options.killAfterMs);
+  // 'close', not 'exit': at 'exit' the last of its output may still be unread in the pipes.
   return new Promise((r) =>
-    child.once('exit', (code) => {
+    child.once('close', (code) => {
       clearTimeout(guard);
       r({ code, stdout, stderr, ms: Date.now() - started });
     }),
