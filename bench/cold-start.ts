@@ -2,10 +2,11 @@
  * `npm run bench:cold`: what a fresh function instance costs, for the deployed artifact
  * (dist/deploy: one bundle, warm-up before it listens) against the archive as it was built before
  * (the root package.json and lock, the compiled modules of dist/functions, dist/shared and
- * dist/console-app, no warm-up), in the same run and interleaved so that both see the same load.
+ * dist/console-app, no warm-up), and the same artifact without the compile cache its build step
+ * writes, in the same run and interleaved so that all three see the same load.
  *
  * Each variant is installed as Cloud Build installs it (`npm ci --omit=dev`, from the npm cache
- * where it can) into a directory of its own and run with its own functions framework, against the
+ * where it can, then the artifact's `gcp-build`) into a directory of its own and run with its own functions framework, against the
  * emulators (started here, or those named by BIGTABLE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST).
  * Per run, target and variant:
  *
@@ -42,8 +43,8 @@ import { httpJson, keepAliveAgent } from './http.js';
 import { round, rssMiB } from './stats.js';
 
 answerHelp(`Usage: npm run bench:cold
-  Compares the cold start of the deployed bundle (dist/deploy) with the plain compiled archive in
-  the same run: spawn to first answer, first request, idle memory, installed size. COLD_RUNS=N
+  Compares the cold start of the deployed bundle (dist/deploy; also without its compile cache)
+  with the plain compiled archive in the same run: spawn to first answer, first request, idle memory, installed size. COLD_RUNS=N
   rounds (default 5).`);
 
 const RUNS = Number(process.env.COLD_RUNS ?? '5');
@@ -58,7 +59,7 @@ const median = (values: number[]) => {
     : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 };
 
-type Variant = 'before' | 'artifact';
+type Variant = 'before' | 'artifact' | 'uncached';
 type Target = 'operations' | 'subscriber';
 
 /** The archive as it was: the root manifest and lock and the compiled modules. */
@@ -184,9 +185,13 @@ async function main() {
   const dirs: Record<Variant, string> = {
     before: join(work, 'before'),
     artifact: join(work, 'artifact'),
+    uncached: join(work, 'uncached'),
   };
-  say('installing both archives (npm ci --omit=dev)…');
+  say("installing both archives (npm ci --omit=dev, and the artifact's gcp-build)…");
   await Promise.all([installBefore(dirs.before), installArtifact(dirs.artifact)]);
+  // The same artifact without the compile cache its build step wrote: what the cache saves.
+  cpSync(dirs.artifact, dirs.uncached, { recursive: true });
+  rmSync(join(dirs.uncached, '.compile-cache'), { recursive: true, force: true });
   const sizes = {
     before: treeSize(dirs.before),
     artifact: treeSize(dirs.artifact),
@@ -236,13 +241,14 @@ async function main() {
       },
     };
     const samples: Record<Target, Record<Variant, Sample[]>> = {
-      operations: { before: [], artifact: [] },
-      subscriber: { before: [], artifact: [] },
+      operations: { before: [], artifact: [], uncached: [] },
+      subscriber: { before: [], artifact: [], uncached: [] },
     };
     const loads: number[] = [];
     for (let run = 0; run < RUNS; run++) {
-      // Alternate which variant goes first, so that neither always meets the same moment.
-      const order: Variant[] = run % 2 ? ['artifact', 'before'] : ['before', 'artifact'];
+      // Alternate the order, so that no variant always meets the same moment.
+      const order: Variant[] =
+        run % 2 ? ['artifact', 'uncached', 'before'] : ['before', 'uncached', 'artifact'];
       for (const target of ['operations', 'subscriber'] as const) {
         for (const variant of order) {
           loads.push(loadavg()[0] as number);
@@ -257,8 +263,8 @@ async function main() {
     }
     const figures: Record<string, unknown> = {};
     const rows: string[] = [
-      '| function | figure | before | artifact | ratio |',
-      '| --- | --- | --- | --- | --- |',
+      '| function | figure | before | artifact | ratio | artifact without compile cache |',
+      '| --- | --- | --- | --- | --- | --- |',
     ];
     for (const target of ['operations', 'subscriber'] as const) {
       const per: Record<string, unknown> = {};
@@ -270,6 +276,7 @@ async function main() {
       ] as const) {
         const before = median(samples[target].before.map((s) => s[key]));
         const artifact = median(samples[target].artifact.map((s) => s[key]));
+        const uncached = median(samples[target].uncached.map((s) => s[key]));
         // Ratio of the medians, and the median of the per-run ratios (each pair ran back to back).
         const pairRatios = samples[target].artifact.map(
           (s, i) => s[key] / (samples[target].before[i]?.[key] ?? Number.NaN),
@@ -279,16 +286,17 @@ async function main() {
           artifact: round(artifact),
           ratio: round(artifact / before, 2),
           pairedRatio: round(median(pairRatios), 2),
+          withoutCompileCache: round(uncached),
         };
         rows.push(
-          `| ${target} | ${key} | ${round(before)} | ${round(artifact)} | ${round(artifact / before, 2)}× |`,
+          `| ${target} | ${key} | ${round(before)} | ${round(artifact)} | ${round(artifact / before, 2)}× | ${round(uncached)} |`,
         );
       }
       figures[target] = per;
     }
     const mb = (b: number) => round(b / 1024 / 1024);
     rows.push(
-      `| both | installed MB (files) | ${mb(sizes.before.bytes)} (${sizes.before.files}) | ${mb(sizes.artifact.bytes)} (${sizes.artifact.files}) | ${round(sizes.artifact.bytes / sizes.before.bytes, 2)}× |`,
+      `| both | installed MB (files) | ${mb(sizes.before.bytes)} (${sizes.before.files}) | ${mb(sizes.artifact.bytes)} (${sizes.artifact.files}) | ${round(sizes.artifact.bytes / sizes.before.bytes, 2)}× | |`,
     );
     const result = {
       node: process.version,

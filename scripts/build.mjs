@@ -47,7 +47,16 @@ if (unknown !== undefined) {
 }
 const force = args.includes('--force');
 
-const SOURCE_DIRS = ['functions', 'shared', 'scripts', 'bin', 'bench', 'console', 'schema'];
+const SOURCE_DIRS = [
+  'functions',
+  'shared',
+  'scripts',
+  'bin',
+  'bench',
+  'console',
+  'schema',
+  'deploy',
+];
 const SOURCE_FILES = [
   'package.json',
   'package-lock.json',
@@ -70,6 +79,7 @@ const OUTPUTS = [
   'packages/worker/dist/worker.js',
   'packages/worker/dist/event.schema.json',
   'dist/deploy/dist/functions/index.js',
+  'dist/deploy/dist/functions/bundle.js',
 ];
 /** The console's static files (console/), copied as they are into dist/console-app/. */
 const CONSOLE_ASSETS = ['index.html', 'style.css', 'favicon.svg'];
