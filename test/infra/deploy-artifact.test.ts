@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installArtifact, treeSize } from '../../scripts/build-deploy.js';
 import { stackNames } from '../../shared/local/provision.js';
@@ -137,8 +137,11 @@ describe('the deployed archive', () => {
       expect(existsSync(join(dir, 'node_modules', pkg)), pkg).toBe(false);
     }
     expect(treeSize(dir).bytes).toBeLessThan(50 * 1024 * 1024);
-    // Nor is Bigtable's metrics export bundled (so never loaded): the bundle's sources say.
-    const map = JSON.parse(readFileSync(join(dir, `${manifest.main}.map`), 'utf8')) as {
+    // Nor is Bigtable's metrics export bundled (so never loaded): the bundle's sources say (the
+    // entry point, manifest.main, loads the bundle beside it).
+    const bundle = join(dir, dirname(manifest.main), 'bundle.js');
+    expect(readFileSync(join(dir, manifest.main), 'utf8')).toContain('"./bundle.js"');
+    const map = JSON.parse(readFileSync(`${bundle}.map`, 'utf8')) as {
       sources: string[];
     };
     const bundled = map.sources.join('\n');
