@@ -6,8 +6,9 @@
  * writes, in the same run and interleaved so that all three see the same load.
  *
  * Each variant is installed as Cloud Build installs it (`npm ci --omit=dev`, from the npm cache
- * where it can, then the artifact's `gcp-build`) into a directory of its own and run with its own functions framework, against the
- * emulators (started here, or those named by BIGTABLE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST).
+ * where it can, then the artifact's `gcp-build`) into a directory of its own and run with its own
+ * functions framework, against the emulators (started here, or those named by
+ * BIGTABLE_EMULATOR_HOST and PUBSUB_EMULATOR_HOST).
  * Per run, target and variant:
  *
  * - spawn → first answer: from spawning node until the first full answer, a GET of an existing
@@ -44,8 +45,8 @@ import { round, rssMiB } from './stats.js';
 
 answerHelp(`Usage: npm run bench:cold
   Compares the cold start of the deployed bundle (dist/deploy; also without its compile cache)
-  with the plain compiled archive in the same run: spawn to first answer, first request, idle memory, installed size. COLD_RUNS=N
-  rounds (default 5).`);
+  with the plain compiled archive in the same run: spawn to first answer, first request, idle
+  memory, installed size. COLD_RUNS=N rounds (default 5).`);
 
 const RUNS = Number(process.env.COLD_RUNS ?? '5');
 const WARM_REQUESTS = 20;

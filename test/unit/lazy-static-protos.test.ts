@@ -15,22 +15,15 @@ import { ROOT } from '../../scripts/run-function.js';
 const dir = mkdtempSync(join(tmpdir(), 'lro-lazy-protos-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Bundles an entry that requires Pub/Sub's static protos and reports what happened when. */
-async function bundle(plugins: (typeof lazyStaticProtos)[]): Promise<string> {
-  const entry = join(dir, `entry-${plugins.length}.cjs`);
-  writeFileSync(
-    entry,
-    `const roots = () => Object.keys(require('protobufjs/minimal').roots);
-const before = roots();
-const protos = require('@google-cloud/pubsub/build/protos/protos.js');
-const required = roots();
-const message = protos.google.pubsub.v1.PubsubMessage;
-const bytes = message.encode({ data: Buffer.from('hi'), attributes: { a: 'b' } }).finish();
-const decoded = message.decode(bytes);
-module.exports = { before, required, read: roots(), data: Buffer.from(decoded.data).toString(), attributes: decoded.attributes, same: protos.google === protos.google };
-`,
-  );
-  const out = join(dir, `out-${plugins.length}.cjs`);
+/** Bundles `source` (CommonJS) as `name` with `plugins`; the module it exports. */
+async function bundled(
+  name: string,
+  source: string,
+  plugins: (typeof lazyStaticProtos)[],
+): Promise<Record<string, unknown> & { before: string[]; required: string[]; read: string[] }> {
+  const entry = join(dir, `${name}-entry.cjs`);
+  writeFileSync(entry, source);
+  const out = join(dir, `${name}-out.cjs`);
   await build({
     entryPoints: [entry],
     outfile: out,
@@ -41,12 +34,23 @@ module.exports = { before, required, read: roots(), data: Buffer.from(decoded.da
     logLevel: 'error',
     plugins,
   });
-  return out;
+  return (await import(pathToFileURL(out).href)).default;
 }
+
+/** Requires Pub/Sub's static protos and reports what happened when. */
+const PUBSUB_ENTRY = `const roots = () => Object.keys(require('protobufjs/minimal').roots);
+const before = roots();
+const protos = require('@google-cloud/pubsub/build/protos/protos.js');
+const required = roots();
+const message = protos.google.pubsub.v1.PubsubMessage;
+const bytes = message.encode({ data: Buffer.from('hi'), attributes: { a: 'b' } }).finish();
+const decoded = message.decode(bytes);
+module.exports = { before, required, read: roots(), data: Buffer.from(decoded.data).toString(), attributes: decoded.attributes, same: protos.google === protos.google };
+`;
 
 describe('lazy static protobuf modules in the deploy bundle', () => {
   it('evaluates the module on first read, not when required, and it works', async () => {
-    const lazy = (await import(pathToFileURL(await bundle([lazyStaticProtos])).href)).default;
+    const lazy = await bundled('lazy', PUBSUB_ENTRY, [lazyStaticProtos]);
     expect(lazy.required).toEqual(lazy.before);
     expect(lazy.read.length).toBeGreaterThan(lazy.before.length);
     expect(lazy.data).toBe('hi');
@@ -55,10 +59,9 @@ describe('lazy static protobuf modules in the deploy bundle', () => {
   });
 
   it("keeps google-gax's modules lazy through TypeScript's __importStar", async () => {
-    const entry = join(dir, 'gax-entry.cjs');
     // What tsc emits for `import * as operationsProtos from '../protos/operations'` (google-gax).
-    writeFileSync(
-      entry,
+    const gax = await bundled(
+      'gax',
       `var __importStar = (mod) => {
   if (mod && mod.__esModule) return mod;
   var result = {};
@@ -74,26 +77,15 @@ const Operation = operationsProtos.google.longrunning.Operation;
 const decoded = Operation.decode(Operation.encode({ name: 'operations/x', done: true }).finish());
 module.exports = { before, required, read: roots(), name: decoded.name, done: decoded.done };
 `,
+      [lazyStaticProtos],
     );
-    const out = join(dir, 'gax-out.cjs');
-    await build({
-      entryPoints: [entry],
-      outfile: out,
-      bundle: true,
-      platform: 'node',
-      format: 'cjs',
-      nodePaths: [join(ROOT, 'node_modules')],
-      logLevel: 'error',
-      plugins: [lazyStaticProtos],
-    });
-    const gax = (await import(pathToFileURL(out).href)).default;
     expect(gax.required).toEqual(gax.before);
     expect(gax.read.length).toBeGreaterThan(gax.before.length);
     expect({ name: gax.name, done: gax.done }).toEqual({ name: 'operations/x', done: true });
   });
 
   it('without the plugin, requiring it evaluates it (the difference is observable)', async () => {
-    const eager = (await import(pathToFileURL(await bundle([])).href)).default;
+    const eager = await bundled('eager', PUBSUB_ENTRY, []);
     expect(eager.required.length).toBeGreaterThan(eager.before.length);
     expect(eager.data).toBe('hi');
   });
