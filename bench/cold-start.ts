@@ -238,7 +238,9 @@ async function main() {
           },
           subscription: 'projects/lro-local/subscriptions/cold',
         };
-        return (await httpJson(agent, 'POST', url, body)).status;
+        // To the path a push subscription uses (shared/local/provision.ts, pushEndpointOf).
+        const path = `/projects/${env.GOOGLE_CLOUD_PROJECT}/topics/${env.LRO_EVENTS_TOPIC}`;
+        return (await httpJson(agent, 'POST', `${url}${path}`, body)).status;
       },
     };
     const samples: Record<Target, Record<Variant, Sample[]>> = {

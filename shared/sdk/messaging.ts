@@ -2,6 +2,8 @@
  * Pub/Sub, in the project's words: topics, push and pull subscriptions, publishing JSON and
  * listening. The only module that imports @google-cloud/pubsub.
  */
+
+import { randomBytes } from 'node:crypto';
 import {
   Duration,
   PubSub,
@@ -92,6 +94,12 @@ export function skipMetadataServerProbe(): void {
     process.env.METADATA_SERVER_DETECTION = 'none';
   }
 }
+
+/** Every publisher's settings: batches of up to 1 ms, ordering keys allowed. */
+const PUBLISHER_OPTIONS = {
+  batching: { maxMessages: 100, maxMilliseconds: 1 },
+  messageOrdering: true,
+};
 
 /** Endpoints that answered (or are being asked), by project and address: see checkReachable. */
 const reachedEndpoints = new Map<string, Promise<void>>();
@@ -221,13 +229,36 @@ export class Messaging {
   topic(name: string): Topic {
     let topic = this.topics.get(name);
     if (!topic) {
-      topic = this.pubsub.topic(name, {
-        batching: { maxMessages: 100, maxMilliseconds: 1 },
-        messageOrdering: true,
-      });
+      topic = this.pubsub.topic(name, PUBLISHER_OPTIONS);
       this.topics.set(name, topic);
     }
     return topic;
+  }
+
+  /**
+   * Makes one publish that Pub/Sub refuses, through a publisher set up as `topic()`'s, so that the
+   * publisher's code, the request's encoder and its first call are behind an instance before its
+   * first real publish (an instance's warm-up): the message goes to a topic that does not exist,
+   * named at random here (`lro-warm-up-` and 24 hexadecimal digits), so nothing is published and
+   * Pub/Sub answers NOT_FOUND (PERMISSION_DENIED for an account that may publish only to its own
+   * topics). Resolves when Pub/Sub answered so; rejects otherwise, and if the message was taken.
+   */
+  async warmPublisher(timeoutMs: number): Promise<void> {
+    const name = `lro-warm-up-${randomBytes(12).toString('hex')}`;
+    const topic = this.pubsub.topic(name, {
+      ...PUBLISHER_OPTIONS,
+      gaxOpts: { timeout: timeoutMs, retry: null },
+    });
+    try {
+      await topic.publishMessage({ data: Buffer.from('{}'), orderingKey: 'lro-warm-up' });
+    } catch (err) {
+      const code = grpcCode(err);
+      if (code === Code.NOT_FOUND || code === Code.PERMISSION_DENIED) return;
+      throw err;
+    } finally {
+      await topic.flush().catch(() => undefined);
+    }
+    throw new LroError(Code.INTERNAL, `the warm-up's publish to ${name} was accepted`);
   }
 
   /** Publishes a JSON value (or raw bytes); resolves with the message ID once accepted. */

@@ -84,8 +84,19 @@ describe('warm-up before traffic', () => {
         target === 'subscriber' ? ['bigtable', 'event decoding', 'pubsub'] : ['bigtable', 'pubsub'],
       );
 
+      // The subscriber also rehearsed a push through its own server before listening: an event
+      // for an operation that does not exist, which logs nothing and records no failure.
+      const rehearsed = logLines(fn).find((l) => l.message === 'instance rehearsed a request');
+      if (target === 'subscriber') expect(rehearsed, fn.output()).toMatchObject({ target });
+      else expect(rehearsed).toBeUndefined();
+      const loud = logLines(fn).filter((l) => l.severity !== 'INFO');
+      expect(loud, fn.output()).toEqual([]);
+
       // The table holds what it held: no row added, none changed.
       expect(await dump()).toBe(before);
+      // The publisher's warm-up published to a topic that does not exist, and created none.
+      const [topics] = await messaging.pubsub.getTopics();
+      expect(topics.map((t) => t.name).filter((n) => n.includes('lro-warm-up'))).toEqual([]);
 
       // No notification: a sentinel published now is the first message the subscription sees.
       const received: string[] = [];
@@ -100,6 +111,22 @@ describe('warm-up before traffic', () => {
       expect(received[0]).toBe(JSON.stringify({ sentinel }));
     }, 240_000);
   }
+
+  it('subscriber: without a complete warm-up, starts within its bound and rehearses nothing', async () => {
+    const [bigtablePort, pubsubPort] = [await freePort(), await freePort()];
+    const env = testEnv({
+      BIGTABLE_EMULATOR_HOST: `127.0.0.1:${bigtablePort}`,
+      PUBSUB_EMULATOR_HOST: `127.0.0.1:${pubsubPort}`,
+      LRO_WARM_UP_TIMEOUT: '1s',
+    });
+    const fn = await startFunction('subscriber', env, undefined, { readyTimeoutMs: 180_000 });
+    running.push(fn);
+    const lines = logLines(fn);
+    expect(
+      lines.find((l) => l.message === 'instance starts without a complete warm-up'),
+    ).toBeTruthy();
+    expect(lines.find((l) => l.message?.toString().includes('rehears'))).toBeUndefined();
+  }, 240_000);
 
   it('starts within its bound when Bigtable and Pub/Sub do not answer, and answers 503', async () => {
     const [bigtablePort, pubsubPort] = [await freePort(), await freePort()];

@@ -12,6 +12,7 @@ import { leaveFrameworkDomain } from '../http/framework-domain.js';
 import { traceFields, withFields } from '../runtime/trace.js';
 import type { DeadLetterStore } from '../store/bigtable/dead-letters.js';
 import type { EventMessage, SubscriberDeps } from './messages.js';
+import { isRehearsal, rehearsalLog } from './rehearsal.js';
 import { eventMessageOf, handleEventMessage } from './subscriber.js';
 
 /** What the subscriber function uses: its deps, the dead-letter store, the project (traces). */
@@ -36,6 +37,12 @@ export async function handleDelivery(
     return;
   }
   const shared = services();
+  if (isRehearsal(message)) {
+    // The instance's own request before it serves (rehearsal.ts): the same path, unrecorded.
+    const { failures: _unrecorded, ...unrecorded } = shared;
+    await handleMessage(message, false, unrecorded, rehearsalLog).catch(() => undefined);
+    return;
+  }
   // The push request's trace (the framework copies its traceparent header onto the event).
   const trace = traceFields(shared.projectId, {
     traceparent: typeof event.traceparent === 'string' ? event.traceparent : undefined,

@@ -49,6 +49,13 @@ export function servedTarget(argv: readonly string[], functionTarget: string | u
 
 export type WarmUpOutcome = 'done' | 'failed' | 'timed out' | 'off' | 'none';
 
+let lastOutcome: WarmUpOutcome | undefined;
+
+/** How this process's warm-up ended (undefined before it ends): rehearsal.ts runs after 'done'. */
+export function warmUpOutcome(): WarmUpOutcome | undefined {
+  return lastOutcome;
+}
+
 export interface WarmUpOptions {
   argv?: readonly string[];
   env?: Record<string, string | undefined>;
@@ -57,6 +64,11 @@ export interface WarmUpOptions {
 
 /** Runs the served function's warm-up, within the configured bound; never throws. */
 export async function warmUpBeforeTraffic(options: WarmUpOptions = {}): Promise<WarmUpOutcome> {
+  lastOutcome = await warmUp(options);
+  return lastOutcome;
+}
+
+async function warmUp(options: WarmUpOptions): Promise<WarmUpOutcome> {
   const log = options.log ?? defaultLog;
   let timeoutMs: number;
   let target: string | undefined;
@@ -122,7 +134,7 @@ interface WarmableStore {
 /** The first calls of an instance's store and publisher (GetTopic on `topic`). */
 export function firstCalls(parts: {
   store: object;
-  messaging?: Pick<Messaging, 'checkReachable'> | undefined;
+  messaging?: Pick<Messaging, 'checkReachable' | 'warmPublisher'> | undefined;
   topic: string;
 }): WarmUpStep[] {
   const steps: WarmUpStep[] = [];
@@ -132,7 +144,13 @@ export function firstCalls(parts: {
   }
   const messaging = parts.messaging;
   if (messaging) {
-    steps.push({ name: 'pubsub', run: (ms) => messaging.checkReachable(parts.topic, ms) });
+    steps.push({
+      name: 'pubsub',
+      run: async (ms) => {
+        await messaging.checkReachable(parts.topic, ms);
+        await messaging.warmPublisher(ms);
+      },
+    });
   }
   return steps;
 }
