@@ -54,7 +54,7 @@ async function paced(
 
 /** The floor's figures, and each push latency for the chart. */
 export async function measureFloor(
-  stack: Stack,
+  stack: Pick<Stack, 'config'>,
   run: number,
 ): Promise<FloorFigures & { pushValues: number[] }> {
   const messaging = new Messaging(stack.config);
