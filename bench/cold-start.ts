@@ -12,8 +12,9 @@
  * Per run, target and variant:
  *
  * - spawn → first answer: from spawning node until the first full answer, a GET of an existing
- *   operation (`operations`: one ReadRows) or a push of a worker event (`subscriber`: ReadRows,
- *   CheckAndMutateRow, a publish), the request re-sent every 5 ms while the port refuses;
+ *   operation (`operations`: one ReadRows) or a push of a worker event (`subscriber`: a
+ *   CheckAndMutateRow, a publish), the request re-sent every 5 ms while the port refuses; each
+ *   round and variant on an operation of its own, created just before;
  * - first request: that answered request's own time; warm: the median of the next 20;
  * - idle RSS: the lowest of three samples half a second apart after the 21 requests.
  *
@@ -91,14 +92,18 @@ interface Sample {
   idleRssMiB: number;
 }
 
-/** A request to the function: resolves with its status, or rejects while nothing listens. */
-type Probe = (url: string) => Promise<number>;
+/**
+ * A request to the function about operation `name`: resolves with its status, or rejects while
+ * nothing listens.
+ */
+type Probe = (url: string, name: string) => Promise<number>;
 
 async function measure(
   dir: string,
   target: Target,
   env: Record<string, string>,
   probe: Probe,
+  name: string,
 ): Promise<Sample> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -138,7 +143,7 @@ async function measure(
         throw new Error(`${target} did not answer:\n${output}`);
       const sent = performance.now();
       try {
-        const status = await probe(url);
+        const status = await probe(url, name);
         if (status >= 300) throw new Error(`${target} answered ${status}:\n${output}`);
         firstRequestMs = performance.now() - sent;
         break;
@@ -155,7 +160,7 @@ async function measure(
     const warm: number[] = [];
     for (let i = 0; i < WARM_REQUESTS; i++) {
       const sent = performance.now();
-      await probe(url);
+      await probe(url, name);
       warm.push(performance.now() - sent);
     }
     let idle = Number.POSITIVE_INFINITY;
@@ -215,12 +220,10 @@ async function main() {
   try {
     await ensureTable(config);
     await messaging.ensureTopic(config.topics.notifications);
-    const { operation } = await store.create({});
-    const name = operation.name;
     let percent = 0;
     const probes: Record<Target, Probe> = {
-      operations: async (url) => (await httpJson(agent, 'GET', `${url}/v1/${name}`)).status,
-      subscriber: async (url) => {
+      operations: async (url, name) => (await httpJson(agent, 'GET', `${url}/v1/${name}`)).status,
+      subscriber: async (url, name) => {
         const event = {
           version: 1,
           operation: name,
@@ -256,7 +259,16 @@ async function main() {
         for (const variant of order) {
           loads.push(loadavg()[0] as number);
           const runEnv = variant === 'before' ? { ...env, LRO_WARM_UP_TIMEOUT: '0s' } : env;
-          const sample = await measure(dirs[variant], target, runEnv, probes[target]);
+          // An operation of its own: events add cells to their operation's row, which would make
+          // each round's writes and reads slower than the last.
+          const { operation } = await store.create({});
+          const sample = await measure(
+            dirs[variant],
+            target,
+            runEnv,
+            probes[target],
+            operation.name,
+          );
           samples[target][variant].push(sample);
           say(
             `run ${run + 1}/${RUNS} ${target} ${variant}: ${JSON.stringify(sample, (_k, v) => (typeof v === 'number' ? round(v) : v))}`,

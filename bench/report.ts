@@ -70,7 +70,7 @@ export function report(results: BenchResults): string {
     `| floor, same run: Bigtable conditional write | ${pct(['floor', 'bigtableConditionalWriteMs'], m.floor.bigtableConditionalWriteMs)} |`,
     `| floor, same run: publish → streaming pull | ${pct(['floor', 'pubsubPullMs'], m.floor.pubsubPullMs)} |`,
     '',
-    `| fresh functions: their first ${WAITS} completions (once, before the runs) | p50 ms | p95 ms | p99 ms |`,
+    `| fresh functions: their first ${WAITS} completions (once, before the runs, the emulators warmed first) | p50 ms | p95 ms | p99 ms |`,
     '|---|---|---|---|',
     ...STAGES.map((st) => {
       const x = fresh.stages.stages[st.key];

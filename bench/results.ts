@@ -19,7 +19,8 @@
  *   cpu        CPU per event, per GET, per wait, beside the same work alone (bench/measure/cpu.ts)
  *   events     event throughput end to end (bench/measure/events.ts)
  *   — each of the above the median of the runs —
- *   fresh      the first wake-up wait of fresh functions, once, before the runs
+ *   fresh      the first wake-up wait of fresh functions, once, before the runs (the emulators
+ *              having carried the floor's traffic once before the functions started)
  *   targets    {value, limit, met, baseline} from the medians
  *   ratios     figures over their baselines from the medians
  *   api        GET and create throughput beside a bare HTTP server (bench/measure/api.ts), once

@@ -22,6 +22,10 @@
  * 6. memory.ts: memory of one API instance holding 1,000 and 5,000 waits (once).
  * And bench/sweeper.ts: one sweep and heartbeats (once).
  *
+ * Before the functions start, the emulators carry the floor's traffic once, unreported: the
+ * figure of fresh functions (their first completions, measured first) is theirs, not a fresh
+ * emulator's.
+ *
  * bench-results/bench.json: its schema, keys and types are bench/results.ts (read by
  * `npm run capacity`). */
 
