@@ -24,13 +24,21 @@ import { round, rssMiB } from './stats.js';
 
 answerHelp(`Usage: npm run bench:memory
   Measures each function's memory: idle, per wait (MEMORY_WAITS, default 1000) and per push
-  delivery in flight (MEMORY_CONCURRENCY, default 80); infra/functions/main.tf sizes from it.`);
+  delivery in flight (MEMORY_CONCURRENCY, default 80); infra/functions/main.tf sizes from it.
+  MEMORY_HEAP_MIB=N runs the functions with --max-old-space-size=N, the heap limit Node.js sets
+  itself in a container of a given memory (256 for 512 MiB: see infra/functions/main.tf).`);
 
 const WAITS = Number(process.env.MEMORY_WAITS ?? '1000');
 const EVENT_OPS = Number(process.env.MEMORY_EVENT_OPS ?? '200');
 const EVENTS_PER_OP = 10;
 /** subscriber_concurrency in infra/functions: deliveries one instance takes at once. */
 const CONCURRENCY = Number(process.env.MEMORY_CONCURRENCY ?? '80');
+/**
+ * The functions' heap limit, as Node.js sets it in a container: it reads the container's memory
+ * limit (cgroup) and gives V8 about half of it, so a 512 MiB instance collects garbage well before
+ * an unconstrained machine would (Node.js 24 reports a 259 MiB heap limit in a 512 MiB cgroup).
+ */
+const HEAP_MIB = process.env.MEMORY_HEAP_MIB;
 const agent = keepAliveAgent();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const suffix = Date.now().toString(36);
@@ -183,6 +191,7 @@ async function main() {
       LRO_DEAD_LETTER_TOPIC: `memory-dead-letter-${suffix}`,
       BIGTABLE_EMULATOR_HOST: process.env.BIGTABLE_EMULATOR_HOST,
       PUBSUB_EMULATOR_HOST: process.env.PUBSUB_EMULATOR_HOST,
+      ...(HEAP_MIB ? { NODE_OPTIONS: `--max-old-space-size=${Number(HEAP_MIB)}` } : {}),
     },
     apiPort: await freePort(),
     subscriberPort: await freePort(),
@@ -195,7 +204,10 @@ async function main() {
     );
     const names = await createOperations(stack.api.url, EVENT_OPS);
     const subscriber = await measureSubscriber(stack, names);
-    process.stdout.write(`${JSON.stringify({ node: process.version, api, subscriber })}\n`);
+    const heap = HEAP_MIB ? { heapLimitMiB: Number(HEAP_MIB) } : {};
+    process.stdout.write(
+      `${JSON.stringify({ node: process.version, ...heap, api, subscriber })}\n`,
+    );
   } finally {
     await stack.stop();
   }

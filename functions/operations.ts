@@ -4,6 +4,7 @@ import { createApiHandler } from '../shared/service/api/api.js';
 import { installBodyGuard } from '../shared/service/http/body-guard.js';
 import { installFrameworkErrorBodies } from '../shared/service/http/io.js';
 import { instance } from '../shared/service/runtime/instance.js';
+import { installRehearsal, rehearsalGet } from '../shared/service/runtime/rehearsal.js';
 import { installGracefulShutdown } from '../shared/service/runtime/shutdown.js';
 
 installFrameworkErrorBodies();
@@ -16,3 +17,5 @@ functions.http(
   createApiHandler(() => instance.api()),
 );
 instance.warmUp('operations', () => instance.api());
+// After the warm-up, one GET (a 404) goes through the server before it listens.
+installRehearsal('operations', rehearsalGet);

@@ -5,15 +5,18 @@
  * function's code and the response), on a loopback port of its own that nobody else knows, and
  * drops the answer. V8 compiles a function when it first runs and the client libraries build
  * their encoders on first use, so an instance's first request otherwise pays for a path that no
- * call of the warm-up takes: about 25 ms of the subscriber's first push.
+ * call of the warm-up takes: about 25 ms of the subscriber's first push, 10 ms of the API's first
+ * GET.
  *
- * What the request does is the function's to make harmless: the subscriber's is an event for an
- * operation that does not exist, under a name drawn at random by this process
- * (events/rehearsal.ts), which writes nothing, logs nothing and publishes nothing.
+ * What the request does is the function's to make harmless; both name an operation that does not
+ * exist, under a name drawn at random by this process (`rehearsalOperation`). The API's is a GET
+ * of it (a 404, which reads one row and logs nothing); the subscriber's is a push of a progress
+ * event for it (events/rehearsal.ts), which writes nothing, logs nothing and publishes nothing.
  *
  * Bounded like the warm-up (LRO_WARM_UP_TIMEOUT); skipped when the warm-up did not complete (an
  * instance that cannot reach Bigtable starts as fast as it did); never fails the start.
  */
+import { randomBytes } from 'node:crypto';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
@@ -21,6 +24,17 @@ import { log } from '../../sdk/log.js';
 import { frameworkTarget } from '../http/push-guard.js';
 import { loadConfig } from './config.js';
 import { warmUpOutcome } from './warm-up.js';
+
+/**
+ * The operation the rehearsals name: `operations/lro-rehearsal-` and 32 hexadecimal digits drawn
+ * when this process loads, so no other process can know it and no operation has it.
+ */
+export const rehearsalOperation = `operations/lro-rehearsal-${randomBytes(16).toString('hex')}`;
+
+/** The API's rehearsal: a GET of the rehearsal's operation, which does not exist (a 404). */
+export function rehearsalGet(): RehearsalRequest {
+  return { method: 'GET', path: `/v1/${rehearsalOperation}`, headers: {} };
+}
 
 /** One request: its method, path, headers and body. */
 export interface RehearsalRequest {
