@@ -264,16 +264,18 @@ locals {
   #   Archive of compiled modules with the repository's dependencies, as deployed until the bundle:
   #               API holding 1,000 waits 313-332 on Node.js 24 (quiet 2-core machine, several
   #               runs; the 278 once written here was too low), so 512Mi was 1.56 times that, not 1.8.
-  #   The bundle (dist/deploy), `LRO_FUNCTION_SOURCE=deploy npm run bench:memory`, Node.js 20, a
-  #   2-core machine at load average ~30 (2026-12-07; one run, so read it as an estimate):
-  #   API         idle 135; after 1,000 creates 160; holding 1,000 waits 170 -> 10.5 KiB per wait.
-  #               At api_concurrency = 1,000: 170 MiB; the default api_memory of 512Mi is 3.0
-  #               times that, and still 1.56 times the old archive's figure.
-  #   subscriber  idle 104; peak 167 with 80 push deliveries in flight (subscriber_concurrency)
-  #               -> (167 - 104) / 80 = 0.8 MiB per delivery, garbage not yet collected included.
-  #               The old archive's figure was idle 180, peak 395 (2.7 MiB per delivery, Node.js
-  #               24); 768Mi is 1.9 times that and 4.6 times the bundle's; kept until the bundle's
-  #               figure is confirmed on a quiet machine under the deployed Node.js.
+  #   The bundle (dist/deploy), `LRO_FUNCTION_SOURCE=deploy npm run bench:memory`, Node.js 24.22,
+  #   quiet 2-core machine (2026-12-07, two runs). In a container Node.js gives V8 a heap limit of
+  #   about half the instance's memory (259 MiB in a 512 MiB cgroup, measured), so the figures
+  #   that size an instance are those under that limit (MEMORY_HEAP_MIB=256, one run); without it
+  #   (an unconstrained machine) V8 collects later and RSS holds more garbage:
+  #   API         idle 142; after 1,000 creates 259; holding 1,000 waits 280 (unconstrained: idle
+  #               135, 275-288, 355-361). At api_concurrency = 1,000 the default api_memory of
+  #               512Mi is 1.83 times the 280 (1.42 times even the unconstrained 361).
+  #   subscriber  idle 131; peak 272 with 80 push deliveries in flight (subscriber_concurrency)
+  #               (unconstrained: idle 131-133, peak 362-369). 768Mi is 2.8 times the 272 (its
+  #               own heap limit would be about 384). The old archive's figure was idle 180, peak
+  #               395 (Node.js 24).
   subscriber_memory = "768Mi"
 
   # Files of the deployed archive, relative to artifact_root: the manifest and lock file of the
