@@ -6,6 +6,8 @@
  *   dist/functions/bundle.js (+ .map) one ES module bundle of functions/index.ts: the project's code,
  *                                     Bigtable, Pub/Sub, auth and zod, without the functions
  *                                     framework (the platform starts it from node_modules)
+ *   dist/functions/static-protos/     the client libraries' static protobuf modules, one CommonJS
+ *                                     file each, which the bundle requires on first use only
  *   dist/functions/index.js (+ .map)  the entry point (deploy/loader.ts): loads the bundle with
  *                                     Node's compile cache, which Cloud Build fills by running it
  *                                     with --prime (`npm run gcp-build`)
@@ -23,7 +25,8 @@
  * @grpc/proto-loader's descriptor objects, which only gRPC reflection reads, are computed when
  * first read rather than at each gapic client's first call (LAZY_DESCRIPTOR_REWRITES). Built-in
  * modules are taken through require, which spares Node building their ES facades, and the
- * libraries' static protobuf modules, which they only re-export, are evaluated on first use.
+ * libraries' static protobuf modules, which they only re-export, are files of their own, loaded on
+ * first use.
  *
  * Run after `npm run build` (the console's files come from dist/console-app).
  */
@@ -190,42 +193,59 @@ const builtinsThroughRequire: Plugin = {
 };
 
 /**
- * The static protobuf modules of Bigtable and Pub/Sub (`build/protos/protos.js`, 1.9 MB and 0.9 MB
+ * The static protobuf modules of Bigtable and Pub/Sub (`build/protos/protos.js`, 2.0 MB and 1.0 MB
  * of generated classes) are loaded by the libraries' index modules only to re-export them as
  * `protos` (and by Bigtable's SQL query reader, which this service never calls); evaluating them
- * is about 150 ms of each cold start; google-gax's index does the same with its IAM, locations and
- * long-running operations modules (35 ms more). In the bundle each becomes an object that loads
- * the real module the first time anything reads from it. It says it is an ES module's namespace
- * (`__esModule`), so that TypeScript's `__importStar` (gax) keeps it as it is rather than copying
- * every property, which would load it at once.
+ * was about 150 ms of each cold start; google-gax's index does the same with its IAM, locations
+ * and long-running operations modules (35 ms more, 0.5 MB). In the bundle each becomes an object
+ * that loads the real module the first time anything reads from it. It says it is an ES module's
+ * namespace (`__esModule`), so that TypeScript's `__importStar` (gax) keeps it as it is rather than
+ * copying every property, which would load it at once.
+ *
+ * The real modules are not in the bundle either: half its bytes, which an instance would read,
+ * decode and take from the compile cache at each start for nothing. Each is built on its own
+ * (`buildStaticProtos`, with its own copy of protobufjs/minimal) into `static-protos/` beside the
+ * bundle, and required from there, by path, on first read.
  */
 const LAZY_MODULE =
   /[\\/](@google-cloud[\\/](bigtable|pubsub)[\\/]build[\\/]protos[\\/]protos|google-gax[\\/]build[\\/]protos[\\/](iam_service|locations|operations))\.js$/;
-export const lazyStaticProtos: Plugin = {
-  name: 'lazy-static-protos',
-  setup(b) {
-    b.onResolve(
-      { filter: /protos[\\/](protos|iam_service|locations|operations)(\.js)?$/ },
-      async (args) => {
-        if (args.pluginData === 'real' || args.path.startsWith('lro-real:')) return undefined;
-        const resolved = await b.resolve(args.path, {
-          kind: args.kind,
-          resolveDir: args.resolveDir,
-          pluginData: 'real',
-        });
-        return LAZY_MODULE.test(resolved.path)
-          ? { path: relative(root, resolved.path), namespace: 'lro-lazy' }
-          : undefined;
-      },
-    );
-    b.onResolve({ filter: /^lro-real:/ }, (args) => ({
-      path: args.path.slice('lro-real:'.length),
-    }));
-    b.onLoad({ filter: /.*/, namespace: 'lro-lazy' }, (args) => ({
-      loader: 'js',
-      resolveDir: dirname(resolve(root, args.path)),
-      contents: `let real;
-const load = () => (real ??= require(${JSON.stringify(`lro-real:${resolve(root, args.path)}`)}));
+
+/** The directory, beside the bundle, of the static protobuf modules. */
+export const STATIC_PROTOS_DIR = 'static-protos';
+
+/** The file name of a static protobuf module built on its own: its path, flattened. */
+function staticProtosFile(path: string): string {
+  return `${relative(root, path).replace(/[^A-Za-z0-9_.]+/g, '-')}.cjs`;
+}
+
+/**
+ * The plugin, and the modules it left out of the bundle (their paths, by file name), which
+ * `buildStaticProtos` builds.
+ */
+export function lazyStaticProtos(): { plugin: Plugin; modules: Map<string, string> } {
+  const modules = new Map<string, string>();
+  const plugin: Plugin = {
+    name: 'lazy-static-protos',
+    setup(b) {
+      b.onResolve(
+        { filter: /protos[\\/](protos|iam_service|locations|operations)(\.js)?$/ },
+        async (args) => {
+          if (args.pluginData === 'real') return undefined;
+          const resolved = await b.resolve(args.path, {
+            kind: args.kind,
+            resolveDir: args.resolveDir,
+            pluginData: 'real',
+          });
+          if (!LAZY_MODULE.test(resolved.path)) return undefined;
+          modules.set(staticProtosFile(resolved.path), resolved.path);
+          return { path: relative(root, resolved.path), namespace: 'lro-lazy' };
+        },
+      );
+      b.onLoad({ filter: /.*/, namespace: 'lro-lazy' }, (args) => ({
+        loader: 'js',
+        // By path, at run time: __dirname is the bundle's directory (the banner's, or CommonJS's).
+        contents: `let real;
+const load = () => (real ??= require(__dirname + ${JSON.stringify(`/${STATIC_PROTOS_DIR}/${staticProtosFile(resolve(root, args.path))}`)}));
 module.exports = new Proxy({}, {
   get: (_, key) => (key === '__esModule' ? true : load()[key]),
   has: (_, key) => key === '__esModule' || key in load(),
@@ -235,9 +255,40 @@ module.exports = new Proxy({}, {
     return descriptor && { ...descriptor, configurable: true };
   },
 });`,
-    }));
-  },
-};
+      }));
+    },
+  };
+  return { plugin, modules };
+}
+
+/**
+ * Builds each static protobuf module `lazyStaticProtos` left out into `dir`/static-protos/, as one
+ * CommonJS file with what it requires; resolves the files written, with their sizes.
+ */
+export async function buildStaticProtos(
+  modules: Map<string, string>,
+  dir: string,
+): Promise<Record<string, { bytes: number }>> {
+  if (modules.size === 0) return {};
+  const result = await build({
+    entryPoints: Object.fromEntries(
+      [...modules].map(([file, path]) => [file.replace(/\.cjs$/, ''), path]),
+    ),
+    outdir: join(dir, STATIC_PROTOS_DIR),
+    outExtension: { '.js': '.cjs' },
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    minifyWhitespace: true,
+    minifySyntax: true,
+    keepNames: true,
+    legalComments: 'linked',
+    logLevel: 'warning',
+    metafile: true,
+  });
+  return result.metafile.outputs;
+}
 
 /** Copies the files under `from` whose names end with one of `endings` to `to`. */
 function copyFiles(from: string, to: string, endings: string[]): number {
@@ -262,6 +313,7 @@ export async function buildDeploy(): Promise<void> {
   rmSync(DEPLOY_DIR, { recursive: true, force: true });
   mkdirSync(DEPLOY_DIR, { recursive: true });
 
+  const staticProtos = lazyStaticProtos();
   const result = await build({
     entryPoints: { bundle: resolve(root, 'functions/index.ts') },
     outdir: join(DEPLOY_DIR, 'dist/functions'),
@@ -293,8 +345,17 @@ export async function buildDeploy(): Promise<void> {
     legalComments: 'linked',
     logLevel: 'warning',
     metafile: true,
-    plugins: [withoutClientSideMetrics, lazyDescriptors, builtinsThroughRequire, lazyStaticProtos],
+    plugins: [
+      withoutClientSideMetrics,
+      lazyDescriptors,
+      builtinsThroughRequire,
+      staticProtos.plugin,
+    ],
   });
+  const staticOutputs = await buildStaticProtos(
+    staticProtos.modules,
+    join(DEPLOY_DIR, 'dist/functions'),
+  );
 
   // The entry point: loads the bundle with the compile cache the build fills (deploy/loader.ts).
   const loader = await build({
@@ -323,6 +384,7 @@ export async function buildDeploy(): Promise<void> {
   const outputs = Object.entries({
     ...loader.metafile.outputs,
     ...result.metafile.outputs,
+    ...staticOutputs,
   }).map(([path, o]) => ({
     path: relative(DEPLOY_DIR, resolve(root, path)),
     bytes: o.bytes,

@@ -279,9 +279,9 @@ locals {
   subscriber_memory = "768Mi"
 
   # Files of the deployed archive, relative to artifact_root: the manifest and lock file of the
-  # artifact, the bundle with its lazily loaded chunks, source maps and license notices, the proto
-  # files google-gax and Bigtable read from ../../build/protos and ../../protos relative to it, and
-  # the web console's page, style sheet, icon and scripts.
+  # artifact, the bundle with its lazily loaded chunks and static protobuf modules, source maps and
+  # license notices, the proto files google-gax and Bigtable read from ../../build/protos and
+  # ../../protos relative to it, and the web console's page, style sheet, icon and scripts.
   artifact_root = "${var.source_root}/dist/deploy"
   source_patterns = [
     "package.json",
@@ -289,6 +289,8 @@ locals {
     "dist/functions/*.js",
     "dist/functions/*.js.map",
     "dist/functions/*.LEGAL.txt",
+    "dist/functions/static-protos/*.cjs",
+    "dist/functions/static-protos/*.LEGAL.txt",
     "build/protos/**/*.json",
     "build/protos/**/*.proto",
     "protos/**/*.proto",

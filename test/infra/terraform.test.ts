@@ -830,10 +830,11 @@ describe('functions', () => {
       // An ES module bundle: static imports are statements of their own lines, and the chunks
       // loaded on demand are literal import() calls (the bundled libraries' comments show
       // require() examples, which are not imports).
+      // The entry point (deploy/loader.ts) names the bundle it imports in a constant, BUNDLE.
       const imports =
-        /^(?:import|export)\b[^;]*?\bfrom\s*['"]([^'"]+)['"]|^import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)/gm;
+        /^(?:import|export)\b[^;]*?\bfrom\s*['"]([^'"]+)['"]|^import\s*['"]([^'"]+)['"]|\bimport\(\s*['"]([^'"]+)['"]\s*\)|\bBUNDLE\s*=\s*['"]([^'"]+)['"]/gm;
       for (const m of text.matchAll(imports)) {
-        const spec = m[1] ?? m[2] ?? m[3] ?? '';
+        const spec = m[1] ?? m[2] ?? m[3] ?? m[4] ?? '';
         if (!spec.startsWith('.') && !spec.startsWith('node:') && !spec.includes('/')) {
           // A bare import() of a Node.js built-in such as "crypto".
           if (isBuiltin(spec)) continue;
@@ -849,6 +850,15 @@ describe('functions', () => {
       }
     };
     visit(packageJson.main);
+    // Required by path on first use: the static protobuf modules built beside the bundle.
+    const required = new Set<string>();
+    for (const rel of seen) {
+      const text = readFileSync(path.join(artifactRoot, rel), 'utf8');
+      for (const m of text.matchAll(/__dirname ?\+ ?"\/(static-protos\/[\w.-]+\.cjs)"/g)) {
+        required.add(path.posix.join(path.posix.dirname(rel), m[1] ?? ''));
+      }
+    }
+    expect(required.size).toBe(5);
     // Read by path relative to the bundle (google-gax's protos, Bigtable's response params, the
     // console's page, style sheet, icon and scripts), and the source map of each bundled file.
     const byPath = [
@@ -860,6 +870,7 @@ describe('functions', () => {
       'console-app/style.css',
       'console-app/favicon.svg',
       ...[...seen].map((f) => `${f}.map`),
+      ...required,
     ];
     for (const file of byPath) {
       expect(existsSync(path.join(artifactRoot, file)), `${file} is not in dist/deploy`).toBe(true);
