@@ -3,8 +3,8 @@
  * dist/functions/index.js by scripts/build-deploy.ts): loads the bundle of the functions,
  * ./bundle.js, with Node's compile cache filled when the archive was built.
  *
- * Compiling the bundle (6.7 MB) is about a tenth of a cold start. Cloud Build runs
- * `npm run gcp-build` (deploy/package.json), which runs this file with `--prime`: it loads the
+ * Compiling the bundle (3.3 MB) is a part of each cold start that the cache spares. Cloud Build
+ * runs `npm run gcp-build` (deploy/package.json), which runs this file with `--prime`: it loads the
  * bundle once (no function is named, so nothing starts and nothing is called) and Node writes
  * what V8 compiled to .compile-cache/ at the archive's root. An instance then reads it instead of
  * compiling, when it runs the build's Node.js (the runtime layer is the one the build installed)
