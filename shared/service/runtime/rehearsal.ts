@@ -48,8 +48,9 @@ let installed = false;
 
 /**
  * When this process serves `target`, the framework's server rehearses `request()` before it
- * listens. Call it at module load, after the function's other server hooks (body guard, push
- * guard), so that the rehearsal goes through them too.
+ * listens. Call it at module load, before the framework creates its server; the rehearsal is
+ * handed to that server's request listener, so it goes through the function's other server hooks
+ * (body guard, push guard) in whatever order they were installed.
  */
 export function installRehearsal(target: string, request: () => RehearsalRequest): void {
   if (installed || frameworkTarget(process.argv, process.env) !== target) return;
