@@ -91,6 +91,7 @@ describe('warm-up before traffic', () => {
       expect(rehearsed, fn.output()).toMatchObject({ target });
       const loud = logLines(fn).filter((l) => l.severity !== 'INFO');
       expect(loud, fn.output()).toEqual([]);
+      expect(fn.output()).not.toContain('lro-rehearsal');
 
       // The table holds what it held: no row added, none changed.
       expect(await dump()).toBe(before);

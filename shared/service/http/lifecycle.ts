@@ -12,6 +12,7 @@ import { z } from 'zod';
 import { Code, LroError } from '../../sdk/errors.js';
 import { log as defaultLog, type Logger } from '../../sdk/log.js';
 import { parseOrInvalid } from '../../sdk/model.js';
+import { rehearsalOperation } from '../runtime/rehearsal.js';
 import { shuttingDown } from '../runtime/shutdown.js';
 import { traceFields, withFields } from '../runtime/trace.js';
 import { crossSiteRefusal } from './cross-site.js';
@@ -134,7 +135,10 @@ export function createRequestHandler<S extends LifecycleServices>(
       };
       if (operation) fields.operation = operation;
       if (controller.signal.aborted) fields.callerGone = true;
-      logger.info(`${method} ${url.pathname} ${res.statusCode}`, fields);
+      // The instance's own rehearsal before it serves (runtime/rehearsal.ts) is not a request.
+      if (operation !== rehearsalOperation) {
+        logger.info(`${method} ${url.pathname} ${res.statusCode}`, fields);
+      }
     }
   };
 }
