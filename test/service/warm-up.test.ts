@@ -36,6 +36,19 @@ function logLines(fn: RunningFunction): Record<string, unknown>[] {
     .map((line) => JSON.parse(line) as Record<string, unknown>);
 }
 
+/** `target` started with Bigtable and Pub/Sub at ports where nothing answers, a 1 s warm-up bound. */
+async function startUnreachable(target: 'operations' | 'subscriber'): Promise<RunningFunction> {
+  const [bigtablePort, pubsubPort] = [await freePort(), await freePort()];
+  const env = testEnv({
+    BIGTABLE_EMULATOR_HOST: `127.0.0.1:${bigtablePort}`,
+    PUBSUB_EMULATOR_HOST: `127.0.0.1:${pubsubPort}`,
+    LRO_WARM_UP_TIMEOUT: '1s',
+  });
+  const fn = await startFunction(target, env, undefined, { readyTimeoutMs: 180_000 });
+  running.push(fn);
+  return fn;
+}
+
 describe('warm-up before traffic', () => {
   it('names the served function from --target first, then FUNCTION_TARGET', () => {
     expect(servedTarget(['node', 'main.js', '--target=subscriber'], 'operations')).toBe(
@@ -114,14 +127,7 @@ describe('warm-up before traffic', () => {
   }
 
   it('subscriber: without a complete warm-up, starts within its bound and rehearses nothing', async () => {
-    const [bigtablePort, pubsubPort] = [await freePort(), await freePort()];
-    const env = testEnv({
-      BIGTABLE_EMULATOR_HOST: `127.0.0.1:${bigtablePort}`,
-      PUBSUB_EMULATOR_HOST: `127.0.0.1:${pubsubPort}`,
-      LRO_WARM_UP_TIMEOUT: '1s',
-    });
-    const fn = await startFunction('subscriber', env, undefined, { readyTimeoutMs: 180_000 });
-    running.push(fn);
+    const fn = await startUnreachable('subscriber');
     const lines = logLines(fn);
     expect(
       lines.find((l) => l.message === 'instance starts without a complete warm-up'),
@@ -130,14 +136,7 @@ describe('warm-up before traffic', () => {
   }, 240_000);
 
   it('starts within its bound when Bigtable and Pub/Sub do not answer, and answers 503', async () => {
-    const [bigtablePort, pubsubPort] = [await freePort(), await freePort()];
-    const env = testEnv({
-      BIGTABLE_EMULATOR_HOST: `127.0.0.1:${bigtablePort}`,
-      PUBSUB_EMULATOR_HOST: `127.0.0.1:${pubsubPort}`,
-      LRO_WARM_UP_TIMEOUT: '1s',
-    });
-    const fn = await startFunction('operations', env, undefined, { readyTimeoutMs: 180_000 });
-    running.push(fn);
+    const fn = await startUnreachable('operations');
     const warned = logLines(fn).find(
       (l) => l.message === 'instance starts without a complete warm-up',
     );

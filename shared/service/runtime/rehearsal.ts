@@ -22,8 +22,7 @@ import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { log } from '../../sdk/log.js';
 import { frameworkTarget } from '../http/push-guard.js';
-import { loadConfig } from './config.js';
-import { warmUpOutcome } from './warm-up.js';
+import { warmUpEnd } from './warm-up.js';
 
 /**
  * The operation the rehearsals name: `operations/lro-rehearsal-` and 32 hexadecimal digits drawn
@@ -63,27 +62,26 @@ export function installRehearsal(target: string, request: () => RehearsalRequest
     server.listen = ((...listenArgs: unknown[]) => {
       server.listen = listen;
       const go = () => (listen as (...a: unknown[]) => http.Server).apply(server, listenArgs);
-      if (warmUpOutcome() !== 'done') return go();
-      rehearse(server, request, target).then(go, go);
+      const warmed = warmUpEnd();
+      if (warmed?.outcome !== 'done') return go();
+      rehearse(server, request, target, warmed.timeoutMs).then(go, go);
       return server;
     }) as typeof server.listen;
     return server;
   }) as typeof http.createServer;
 }
 
-/** Sends `request()` through `server`'s handling on a private loopback port; never rejects. */
-export async function rehearse(
+/**
+ * Sends `request()` through `server`'s handling on a private loopback port, waiting `timeoutMs`
+ * at most; never rejects.
+ */
+async function rehearse(
   server: http.Server,
   request: () => RehearsalRequest,
   target: string,
+  timeoutMs: number,
 ): Promise<'done' | 'failed' | 'timed out'> {
   const started = performance.now();
-  let timeoutMs = 5_000;
-  try {
-    timeoutMs = loadConfig().warmUpTimeoutMs || timeoutMs;
-  } catch {
-    // The warm-up read the same configuration: only a test's server gets here.
-  }
   // A server of its own, handing its requests to the framework's: the real one listens only after.
   const stage = http.createServer((req: IncomingMessage, res: ServerResponse) => {
     server.emit('request', req, res);

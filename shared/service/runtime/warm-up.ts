@@ -49,11 +49,17 @@ export function servedTarget(argv: readonly string[], functionTarget: string | u
 
 export type WarmUpOutcome = 'done' | 'failed' | 'timed out' | 'off' | 'none';
 
-let lastOutcome: WarmUpOutcome | undefined;
+/** How this process's warm-up ended, and its bound (rehearsal.ts runs after 'done', as bounded). */
+export interface WarmUpEnd {
+  outcome: WarmUpOutcome;
+  timeoutMs: number;
+}
 
-/** How this process's warm-up ended (undefined before it ends): rehearsal.ts runs after 'done'. */
-export function warmUpOutcome(): WarmUpOutcome | undefined {
-  return lastOutcome;
+let ended: WarmUpEnd | undefined;
+
+/** How this process's warm-up ended; undefined before it ends. */
+export function warmUpEnd(): WarmUpEnd | undefined {
+  return ended;
 }
 
 export interface WarmUpOptions {
@@ -64,12 +70,6 @@ export interface WarmUpOptions {
 
 /** Runs the served function's warm-up, within the configured bound; never throws. */
 export async function warmUpBeforeTraffic(options: WarmUpOptions = {}): Promise<WarmUpOutcome> {
-  lastOutcome = await warmUp(options);
-  return lastOutcome;
-}
-
-async function warmUp(options: WarmUpOptions): Promise<WarmUpOutcome> {
-  const log = options.log ?? defaultLog;
   let timeoutMs: number;
   let target: string | undefined;
   try {
@@ -78,8 +78,19 @@ async function warmUp(options: WarmUpOptions): Promise<WarmUpOutcome> {
     target = servedTarget(options.argv ?? process.argv, config.functionTarget);
   } catch {
     // The first request reports the configuration problem, as without a warm-up.
+    ended = { outcome: 'none', timeoutMs: 0 };
     return 'none';
   }
+  const outcome = await warmUp(target, timeoutMs, options.log ?? defaultLog);
+  ended = { outcome, timeoutMs };
+  return outcome;
+}
+
+async function warmUp(
+  target: string | undefined,
+  timeoutMs: number,
+  log: Logger,
+): Promise<WarmUpOutcome> {
   const plan = target === undefined ? undefined : plans.get(target);
   if (!plan) return 'none';
   if (timeoutMs === 0) return 'off';
