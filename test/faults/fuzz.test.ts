@@ -316,10 +316,20 @@ type Mutation =
   | 'responseOnFailed'
   | 'badMetadata';
 
+/** Whether `value` has a `__proto__` key at any depth (an event refuses those: json-limits.ts). */
+function hasProtoKey(value: unknown): boolean {
+  if (Array.isArray(value)) return value.some(hasProtoKey);
+  if (value === null || typeof value !== 'object') return false;
+  return Object.keys(value).some(
+    (key) => key === '__proto__' || hasProtoKey((value as Record<string, unknown>)[key]),
+  );
+}
+
+/** An Any of arbitrary JSON, valid in an event (fc.jsonValue can make `__proto__` keys). */
 const anyArb = fc
   .dictionary(
     fc.string({ maxLength: 8 }).filter((k) => k !== '@type'),
-    fc.jsonValue({ maxDepth: 2 }),
+    fc.jsonValue({ maxDepth: 2 }).filter((v) => !hasProtoKey(v)),
     { maxKeys: 4 },
   )
   .map((d) => ({ '@type': 'type.googleapis.com/fuzz.Any', ...d }));
