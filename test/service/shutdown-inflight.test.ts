@@ -9,52 +9,11 @@
  * the server has received it; the signal is sent then, and the body only once the function has
  * logged that it is shutting down.
  */
-import http from 'node:http';
 import { describe, expect, it } from 'vitest';
 import { until } from '../support/event-stack.js';
-import { startOperationsStack } from '../support/operations-stack.js';
+import { slowBodyPost, startOperationsStack } from '../support/operations-stack.js';
 
 const progress = (step: number) => ({ '@type': 'type.googleapis.com/test.Progress', step });
-
-/** A POST whose body is sent only when `sendBody` is called, after `100 Continue` came back. */
-function slowBodyPost(url: string, path: string, body: unknown) {
-  const payload = JSON.stringify(body);
-  let continued!: () => void;
-  const received = new Promise<void>((r) => (continued = r));
-  let req!: http.ClientRequest;
-  const reply = new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-    req = http.request(
-      `${url}${path}`,
-      {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'content-length': Buffer.byteLength(payload),
-          expect: '100-continue',
-        },
-      },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => {
-          let parsed: unknown = text;
-          try {
-            parsed = JSON.parse(text);
-          } catch {
-            // not JSON: keep the text so that the assertion shows it
-          }
-          resolve({ status: res.statusCode ?? 0, body: parsed });
-        });
-        res.on('error', reject);
-      },
-    );
-    req.on('continue', () => continued());
-    req.on('error', reject);
-    req.flushHeaders();
-  });
-  return { received, reply, sendBody: () => req.end(payload) };
-}
 
 describe('shutdown with a request in flight', () => {
   it.each([

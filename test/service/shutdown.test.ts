@@ -4,11 +4,15 @@
  * end with a final event, the listener's subscription is deleted and the process exits 0 within
  * the platform's 10 s.
  */
-import { request } from 'node:http';
 import { describe, expect, it } from 'vitest';
 import type { Operation } from '../../shared/sdk/model.js';
 import { until } from '../support/event-stack.js';
-import { call, type OperationsStack, startOperationsStack } from '../support/operations-stack.js';
+import {
+  call,
+  type OperationsStack,
+  slowBodyPost,
+  startOperationsStack,
+} from '../support/operations-stack.js';
 
 const progress = (step: number) => ({ '@type': 'type.googleapis.com/test.Progress', step });
 
@@ -29,43 +33,6 @@ function openWatch(url: string) {
   return { first, text };
 }
 
-/**
- * A wait sent with `Expect: 100-continue`: `received` resolves once the server has answered
- * 100 Continue, which it does as it takes the request in (so the request is in flight, not merely
- * sent: on a loaded machine a request sent first can reach the server after a later one); the
- * body follows at once. `reply` resolves with the final status and JSON body.
- */
-function receivedWait(url: string, name: string) {
-  const body = JSON.stringify({ timeout: '120s' });
-  let received!: () => void;
-  const receivedPromise = new Promise<void>((r) => (received = r));
-  const req = request(`${url}/v1/${name}:wait`, {
-    method: 'POST',
-    agent: false,
-    headers: {
-      'content-type': 'application/json',
-      'content-length': String(Buffer.byteLength(body)),
-      expect: '100-continue',
-    },
-  });
-  const reply = new Promise<{ status: number; body: unknown }>((resolve, reject) => {
-    req.on('continue', () => {
-      received();
-      req.end(body);
-    });
-    req.on('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-  });
-  req.flushHeaders();
-  return { received: receivedPromise, reply };
-}
-
 function exited(s: OperationsStack): Promise<{ code: number | null; ms: number }> {
   const started = Date.now();
   return new Promise((resolve) =>
@@ -81,8 +48,15 @@ describe('shutdown of the operations function', () => {
         Array.from({ length: 21 }, (_, i) => s.store.create({ metadata: progress(i) })),
       );
       const watched = ops[20]?.operation.name as string;
-      const waits = ops.slice(0, 20).map(({ operation }) => receivedWait(s.url, operation.name));
+      // Each wait in flight before the signal: on a loaded machine a request sent first can reach
+      // the server after a later one (the watch's), so the test waits for each 100 Continue.
+      const waits = ops
+        .slice(0, 20)
+        .map(({ operation }) =>
+          slowBodyPost(s.url, `/v1/${operation.name}:wait`, { timeout: '120s' }),
+        );
       await Promise.all(waits.map((w) => w.received));
+      for (const w of waits) w.sendBody();
       const watch = openWatch(`${s.url}/v1/${watched}:watch`);
       await watch.first;
       await until(async () => (await s.waiterSubscriptions()).length === 1, 20_000, 'listener');

@@ -3,6 +3,7 @@
  * wake-up topics on the run's emulators, a store to play the worker's part, and small HTTP helpers.
  */
 
+import http from 'node:http';
 import { Messaging } from '../../shared/sdk/messaging.js';
 import type { Operation } from '../../shared/sdk/model.js';
 import {
@@ -163,4 +164,49 @@ export async function call<T = any>(
     headers: res.headers,
     ms: performance.now() - started,
   };
+}
+
+/**
+ * A POST whose body is sent only when `sendBody` is called. It asks `Expect: 100-continue`;
+ * `received` resolves on the server's `100 Continue`, which Node's HTTP server sends in the same
+ * turn as it emits the request: the server has the request, it is in flight. `reply` resolves
+ * with the status and the JSON body (the text when it is not JSON).
+ */
+export function slowBodyPost(url: string, path: string, body: unknown) {
+  const payload = JSON.stringify(body);
+  let continued!: () => void;
+  const received = new Promise<void>((r) => (continued = r));
+  let req!: http.ClientRequest;
+  const reply = new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+    req = http.request(
+      `${url}${path}`,
+      {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'content-length': Buffer.byteLength(payload),
+          expect: '100-continue',
+        },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => (text += chunk));
+        res.on('end', () => {
+          let parsed: unknown = text;
+          try {
+            parsed = JSON.parse(text);
+          } catch {
+            // not JSON: keep the text so that the assertion shows it
+          }
+          resolve({ status: res.statusCode ?? 0, body: parsed });
+        });
+        res.on('error', reject);
+      },
+    );
+    req.on('continue', () => continued());
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+  return { received, reply, sendBody: () => req.end(payload) };
 }
